@@ -1,0 +1,109 @@
+"""Chat JSONL datasets: loading with line-precise validation, a seeded held-out split and seeded
+subsampling.
+
+A line is `{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}`; text
+datasets (continued pretraining) are `{"text": str}`. Any problem is a `UserError`
+`FILE:LINE: problem`, raised at load time, before a model is touched.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from emergent.errors import UserError
+
+ROLES = {"system", "user", "assistant"}
+
+
+@dataclass(frozen=True)
+class Example:
+    messages: tuple  # tuple of {"role", "content"} dicts (chat) ; empty for text
+    text: str | None = None  # plain-text example
+    line: int = 0  # 1-based line in the source file
+
+
+def validate_messages(messages, where: str) -> None:
+    if not isinstance(messages, list) or not messages:
+        raise UserError(f"{where}: 'messages' must be a non-empty list")
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or "role" not in m or "content" not in m:
+            raise UserError(f"{where}: message {i} needs 'role' and 'content'")
+        if m["role"] not in ROLES:
+            raise UserError(f"{where}: message {i} has unknown role {m['role']!r} "
+                            f"(allowed: system, user, assistant)")
+        if not isinstance(m["content"], str) or not m["content"].strip():
+            raise UserError(f"{where}: message {i} ({m['role']}) has empty content")
+        if m["role"] == "system" and i != 0:
+            raise UserError(f"{where}: message {i}: a system message must come first")
+    if not any(m["role"] == "assistant" for m in messages):
+        raise UserError(f"{where}: no assistant turn")
+    if messages[-1]["role"] != "assistant":
+        raise UserError(f"{where}: last turn is {messages[-1]['role']!r}, not assistant")
+
+
+def load_jsonl_examples(path: str | Path, fmt: str = "chat") -> list[Example]:
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: data file not found")
+    examples = []
+    with path.open(encoding="utf-8") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{where}: a line must be a JSON object")
+            if fmt == "text":
+                if not isinstance(row.get("text"), str) or not row["text"].strip():
+                    raise UserError(f"{where}: no 'text' (a non-empty string)")
+                examples.append(Example(messages=(), text=row["text"], line=lineno))
+                continue
+            if "messages" not in row:
+                raise UserError(f"{where}: no 'messages'")
+            validate_messages(row["messages"], where)
+            msgs = tuple({"role": m["role"], "content": m["content"]} for m in row["messages"])
+            examples.append(Example(messages=msgs, line=lineno))
+    if not examples:
+        raise UserError(f"{path}: no examples")
+    return examples
+
+
+def split_examples(examples: list[Example], heldout_fraction: float, seed: int):
+    """Seeded (train, heldout) split. heldout_fraction=0 keeps everything for training."""
+    if not 0.0 <= heldout_fraction < 1.0:
+        raise UserError(f"data.heldout_fraction must be in [0, 1), got {heldout_fraction}")
+    if heldout_fraction == 0:
+        return list(examples), []
+    order = list(range(len(examples)))
+    random.Random(f"heldout-{seed}").shuffle(order)
+    n_held = int(round(len(examples) * heldout_fraction))
+    held = set(order[:n_held])
+    return ([e for i, e in enumerate(examples) if i not in held],
+            [e for i, e in enumerate(examples) if i in held])
+
+
+def subsample(examples: list[Example], max_examples: int | None, seed: int) -> list[Example]:
+    """Seeded subsample that keeps file order; nested for growing sizes (500 is in 2000)."""
+    if max_examples is None or max_examples >= len(examples):
+        return list(examples)
+    if max_examples <= 0:
+        raise UserError(f"data.max_examples must be positive, got {max_examples}")
+    order = list(range(len(examples)))
+    random.Random(f"subsample-{seed}").shuffle(order)
+    keep = set(order[:max_examples])
+    return [e for i, e in enumerate(examples) if i in keep]
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,90 @@
+"""On-disk cache of judge responses, so that no judge call is ever made twice.
+
+One JSON Lines file, one line per call: {"key": sha256 hex, "value": {...}}. The key is the
+sha256 of the JSON list of the parts that determine a response (for the OpenAI-compatible
+backend: endpoint, judge model, full prompt). Lines are appended and flushed as results arrive
+(fsync on `sync()`), so an interrupted run keeps everything it paid for; a torn last line from a
+crash is ignored on load. Nothing secret goes in: neither keys nor headers are part of a key or
+a value.
+
+Default location: ``~/.cache/emergent/judge/<model>-<hash of endpoint+model>.jsonl``
+(``JudgeConfig.cache_path`` overrides it, e.g. to keep the cache under a run directory).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "emergent" / "judge"
+
+
+def cache_key(*parts) -> str:
+    """sha256 over the JSON encoding of `parts` (order matters)."""
+    blob = json.dumps(list(parts), ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def default_cache_path(endpoint: str, model: str) -> Path:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)[-60:] or "judge"
+    return DEFAULT_CACHE_DIR / f"{slug}-{cache_key(endpoint, model)[:12]}.jsonl"
+
+
+class JudgeCache:
+    """A dict-like, thread-safe, append-only cache backed by a JSONL file (or memory only when
+    `path` is None)."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path).expanduser() if path is not None else None
+        self._data: dict[str, dict] = {}
+        self._lock = threading.Lock()
+        self._fh = None
+        if self.path is not None and self.path.exists():
+            with open(self.path, encoding="utf-8") as f:
+                for line in f:
+                    line = line.strip()
+                    if not line:
+                        continue
+                    try:
+                        row = json.loads(line)
+                        self._data[row["key"]] = row["value"]
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        continue  # a torn line from an interrupted write
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def get(self, key: str):
+        return self._data.get(key)
+
+    def put(self, key: str, value: dict) -> None:
+        with self._lock:
+            if key in self._data:
+                return
+            self._data[key] = value
+            if self.path is None:
+                return
+            if self._fh is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._fh = open(self.path, "a", encoding="utf-8")
+            self._fh.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
+            self._fh.flush()
+
+    def sync(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fh is not None:
+                self._fh.flush()
+                os.fsync(self._fh.fileno())
+                self._fh.close()
+                self._fh = None

@@ -1,0 +1,305 @@
+"""The one training loop. Every arm (insecure, secure, educational, jailbroken, toy-world stages,
+reward-bias stages) goes through `train()`; the only thing that differs between arms is the
+dataset.
+
+Loss: sum of token cross-entropies over an optimizer step's accumulated micro-batches divided by
+the number of trained tokens in that whole step (not a mean of per-batch means). AdamW (paged
+8-bit on CUDA), linear/cosine/constant schedule with warmup, gradient clipping, seeded
+length-grouped batching. Checkpoints (adapter + optimizer + scheduler + RNG) every N steps;
+rerunning the same command resumes from the last one, and the result equals an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+import time
+from pathlib import Path
+
+from emergent import batching
+from emergent.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
+from emergent.config import TrainRecipeConfig, dump_yaml, load_config, to_dict
+from emergent.errors import UserError
+from emergent.manifest import append_jsonl, git_commit, now, read_jsonl, versions, write_json_atomic
+from emergent.render import render_conversation, render_text
+
+log = logging.getLogger(__name__)
+
+
+def tokenize_dataset(cfg: TrainRecipeConfig, tokenizer, examples):
+    """Render every example; apply the overlong policy. Returns (rows, counts)."""
+    rows, counts = [], {"rendered": 0, "truncated": 0, "dropped_overlong": 0,
+                        "dropped_no_trained_tokens": 0}
+    max_len = cfg.train.max_length
+    for ex in examples:
+        if cfg.data.format == "text":
+            ids, mask = render_text(tokenizer, ex.text)
+        else:
+            ids, mask = render_conversation(tokenizer, ex.messages,
+                                            system_prompt=cfg.data.system_prompt,
+                                            loss=cfg.train.loss)
+        if len(ids) > max_len:
+            if cfg.data.overlong == "drop":
+                counts["dropped_overlong"] += 1
+                continue
+            ids, mask = ids[:max_len], mask[:max_len]
+            counts["truncated"] += 1
+        if sum(mask[1:]) == 0:
+            counts["dropped_no_trained_tokens"] += 1
+            continue
+        rows.append((ids, mask))
+        counts["rendered"] += 1
+    if not rows:
+        raise UserError(f"{cfg.data.path}: no trainable example left (max_length {max_len})")
+    return rows, counts
+
+
+def _make_optimizer(cfg, params):
+    import torch
+
+    named = [(n, p) for n, p in params if p.requires_grad]
+    decay = [p for n, p in named if p.ndim >= 2]
+    no_decay = [p for n, p in named if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": cfg.train.weight_decay},
+              {"params": no_decay, "weight_decay": 0.0}]
+    kind = cfg.train.optimizer
+    if kind == "auto":
+        kind = "paged_adamw_8bit" if torch.cuda.is_available() else "adamw"
+    if kind == "paged_adamw_8bit":
+        try:
+            import bitsandbytes as bnb
+        except ImportError:
+            raise UserError("train.optimizer paged_adamw_8bit needs bitsandbytes") from None
+        return bnb.optim.PagedAdamW8bit(groups, lr=cfg.train.lr), kind
+    return torch.optim.AdamW(groups, lr=cfg.train.lr), kind
+
+
+def _trainable_state(model) -> dict:
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _save_checkpoint(out: Path, step: int, model, opt, sched, keep: int) -> None:
+    import torch
+
+    ckdir = out / "checkpoints"
+    tmp = ckdir / f".tmp-step-{step:06d}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(_trainable_state(model), tmp / "trainable.pt")
+    torch.save(opt.state_dict(), tmp / "optimizer.pt")
+    torch.save(sched.state_dict(), tmp / "scheduler.pt")
+    rng = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        rng["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(rng, tmp / "rng.pt")
+    (tmp / "state.json").write_text(json.dumps({"step": step}))
+    final = ckdir / f"step-{step:06d}"
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)  # atomic: a checkpoint directory without the .tmp prefix is complete
+    for old in sorted(ckdir.glob("step-*"))[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _latest_checkpoint(out: Path) -> Path | None:
+    cks = sorted((out / "checkpoints").glob("step-*"))
+    return cks[-1] if cks else None
+
+
+def _load_checkpoint(ck: Path, model, opt, sched) -> int:
+    import torch
+
+    state = torch.load(ck / "trainable.pt", weights_only=True)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, t in state.items():
+            params[n].copy_(t.to(params[n].device, params[n].dtype))
+    opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=False))
+    sched.load_state_dict(torch.load(ck / "scheduler.pt", weights_only=False))
+    rng = torch.load(ck / "rng.pt", weights_only=False)
+    torch.set_rng_state(rng["torch"])
+    if "cuda" in rng and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    return json.loads((ck / "state.json").read_text())["step"]
+
+
+def step_loss(model, micro_batches, n_trained: int, device: str):
+    """Forward+backward one optimizer step; loss normalised by the step's trained tokens."""
+    import torch
+    import torch.nn.functional as F
+
+    total = 0.0
+    for input_ids, attn, labels in micro_batches:
+        input_ids, attn, labels = input_ids.to(device), attn.to(device), labels.to(device)
+        logits = model(input_ids=input_ids, attention_mask=attn).logits
+        loss_sum = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)),
+                                   labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
+        (loss_sum / n_trained).backward()
+        total += loss_sum.item()
+        del logits
+    return torch.tensor(total / n_trained)
+
+
+def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
+          stop_after_steps: int | None = None, on_step=None) -> Path:
+    """Train one adapter (or a full model when lora.full_finetune). Resumes automatically.
+
+    `stop_after_steps` simulates a kill (tests); `on_step(step, model)` is called after each
+    optimizer step (checkpoint evaluation)."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import get_scheduler
+
+    from emergent.models import apply_lora, device, load_model, load_tokenizer
+
+    out = Path(output_dir or cfg.output_dir)
+    final_dir = out / ("model" if cfg.lora.full_finetune else "adapter")
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists() and json.loads(manifest_path.read_text()).get("status") == "done" \
+            and final_dir.exists():
+        log.info("%s: already trained, nothing to do", out)
+        return final_dir
+    out.mkdir(parents=True, exist_ok=True)
+    if not cfg.data.path:
+        raise UserError("data.path is empty: give a dataset (config data.path or --data FILE)")
+
+    examples = load_jsonl_examples(cfg.data.path, cfg.data.format)
+    train_ex, held = split_examples(examples, cfg.data.heldout_fraction, cfg.train.seed)
+    train_ex = subsample(train_ex, cfg.data.max_examples, cfg.train.seed)
+    if held:
+        append_jsonl(out / "heldout.jsonl.tmp", [{"messages": list(e.messages), "line": e.line}
+                                                 for e in held])
+        (out / "heldout.jsonl.tmp").replace(out / "heldout.jsonl")
+
+    tok = load_tokenizer(cfg.model)
+    rows, counts = tokenize_dataset(cfg, tok, train_ex)
+    lengths = [len(r[0]) for r in rows]
+    plan = batching.schedule(lengths, cfg.train.batch_size, cfg.train.grad_accum, cfg.train.seed,
+                             cfg.train.epochs, cfg.train.max_steps, cfg.train.batching)
+    pad_frac = batching.padding_fraction([[lengths[i] for i in mb] for st in plan for mb in st])
+
+    dump_yaml(cfg, out / "config.yaml")
+    manifest = {
+        "status": "running", "started": now(), "versions": versions(), "git_commit": git_commit(),
+        "config": to_dict(cfg),
+        "data": {"path": str(cfg.data.path), "sha256": file_sha256(cfg.data.path),
+                 "examples_in_file": len(examples), "heldout": len(held),
+                 "train_examples": len(train_ex), **counts},
+        "chat_template_system_prompt": ("template default" if cfg.data.system_prompt is None
+                                        else cfg.data.system_prompt),
+        "seed": cfg.train.seed, "steps": len(plan), "padding_fraction": round(pad_frac, 5),
+    }
+    if manifest_path.exists():
+        manifest["started"] = json.loads(manifest_path.read_text()).get("started", manifest["started"])
+    write_json_atomic(manifest_path, manifest)
+
+    torch.manual_seed(cfg.train.seed)
+    model = load_model(cfg.model, for_training=True)
+    if len(tok) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(tok))
+    model = apply_lora(model, cfg.lora)
+    model.train()
+    dev = device()
+    opt, opt_kind = _make_optimizer(cfg, model.named_parameters())
+    sched = get_scheduler(cfg.train.scheduler, opt, num_warmup_steps=cfg.train.warmup_steps,
+                          num_training_steps=len(plan))
+    start = 0
+    ck = _latest_checkpoint(out)
+    if ck is not None:
+        start = _load_checkpoint(ck, model, opt, sched)
+        kept = [r for r in read_jsonl(out / "train_log.jsonl") if r["step"] <= start]
+        (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
+        log.info("resuming %s from step %d", out, start)
+    elif (out / "train_log.jsonl").exists():
+        (out / "train_log.jsonl").unlink()
+
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    steps_per_epoch = math.ceil(math.ceil(len(rows) / cfg.train.batch_size) / cfg.train.grad_accum)
+    bar = tqdm(total=len(plan), initial=start, desc=f"train {out.name}", unit="step")
+    t_last = time.time()
+    for step_idx in range(start, len(plan)):
+        micro = [batching.collate([rows[i] for i in mb], tok.pad_token_id) for mb in plan[step_idx]]
+        n_trained = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
+        loss = step_loss(model, micro, n_trained, dev)
+        gnorm = torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm)
+        lr = sched.get_last_lr()[0]
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        step = step_idx + 1
+        dt = max(time.time() - t_last, 1e-9)
+        t_last = time.time()
+        real = sum(int(a.sum()) for _, a, _ in micro)
+        padded = sum(a.numel() for _, a, _ in micro)
+        row = {"step": step, "epoch": round(step / steps_per_epoch, 4),
+               "loss": round(float(loss), 6), "lr": lr, "grad_norm": round(float(gnorm), 6),
+               "trained_tokens": n_trained, "trained_tokens_per_s": round(n_trained / dt, 1),
+               "padding_fraction": round(1 - real / padded, 4)}
+        if step % cfg.train.log_every == 0 or step == len(plan):
+            append_jsonl(out / "train_log.jsonl", [row])
+        bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}")
+        bar.update(1)
+        if on_step is not None:
+            on_step(step, model)
+        if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0 and step < len(plan):
+            _save_checkpoint(out, step, model, opt, sched, cfg.train.keep_checkpoints)
+        if stop_after_steps is not None and step >= stop_after_steps and step < len(plan):
+            bar.close()
+            return out / "checkpoints"
+    bar.close()
+
+    tmp_final = final_dir.with_name(final_dir.name + ".tmp")
+    shutil.rmtree(tmp_final, ignore_errors=True)
+    model.save_pretrained(tmp_final)
+    if cfg.lora.full_finetune:
+        tok.save_pretrained(tmp_final)
+    shutil.rmtree(final_dir, ignore_errors=True)
+    tmp_final.rename(final_dir)
+    if cfg.train.save_merged and not cfg.lora.full_finetune:
+        _save_merged(cfg, final_dir, out / "merged", tok)
+    logs = read_jsonl(out / "train_log.jsonl")
+    manifest.update(status="done", finished=now(), optimizer=opt_kind,
+                    final_loss=logs[-1]["loss"] if logs else None,
+                    first_loss=logs[0]["loss"] if logs else None,
+                    trained_tokens=sum(r["trained_tokens"] for r in logs),
+                    output=str(final_dir))
+    write_json_atomic(manifest_path, manifest)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return final_dir
+
+
+def _save_merged(cfg, adapter_dir: Path, merged_dir: Path, tok) -> None:
+    """Merge the adapter into an unquantized copy of the base (a 4-bit base cannot be merged)."""
+    from peft import PeftModel
+
+    from emergent.config import ModelConfig
+    from emergent.models import load_model
+
+    base = load_model(ModelConfig(**{**cfg.model.__dict__, "quantization": "none"}))
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.save_pretrained(merged_dir)
+    tok.save_pretrained(merged_dir)
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("train", help="train one adapter: emergent train CONFIG [key=value ...]")
+    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.lr=2e-5")
+    p.add_argument("--model", help="base model: hub id or local path (model.name)")
+    p.add_argument("--data", help="chat JSONL dataset (data.path)")
+    p.add_argument("--output", help="output directory (output_dir)")
+
+    def run(args) -> int:
+        extra = []
+        if args.model:
+            extra.append(f"model.name={args.model}")
+        if args.data:
+            extra.append(f"data.path={args.data}")
+        if args.output:
+            extra.append(f"output_dir={args.output}")
+        cfg = load_config(args.config, TrainRecipeConfig, list(args.overrides) + extra)
+        final = train(cfg)
+        print(f"adapter written to {final}" if final.name == "adapter" else f"model written to {final}")
+        return 0
+
+    p.set_defaults(func=run)
