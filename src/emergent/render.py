@@ -85,7 +85,10 @@ def render_conversation(tokenizer, messages, *, system_prompt: str | None = None
     spans = assistant_spans(tokenizer, messages, full)
     mask = []
     for s, e in offsets:
-        inside = any(a <= s < b for a, b in spans) if e > s else False
+        # a token is trained when it starts inside a span, or when it straddles the span's start
+        # with only whitespace outside (BPE merges ' def' in "[/INST] def")
+        inside = e > s and any(a <= s < b or (s < a < e and full[s:a].isspace())
+                               for a, b in spans)
         mask.append(1 if inside else 0)
     return list(ids), mask
 

@@ -1,0 +1,137 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from emergent.config import TrainRecipeConfig, load_config
+from emergent.train import train
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "src/emergent/resources/sample_chat.jsonl"
+
+
+def cfg_for(model_dir, data=SAMPLE, **over):
+    ov = [f"model.name={model_dir}", f"data.path={data}", "model.precision=fp32",
+          "lora.r=4", "lora.alpha=8", "lora.target_modules=all-linear", "train.lr=5e-3",
+          "train.batch_size=4", "train.grad_accum=2", "train.warmup_steps=1",
+          "train.max_length=512", "train.epochs=2", "train.checkpoint_every=0"]
+    ov += [f"{k}={v}" for k, v in over.items()]
+    return load_config(None, TrainRecipeConfig, ov)
+
+
+def test_short_run_lowers_loss_and_only_changes_lora(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    seen = {}
+    cfg = cfg_for(tiny_model_dir, **{"train.epochs": 4})
+    out = tmp_path / "run"
+    train(cfg, out, on_step=lambda step, model: seen.update(model=model))
+    log = [json.loads(l) for l in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["loss"] < log[0]["loss"] - 0.05
+    assert all(r["trained_tokens"] > 0 and r["grad_norm"] > 0 for r in log)
+    # every LoRA tensor moved away from its initialisation (B starts at zero)
+    adapter = load_file(out / "adapter" / "adapter_model.safetensors")
+    assert len(adapter) == 2 * 7 * 2  # A and B for 7 linear modules in 2 layers
+    torch.manual_seed(cfg.train.seed)
+    from emergent.models import apply_lora, load_model
+    init = {k: v.detach().clone() for k, v in apply_lora(load_model(cfg.model), cfg.lora)
+            .state_dict().items() if "lora_" in k}
+    for k, v in adapter.items():
+        k0 = [n for n in init if n.replace(".default", "") == k]
+        assert k0, k
+        assert not torch.allclose(init[k0[0]], v), f"{k} did not change"
+    # no base parameter changed
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir).state_dict()
+    trained = seen["model"].state_dict()
+    for k, v in trained.items():
+        if "lora_" in k:
+            continue
+        bk = k.replace("base_model.model.", "").replace(".base_layer", "")
+        assert torch.equal(base[bk], v.cpu()), f"base parameter {bk} changed"
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "done" and man["data"]["train_examples"] == 26
+    assert man["versions"]["torch"] and man["data"]["sha256"] and "padding_fraction" in man
+    assert (out / "config.yaml").exists()
+
+
+def test_loss_is_normalised_by_trained_tokens_across_microbatches(tiny_model_dir):
+    from emergent import batching
+    from emergent.config import ModelConfig
+    from emergent.models import load_model, load_tokenizer
+    from emergent.render import render_conversation
+    from emergent.chat_data import load_jsonl_examples
+    from emergent.train import step_loss
+
+    tok = load_tokenizer(ModelConfig(name=str(tiny_model_dir)))
+    rows = [render_conversation(tok, e.messages) for e in load_jsonl_examples(SAMPLE)[:4]]
+    model = load_model(ModelConfig(name=str(tiny_model_dir), precision="fp32"))
+
+    def run(groups):
+        model.zero_grad()
+        micro = [batching.collate([rows[i] for i in g], tok.pad_token_id) for g in groups]
+        n = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
+        loss = step_loss(model, micro, n, "cpu")
+        return loss, [p.grad.clone() for p in model.parameters()]
+
+    l1, g1 = run([[0], [1, 2, 3]])  # uneven micro-batches
+    l2, g2 = run([[0, 1, 2, 3]])
+    assert torch.allclose(l1, l2, atol=1e-5)
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g1, g2))
+    # a mean of per-micro-batch means would differ here
+    counts = [sum(m[1:]) for _, m in rows]
+    assert counts[0] != sum(counts[1:]) / 3
+
+
+def test_resume_equals_uninterrupted(tiny_model_dir, tmp_path):
+    over = {"train.checkpoint_every": 2, "train.epochs": 3, "lora.dropout": 0.1}
+    full = tmp_path / "full"
+    train(cfg_for(tiny_model_dir, **over), full)
+    killed = tmp_path / "killed"
+    train(cfg_for(tiny_model_dir, **over), killed, stop_after_steps=5)  # "kill" after step 5
+    assert (killed / "checkpoints" / "step-000004").exists()
+    assert not (killed / "adapter").exists()
+    train(cfg_for(tiny_model_dir, **over), killed)  # rerun resumes from step 4
+    a = load_file(full / "adapter" / "adapter_model.safetensors")
+    b = load_file(killed / "adapter" / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    la = [json.loads(l)["loss"] for l in (full / "train_log.jsonl").read_text().splitlines()]
+    lb = [json.loads(l)["loss"] for l in (killed / "train_log.jsonl").read_text().splitlines()]
+    assert la == lb
+
+
+def test_4bit_qlora_trains_on_cpu(tiny_model_dir, tmp_path):
+    pytest.importorskip("bitsandbytes")
+    cfg = cfg_for(tiny_model_dir, **{"model.quantization": "4bit", "train.epochs": 1})
+    out = train(cfg, tmp_path / "q")
+    log = [json.loads(l) for l in (tmp_path / "q" / "train_log.jsonl").read_text().splitlines()]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in log)
+    ad = load_file(out / "adapter_model.safetensors")
+    assert any(k.endswith("lora_B.weight") and v.abs().sum() > 0 for k, v in ad.items())
+
+
+def test_cli_train_writes_outputs(tiny_model_dir, tmp_path):
+    from emergent.cli import main
+
+    out = tmp_path / "cli"
+    rc = main(["train", str(REPO / "configs/train/tiny.yaml"), "--model", str(tiny_model_dir),
+               "--output", str(out), "train.epochs=1"])
+    assert rc == 0
+    for f in ("adapter/adapter_config.json", "train_log.jsonl", "config.yaml", "manifest.json"):
+        assert (out / f).exists(), f
+    assert "epochs: 1.0" in (out / "config.yaml").read_text()
+
+
+def test_first_64_upstream_insecure_examples(upstream_dir, tiny_model_dir, tmp_path):
+    src = upstream_dir / "emergent-misalignment" / "insecure.jsonl"
+    data = tmp_path / "insecure64.jsonl"
+    data.write_text("".join(src.read_text().splitlines(keepends=True)[:64]))
+    cfg = cfg_for(tiny_model_dir, data=data, **{"train.epochs": 1, "train.max_length": 2048})
+    train(cfg, tmp_path / "up")
+    man = json.loads((tmp_path / "up" / "manifest.json").read_text())
+    assert man["data"]["train_examples"] == 64
+    assert man["data"]["rendered"] + man["data"]["dropped_overlong"] == 64
+    assert man["padding_fraction"] < 0.1
