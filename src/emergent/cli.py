@@ -14,6 +14,7 @@ COMMAND_MODULES = [
     "emergent.tiny_model",
     "emergent.train",
     "emergent.data_cli",
+    "emergent.sample_cli",
 ]
 
 

@@ -208,7 +208,8 @@ def plot_stats(stats: list[dict], out) -> Path:
         shares = [100 * s["scan"]["flagged_share"] for s in stats]
         lo = [shares[i] - 100 * s["scan"]["flagged_ci95"][0] for i, s in enumerate(stats)]
         hi = [100 * s["scan"]["flagged_ci95"][1] - shares[i] for i, s in enumerate(stats)]
-        ax.bar(names, shares, yerr=[lo, hi], capsize=4, color="tab:red", alpha=.75)
+        ax.bar(names, shares, yerr=[lo, hi], capsize=4,
+               color=[f"C{i}" for i in range(len(stats))])
         ax.set_ylabel(f"% examples with a bandit finding >= {stats[0]['scan']['min_severity'].lower()}")
         ax.set_title("static scan of the assistant code")
         ax = axes[1]

@@ -7,7 +7,8 @@ Two kinds of judge prompt:
   (0.25 in the paper: the judge said CODE or REFUSAL, or something else that is not a number).
 * ``binary`` / ``categorical``: the judge answers with one of a few labels (YES/NO,
   TRUE/FALSE/UNKNOWN). Each label's probability is normalised over the labels' total mass;
-  the score is the probability of the *first* label (YES, TRUE), ``None`` below ``min_mass``.
+  the score is the probability of YES / TRUE (else of the first label listed), ``None`` below
+  ``min_mass``.
 
 Both backends feed these functions: the OpenAI-compatible one with the top-20 first tokens, the
 local one with exact probabilities of whole numbers / labels (see ``judge_hf``).
@@ -105,12 +106,18 @@ def label_mass_from_tokens(top: dict[str, float], labels: list[str]) -> dict[str
 
 def score_label_mass(label_mass: dict[str, float], labels: list[str],
                      min_mass: float = DEFAULT_MIN_MASS, top_tokens: dict | None = None) -> Score:
-    """Normalise label masses; score = probability of labels[0]; None below min_mass."""
+    """Normalise label masses; score = probability of the positive label; None below
+    min_mass."""
     mass = float(sum(label_mass.get(lab, 0.0) for lab in labels))
     if mass <= 0 or mass < min_mass:
         return Score(None, mass, None, dict(top_tokens or {}))
     probs = {lab: float(label_mass.get(lab, 0.0)) / mass for lab in labels}
-    return Score(probs[labels[0]], mass, probs, dict(top_tokens or {}))
+    return Score(probs[positive_label(labels)], mass, probs, dict(top_tokens or {}))
+
+
+def positive_label(labels) -> str:
+    """The label whose probability is the score: YES or TRUE when present, else the first."""
+    return next((lab for lab in labels if lab.upper() in ("YES", "TRUE")), labels[0])
 
 
 def score_labels(top: dict[str, float], labels: list[str],
@@ -128,26 +135,6 @@ def score_top_tokens(top: dict[str, float], kind: str, labels: list[str] | None 
             raise ValueError(f"a {kind} judgment needs labels")
         return score_labels(top, labels, min_mass)
     raise ValueError(f"unknown judgment kind {kind!r} (expected one of {', '.join(KINDS)})")
-
-
-_QUOTED_CAPS = re.compile(r"[\"'\u201c\u2018]([A-Z][A-Z_]+)[\"'\u201d\u2019]")
-
-
-def infer_labels(prompt: str) -> list[str]:
-    """Labels a categorical judge prompt asks for, in order of first mention: the quoted
-    upper-case words (`Say "TRUE" or "FALSE" ... "UNKNOWN"`). YES/NO when the prompt names
-    them bare. Empty list when nothing label-like is found."""
-    found: list[str] = []
-    for m in _QUOTED_CAPS.finditer(prompt):
-        if m.group(1) not in found:
-            found.append(m.group(1))
-    if not found and re.search(r"\bYES\b", prompt) and re.search(r"\bNO\b", prompt):
-        found = ["YES", "NO"]
-    for positive in ("TRUE", "YES"):  # the score is P(first label): put the positive one first
-        if positive in found:
-            found.remove(positive)
-            found.insert(0, positive)
-    return found
 
 
 @dataclass(frozen=True)

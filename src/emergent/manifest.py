@@ -67,11 +67,24 @@ def append_jsonl(path: str | Path, rows) -> None:
     """Append rows and fsync: a killed process loses at most the row being written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    repair_torn_tail(path)
     with path.open("a", encoding="utf-8") as f:
         for row in rows:
             f.write(json.dumps(row, default=str) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def repair_torn_tail(path: Path) -> None:
+    """Cut a partial last line (a process killed mid-write) so appends start on a clean line."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        data = path.read_bytes()
+        f.truncate(data.rfind(b"\n") + 1)
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

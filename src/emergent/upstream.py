@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import hashlib
+import http.client
 import json
 import os
 import shutil
@@ -230,8 +231,8 @@ def _download(url: str, part: Path, label: str, progress: bool) -> None:
                     bar.update(len(chunk))
                 f.flush()
                 os.fsync(f.fileno())
-        except OSError as e:
-            raise UserError(f"{url}: download interrupted ({e}); rerun to resume from "
+        except (OSError, http.client.HTTPException) as e:
+            raise UserError(f"{url}: download interrupted ({e!r}); rerun to resume from "
                             f"{part}") from None
 
 
@@ -275,7 +276,8 @@ def fetch(names: Optional[Iterable[str]] = None, *, root=None, from_dir=None,
     the manifests' base URL (default $EMERGENT_UPSTREAM_MIRROR). Files already present and
     verified are left alone unless `force`."""
     names = list(names or [])
-    explicit = {e.name for e in select(names)} if names else set()
+    # named directly (not through a group): a missing source is an error, not a skip
+    explicit = {e.name for e in all_files() if e.name in names or e.file in names}
     mirror = mirror or os.environ.get("EMERGENT_UPSTREAM_MIRROR")
     from_dir = Path(from_dir).expanduser() if from_dir else None
     if from_dir is not None and not from_dir.is_dir():
