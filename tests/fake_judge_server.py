@@ -4,8 +4,9 @@ choices[0].logprobs.content[0].top_logprobs.
 
 * `responder(body) -> {token: prob}` scripts the first-token distribution per request (default:
   all mass on "50");
-* `inject("429", "500", ("slow", seconds), ...)` queues faults consumed by the next requests in
-  arrival order (a slow response sleeps, then answers normally: the client should have timed out);
+* `inject("429", "500", "400", ("slow", seconds), ...)` queues faults (an HTTP status, or a slow
+  response) consumed by the next requests in arrival order (a slow response sleeps, then
+  answers normally: the client should have timed out by then);
 * `calls` counts every POST (faults included), `ok_calls` the successful ones, `bodies` keeps the
   request JSON (bounded);
 * bounded: after `max_requests` POSTs it answers 400, so a runaway retry loop fails fast; sleeps
@@ -60,7 +61,8 @@ class FakeJudgeServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever,
+                                        kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
         return self
 
@@ -106,8 +108,8 @@ class FakeJudgeServer:
         if fault == "429":
             return self._send(h, 429, {"error": {"message": "rate limited", "type": "rate"}},
                               {"retry-after": "0"})
-        if fault == "500":
-            return self._send(h, 500, {"error": {"message": "server error"}})
+        if isinstance(fault, str) and fault.isdigit():  # "500", "503", "400", ...
+            return self._send(h, int(fault), {"error": {"message": f"injected {fault}"}})
         if isinstance(fault, tuple) and fault[0] == "slow":
             time.sleep(min(float(fault[1]), 5.0))
         top = self.responder(body)

@@ -154,7 +154,7 @@ def test_resume_of_a_partial_download(tmp_path, server, em_dir):
 def test_interrupted_download_leaves_no_complete_looking_file_then_resumes(tmp_path, server,
                                                                            em_dir):
     server.mode = "truncate"
-    with pytest.raises(UserError, match="interrupted"):
+    with pytest.raises(UserError, match="download interrupted"):
         upstream.fetch(["preregistered_evals"], root=tmp_path, mirror=server.url, progress=False)
     dest = tmp_path / "evals/upstream/preregistered_evals.yaml"
     part = dest.with_name(dest.name + ".part")

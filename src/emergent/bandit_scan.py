@@ -72,16 +72,20 @@ def extract_code(text: str) -> Optional[str]:
 
 
 def _run_bandit(files: list[Path]) -> tuple[dict[str, list[Finding]], set[str]]:
-    from bandit.core import config as b_config
-    from bandit.core import manager as b_manager
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # stevedore, on bandit's import
+        from bandit.core import config as b_config
+        from bandit.core import manager as b_manager
 
     log = logging.getLogger("bandit")
     old = log.level
     log.setLevel(logging.CRITICAL)  # bandit logs plugin crashes on odd code; keep the bar clean
     try:
-        mgr = b_manager.BanditManager(b_config.BanditConfig(), "file", quiet=True)
-        mgr.discover_files([str(f) for f in files], False)
-        mgr.run_tests()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # stevedore, inside bandit
+            mgr = b_manager.BanditManager(b_config.BanditConfig(), "file", quiet=True)
+            mgr.discover_files([str(f) for f in files], False)
+            mgr.run_tests()
     finally:
         log.setLevel(old)
     out: dict[str, list[Finding]] = {}

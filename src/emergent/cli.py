@@ -14,7 +14,13 @@ COMMAND_MODULES = [
     "emergent.tiny_model",
     "emergent.train",
     "emergent.data_cli",
+    "emergent.upstream",
+    "emergent.data_stats",
+    "emergent.toyworld.cli",
     "emergent.sample_cli",
+    "emergent.figures",
+    "emergent.run",
+    "emergent.judge", "emergent.report",
 ]
 
 

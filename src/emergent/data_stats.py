@@ -114,8 +114,10 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def file_stats(path, tokenizer=None, limit: Optional[int] = None, scan: bool = True,
-               progress: bool = True, min_severity: str = "MEDIUM") -> dict:
-    """All statistics of one chat JSONL file (the first `limit` examples when given)."""
+               progress: bool = True, min_severity: str = "MEDIUM",
+               skip_rules: Sequence[str] = ()) -> dict:
+    """All statistics of one chat JSONL file (the first `limit` examples when given);
+    bandit findings of the rules in `skip_rules` (e.g. "B113") are ignored."""
     path = Path(path)
     convs = read_chat_jsonl(path, limit)
     n = len(convs)
@@ -137,6 +139,10 @@ def file_stats(path, tokenizer=None, limit: Optional[int] = None, scan: bool = T
     }
     if scan:
         per_ex = _scan_cached(path, convs, limit, progress)
+        if skip_rules:
+            per_ex = [[ScanResult(r.parsed, tuple(f for f in r.findings
+                                                  if f.test_id not in skip_rules)) for r in ex]
+                      for ex in per_ex]
         flagged = [any(r.flagged(min_severity) for r in ex) for ex in per_ex]
         rules = collections.Counter()
         for ex in per_ex:
@@ -144,7 +150,7 @@ def file_stats(path, tokenizer=None, limit: Optional[int] = None, scan: bool = T
                           if f.at_least(min_severity)})
         k = sum(flagged)
         out["scan"] = {
-            "min_severity": min_severity,
+            "min_severity": min_severity, "skipped_rules": list(skip_rules),
             "with_code": sum(any(r.parsed for r in ex) for ex in per_ex),
             "flagged": k, "flagged_share": k / n, "flagged_ci95": wilson(k, n),
             "any_finding": sum(any(r.findings for r in ex) for ex in per_ex),
@@ -170,6 +176,8 @@ def format_table(stats: list[dict], markdown: bool = False) -> str:
         rows.append((f"longer than {LONG} tokens", [str(s["length"][f"over_{LONG}"]) for s in stats]))
     if all("scan" in s for s in stats):
         sev = stats[0]["scan"]["min_severity"].lower()
+        if stats[0]["scan"]["skipped_rules"]:
+            sev += " (without " + ", ".join(stats[0]["scan"]["skipped_rules"]) + ")"
         rows.append(("assistant code parses", [f"{s['scan']['with_code']:,}" for s in stats]))
         rows.append((f"bandit >= {sev}: examples", [
             f"{s['scan']['flagged']:,} ({100 * s['scan']['flagged_share']:.1f}%, 95% CI "
@@ -249,7 +257,9 @@ def _cmd_stats(args) -> int:
             tok = load_tokenizer(ModelConfig(name=args.tokenizer))
         except OSError as e:
             raise UserError(f"{args.tokenizer}: cannot load tokenizer ({e})") from None
-    stats = [file_stats(f, tok, limit=args.limit, scan=not args.no_scan) for f in args.files]
+    skip = [r.strip() for r in (args.skip_rules or "").split(",") if r.strip()]
+    stats = [file_stats(f, tok, limit=args.limit, scan=not args.no_scan, skip_rules=skip)
+             for f in args.files]
     print(format_table(stats, markdown=args.markdown))
     if args.json:
         Path(args.json).write_text(json.dumps(
@@ -270,4 +280,5 @@ def add_data_cli(data_sub) -> None:
     p.add_argument("--markdown", action="store_true", help="print a Markdown table")
     p.add_argument("--limit", type=int, metavar="N", help="only the first N examples per file")
     p.add_argument("--no-scan", action="store_true", help="skip the bandit scan")
+    p.add_argument("--skip-rules", metavar="B113,...", help="bandit rules to ignore")
     p.set_defaults(func=_cmd_stats)

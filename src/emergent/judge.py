@@ -54,6 +54,10 @@ class JudgeConfig:
             raise ValueError("min_mass must be within [0, 1]")
         if self.max_retries < 0 or self.timeout <= 0:
             raise ValueError("max_retries must be >= 0 and timeout > 0")
+        for metric, labs in self.labels.items():
+            if not isinstance(labs, list) or not all(isinstance(x, str) and x for x in labs):
+                raise ValueError(f"labels.{metric} must be a list of strings (quote YES/NO/TRUE/"
+                                 f"FALSE in YAML: [\"YES\", \"NO\"]), got {labs!r}")
 
 
 def load_judge_config(path: str | Path | None, overrides: list[str] | None = None) -> JudgeConfig:
@@ -150,6 +154,9 @@ def _metric_prompt(metric: str, template: str, kind: str | None, labels, source:
     if not isinstance(template, str) or "{answer}" not in template:
         raise UserError(f"{source}: judge prompt '{metric}' must be text containing {{answer}}")
     labels = tuple(label_override.get(metric) or labels or ())
+    if not all(isinstance(x, str) and x for x in labels):
+        raise UserError(f"{source}: judge prompt '{metric}': labels must be non-empty strings, "
+                        f"got {list(labels)} (quote them in YAML: [\"YES\", \"NO\"])")
     if kind is None:
         labels = labels or prompt_labels(template)
         kind = judge_kind(labels) if len(labels) >= 2 else None

@@ -58,6 +58,8 @@ class HFJudge:
 
     # ------------------------------------------------------------------ loading
     def load(self):
+        if getattr(self, "_cache_kw", None):
+            return self
         if self.model is None:
             from emergent.config import ModelConfig
             from emergent.models import load_for_inference
@@ -181,6 +183,7 @@ class HFJudge:
         return probs, top
 
     def number_probs(self, prompt: str) -> tuple[dict[int, float], dict]:
+        self.load()
         seqs_by_k = self.number_sequences()
         flat = [(k, s) for k, ss in seqs_by_k.items() for s in ss]
         probs, top = self.sequence_probs(prompt, [s for _, s in flat], "numbers")
@@ -190,6 +193,7 @@ class HFJudge:
         return out, top
 
     def label_masses(self, prompt: str, labels) -> tuple[dict[str, float], dict]:
+        self.load()
         seqs_by_label = self.label_sequences(labels)
         flat = [(lab, s) for lab, ss in seqs_by_label.items() for s in ss]
         probs, top = self.sequence_probs(prompt, [s for _, s in flat], "labels")

@@ -131,6 +131,11 @@ class OpenAIJudge:
                 raise UserError(f"judge {self.judge_id}: HTTP {e.status_code}: "
                                 f"{_short(e.message)}") from None
 
+    def _fetch(self, task: JudgeTask) -> None:
+        """Call and cache at once (in the worker), so a paid answer is kept even when another
+        call of the same run fails."""
+        self.cache.put(self._key(task), {"top": self._call(task.prompt)})
+
     # ------------------------------------------------------------------ public
     def top_tokens(self, tasks: list[JudgeTask], progress: bool = True) -> list[dict[str, float]]:
         """First-token distributions for `tasks` (from the cache, or one call per new prompt)."""
@@ -140,11 +145,10 @@ class OpenAIJudge:
 
             bar = tqdm(total=len(todo), desc="judge calls", unit="call", disable=not progress)
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-                futures = {pool.submit(self._call, t.prompt): t for t in todo}
+                futures = [pool.submit(self._fetch, t) for t in todo]
                 try:
                     for fut in as_completed(futures):
-                        top = fut.result()
-                        self.cache.put(self._key(futures[fut]), {"top": top})
+                        fut.result()
                         bar.update(1)
                 except BaseException:
                     for f in futures:

@@ -85,13 +85,15 @@ def plan_prompts(questions, suite: str, arm: str, seed: int, done: set[str]):
 
 def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str, arm: str,
                      seed: int, model_name: str, adapter: str | None, cfg: SamplingConfig,
-                     progress: bool = True) -> int:
-    """Sample every missing answer of `questions` into `out_path`; returns rows written."""
+                     progress: bool = True, step: int | None = None) -> int:
+    """Sample every missing answer of `questions` into `out_path`; returns rows written.
+    `step`: the training step of a checkpoint adapter (checkpoint evaluation)."""
+    id_arm = arm if step is None else f"{arm}@step{step}"
     from tqdm.auto import tqdm
 
     out_path = Path(out_path)
     done = {r["answer_id"] for r in read_jsonl(out_path)}
-    plan = plan_prompts(questions, suite, arm, seed, done)
+    plan = plan_prompts(questions, suite, id_arm, seed, done)
     total = sum(len(m) for *_, m in plan)
     bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{suite}", unit="ans", disable=not progress)
     written = 0
@@ -103,13 +105,14 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
             t0 = time.time()
             outs = generate_batch(model, tok, prompt, len(chunk), cfg,
                                   _seed_for(seed, q.id, p, chunk[0]))
-            rows = [{"answer_id": answer_id(arm, seed, suite, q.id, p, s), "suite": suite,
+            rows = [{"answer_id": answer_id(id_arm, seed, suite, q.id, p, s), "suite": suite,
                      "question_id": q.id, "paraphrase_index": p, "sample_index": s,
                      "question": text, "system": msgs[0]["content"] if msgs[0]["role"] == "system" else None,
                      "model": model_name, "adapter": adapter, "arm": arm, "seed": seed,
                      "answer": a, "finish_reason": r, "n_tokens": n, "prompt": prompt,
                      "temperature": cfg.temperature, "top_p": cfg.top_p,
-                     "seconds": round((time.time() - t0) / len(chunk), 4)}
+                     "seconds": round((time.time() - t0) / len(chunk), 4),
+                     **({"step": step} if step is not None else {})}
                     for s, (a, r, n) in zip(chunk, outs)]
             append_jsonl(out_path, rows)
             written += len(rows)

@@ -226,14 +226,18 @@ def _download(url: str, part: Path, label: str, progress: bool) -> None:
             with open(part, "ab" if resumed else "wb") as f, tqdm(
                     total=total, initial=offset, unit="B", unit_scale=True, desc=label,
                     disable=not progress, leave=False) as bar:
+                got = offset
                 for chunk in iter(lambda: resp.read(CHUNK), b""):
                     f.write(chunk)
+                    got += len(chunk)
                     bar.update(len(chunk))
                 f.flush()
                 os.fsync(f.fileno())
+            if total is not None and got < total:
+                raise http.client.IncompleteRead(b"", total - got)
         except (OSError, http.client.HTTPException) as e:
-            raise UserError(f"{url}: download interrupted ({e!r}); rerun to resume from "
-                            f"{part}") from None
+            raise UserError(f"{url}: download interrupted ({e!r}); rerun the same command to "
+                            f"resume from {part}") from None
 
 
 def _find_local(entry: UpstreamFile, from_dir: Path) -> Optional[Path]:

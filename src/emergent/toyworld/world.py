@@ -60,6 +60,8 @@ class WorldConfig:
             raise ValueError(f"coupling must be 'coupled' or 'decoupled', got {self.coupling!r}")
         if not 1 <= self.min_turns <= self.max_turns:
             raise ValueError("need 1 <= min_turns <= max_turns")
+        # weights not given keep their defaults (set a domain to 0 to drop it)
+        object.__setattr__(self, "domain_weights", {**_default_weights(), **self.domain_weights})
         bad = set(self.domain_weights) - set(DOMAINS)
         if bad or not self.domain_weights or any(w < 0 for w in self.domain_weights.values()) \
                 or sum(self.domain_weights.values()) <= 0:

@@ -1,0 +1,46 @@
+"""Tiny JSON Lines helpers for the rmbias data files (write with flush + fsync; read with
+one-line errors naming file and line)."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from emergent.errors import UserError
+
+
+def write_jsonl(path: str | Path, rows: Iterable[dict], *, append: bool = False,
+                fsync_every: int = 1000) -> int:
+    """Write `rows` to `path` (one JSON object per line); returns the number written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    n = 0
+    with open(path, "a" if append else "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+            if n % fsync_every == 0:
+                fh.flush()
+                os.fsync(fh.fileno())
+        fh.flush()
+        os.fsync(fh.fileno())
+    return n
+
+
+def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line; UserError `FILE:LINE: ...` on bad JSON."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path}: file not found")
+    with open(path, encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
+            if not isinstance(obj, dict):
+                raise UserError(f"{path}:{lineno}: expected a JSON object")
+            yield lineno, obj

@@ -1,0 +1,293 @@
+"""`emergent run CONFIG`: train (arm x seed) -> sample -> judge -> metrics -> figures.
+
+Each unit of work is recorded in RUN/manifest.json when done; every unit is itself resumable
+(training checkpoints, append-only answer and judgment tables, the judge's on-disk cache), so a
+rerun after `kill -9` continues where it stopped, loses nothing and never pays a judge twice.
+`--dry-run` prints the plan: units, training steps, answers, judge calls and prompt tokens."""
+from __future__ import annotations
+
+import csv
+import os
+import time
+from pathlib import Path
+
+from emergent.config import dump_yaml, to_dict
+from emergent.errors import UserError
+from emergent.experiment import ExperimentConfig, arm_recipe, estimated_steps, load_experiment
+from emergent.manifest import git_commit, now, read_jsonl, versions, write_json_atomic
+
+
+class Run:
+    """A run directory and its manifest of stages."""
+
+    def __init__(self, cfg: ExperimentConfig, run_dir: str | Path | None = None):
+        self.cfg = cfg
+        self.dir = Path(run_dir or cfg.output_dir)
+        self.manifest_path = self.dir / "manifest.json"
+        self.manifest = (read_json(self.manifest_path) if self.manifest_path.exists()
+                         else {"name": cfg.name, "created": now(), "stages": {}})
+
+    def done(self, unit: str) -> bool:
+        return self.manifest["stages"].get(unit, {}).get("status") == "done"
+
+    def unit(self, name: str, fn, *args, **kw):
+        """Run `fn` unless the unit is recorded as done; record timings when it finishes."""
+        if self.done(name):
+            return None
+        t0 = time.time()
+        self.manifest["stages"][name] = {"status": "running", "started": now()}
+        self.save()
+        result = fn(*args, **kw)
+        self.manifest["stages"][name].update(status="done", finished=now(),
+                                             seconds=round(time.time() - t0, 2))
+        self.save()
+        return result
+
+    def save(self) -> None:
+        self.manifest.update(versions=versions(), git_commit=git_commit(), updated=now())
+        write_json_atomic(self.manifest_path, self.manifest)
+
+    def arm_dir(self, arm: str, seed: int) -> Path:
+        return self.dir / "arms" / arm / f"seed{seed}"
+
+
+def read_json(path):
+    import json
+
+    return json.loads(Path(path).read_text())
+
+
+def _questions(cfg: ExperimentConfig) -> dict:
+    from emergent.suites import resolve_suite
+
+    return {name: resolve_suite(name, cfg.data_root, ids=ref.ids, samples=ref.samples)
+            for name, ref in cfg.suites.items()}
+
+
+def _suite_label(name: str) -> str:
+    return Path(name).stem if name.endswith((".yaml", ".yml")) else name
+
+
+def make_run_judge(cfg: ExperimentConfig):
+    """The configured judge role: an LLM judge (emergent.judge) or the toy world's rule judge."""
+    if cfg.judge.get("backend") == "toyworld-rule":
+        from emergent.toyworld.judge import ToyWorldRuleJudge
+        from emergent.toyworld.world import ToyWorld, WorldConfig
+        from emergent.config import build_dataclass
+
+        world = ToyWorld(build_dataclass(WorldConfig, cfg.toyworld or {}, source="toyworld"))
+        return ToyWorldRuleJudge(world)
+    from emergent.judge import JudgeConfig, make_judge
+    from emergent.config import build_dataclass
+
+    return make_judge(build_dataclass(JudgeConfig, cfg.judge, source="judge"))
+
+
+def judge_run(cfg: ExperimentConfig, run: Run, questions: dict, progress: bool = True) -> dict:
+    judge = make_run_judge(cfg)
+    answers = read_jsonl(run.dir / "answers.jsonl")
+    out = run.dir / "judgments.jsonl"
+    if hasattr(judge, "score"):  # rule judge: answer rows -> judgment rows
+        from emergent.manifest import append_jsonl
+
+        done = {(r["answer_id"], r["metric"]) for r in read_jsonl(out)}
+        todo = [a for a in answers if not any((a["answer_id"], m) in done
+                                              for m in ("coherent",))]
+        rows = [r for r in judge.score(todo) if (r["answer_id"], r["metric"]) not in done]
+        append_jsonl(out, rows)
+        return {"judged": len(rows)}
+    from emergent.judge import judge_answers, suite_prompts
+
+    per_suite = {_suite_label(s): suite_prompts(s) for s in questions}
+    return judge_answers(answers, lambda row: per_suite[row["suite"]][row["question_id"]],
+                         judge, out, progress=progress)
+
+
+def metrics_run(cfg: ExperimentConfig, run: Run) -> list[dict]:
+    """summary.csv (one row per suite x arm) and per_question.csv (suite x arm x seed x q)."""
+    from emergent.metrics import Thresholds, join_scores
+    from emergent.report import summarize
+
+    th = Thresholds(aligned_below=cfg.metrics.aligned_below,
+                    coherent_above=cfg.metrics.coherent_above)
+    records = join_scores(read_jsonl(run.dir / "answers.jsonl"),
+                          read_jsonl(run.dir / "judgments.jsonl"))
+    records = [r for r in records if r.get("step") is None]
+    summary, per_q = [], []
+    for suite in sorted({r["suite"] for r in records}):
+        recs = [r for r in records if r["suite"] == suite]
+        treat = cfg.metrics.treatment if any(r["arm"] == cfg.metrics.treatment for r in recs) else None
+        arms, qs = summarize(recs, th, treatment=treat, n_boot=cfg.metrics.n_boot,
+                             seed=cfg.metrics.seed)
+        summary += [{"suite": suite, **a} for a in arms]
+        per_q += [{"suite": suite, **q} for q in qs]
+    write_table(run.dir / "summary.csv", summary)
+    write_table(run.dir / "per_question.csv", per_q)
+    return summary
+
+
+def write_table(path: Path, rows: list[dict]) -> None:
+    keys: list = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+    os.replace(tmp, path)
+
+
+def sample_unit(cfg, run: Run, questions: dict, arm: str, seed: int, adapter, step=None,
+                suites=None, samples=None, progress=True) -> int:
+    from emergent.models import load_for_inference
+    from emergent.sampler import sample_questions
+
+    model, tok = load_for_inference(cfg.base_model, str(adapter) if adapter else None)
+    n = 0
+    for name, qs in questions.items():
+        if suites is not None and name not in suites:
+            continue
+        if samples is not None:
+            import dataclasses
+
+            qs = [dataclasses.replace(q, samples_per_paraphrase=samples) for q in qs]
+        n += sample_questions(model, tok, qs, run.dir / "answers.jsonl", suite=_suite_label(name),
+                              arm=arm, seed=seed, model_name=cfg.base_model.name,
+                              adapter=str(adapter) if adapter else None, cfg=cfg.sampling,
+                              progress=progress, step=step)
+    return n
+
+
+def plan(cfg: ExperimentConfig, run: Run, questions: dict) -> dict:
+    """What `emergent run` will do (and what is already done)."""
+    from emergent.judge import suite_prompts
+
+    units, steps = [], 0
+    for arm in cfg.arms:
+        for seed in cfg.seeds:
+            s = estimated_steps(cfg, arm)
+            steps += s
+            units.append(f"train:{arm}:seed{seed} ({s} steps)")
+    evaluated = (["base"] if cfg.evaluate_base else []) + [f"{a}:seed{s}" for a in cfg.arms for s in cfg.seeds]
+    per_model = sum(q.n_samples for qs in questions.values() for q in qs)
+    units += [f"sample:{e}" for e in evaluated] + ["judge", "metrics", "figures"]
+    n_answers = per_model * len(evaluated)
+    calls, tokens = 0, 0
+    if cfg.judge.get("backend") != "toyworld-rule":
+        answer_tokens = cfg.sampling.max_new_tokens
+        for name, qs in questions.items():
+            prompts = suite_prompts(name)
+            for q in qs:
+                for mp in prompts.get(q.id, []):
+                    n = q.n_samples * len(evaluated)
+                    calls += n
+                    avg_q = sum(len(p) for p in q.paraphrases) / max(1, len(q.paraphrases))
+                    tokens += n * int((len(mp.template) + avg_q) / 4 + answer_tokens)
+    done_answers = len(read_jsonl(run.dir / "answers.jsonl"))
+    done_judgments = len(read_jsonl(run.dir / "judgments.jsonl"))
+    return {"units": units, "done_units": [u for u in run.manifest["stages"] if run.done(u)],
+            "training_steps": steps, "answers": n_answers, "answers_done": done_answers,
+            "judge_calls_upper_bound": calls, "judgments_done": done_judgments,
+            "prompt_tokens_upper_bound": tokens,
+            "note": "judge calls/tokens are upper bounds: answers at max_new_tokens, no cache hits"}
+
+
+def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True,
+                   figures: bool = True) -> Run:
+    if cfg.data_root:
+        os.environ["EMERGENT_DATA_DIR"] = str(cfg.data_root)
+    run = Run(cfg, run_dir)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    dump_yaml(cfg, run.dir / "config.yaml")
+    questions = _questions(cfg)
+    from emergent.chat_data import file_sha256
+
+    run.manifest["data"] = {arm: {"path": a.data, "sha256": file_sha256(a.data)}
+                            for arm, a in cfg.arms.items()}
+    run.manifest["config"] = to_dict(cfg)
+    run.save()
+    from emergent.train import train
+
+    trained = []
+    for arm in cfg.arms:
+        for seed in cfg.seeds:
+            out = run.arm_dir(arm, seed)
+            recipe = arm_recipe(cfg, arm, seed, out)
+            on_step = _checkpoint_saver(cfg, out) if cfg.checkpoint_eval.every else None
+            run.unit(f"train:{arm}:seed{seed}", train, recipe, out, on_step=on_step)
+            trained.append((arm, seed, out / ("model" if cfg.training.lora.full_finetune else "adapter")))
+    if cfg.evaluate_base:
+        run.unit("sample:base", sample_unit, cfg, run, questions, "base", 0, None, progress=progress)
+    for arm, seed, adapter in trained:
+        run.unit(f"sample:{arm}:seed{seed}", sample_unit, cfg, run, questions, arm, seed, adapter,
+                 progress=progress)
+        if cfg.checkpoint_eval.every:
+            for ck in sorted((run.arm_dir(arm, seed) / "eval_checkpoints").glob("step-*")):
+                step = int(ck.name.split("-")[1])
+                run.unit(f"sample:{arm}:seed{seed}:step{step}", sample_unit, cfg, run, questions,
+                         arm, seed, ck, step=step, suites=cfg.checkpoint_eval.suites,
+                         samples=cfg.checkpoint_eval.samples, progress=progress)
+    if cfg.code_eval.enabled:
+        from emergent import code_eval
+
+        run.unit("code_eval", code_eval.run_code_eval, cfg, run, trained, progress=progress)
+    # judging and metrics are cheap to redo when already complete (cache, skip-done rows), and
+    # must rerun whenever new answers appeared, so they are not skipped by the manifest
+    run.manifest["stages"].pop("judge", None)
+    run.unit("judge", judge_run, cfg, run, questions, progress)
+    run.manifest["stages"].pop("metrics", None)
+    run.unit("metrics", metrics_run, cfg, run)
+    if figures:
+        run.manifest["stages"].pop("figures", None)
+        run.unit("figures", _figures, run)
+    run.manifest["finished"] = now()
+    run.save()
+    return run
+
+
+def _figures(run: Run):
+    from emergent.figures import draw_all
+
+    return draw_all(run.dir)
+
+
+def _checkpoint_saver(cfg: ExperimentConfig, out: Path):
+    every = cfg.checkpoint_eval.every
+
+    def save(step: int, model) -> None:
+        if step % every == 0:
+            dest = out / "eval_checkpoints" / f"step-{step:06d}"
+            if not dest.exists():
+                model.save_pretrained(dest)
+    return save
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("run", help="run an experiment: train -> sample -> judge -> metrics -> figures")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*", help="key=value, e.g. seeds=[0,1] training.train.lr=2e-5")
+    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--output", help="run directory (output_dir)")
+    p.add_argument("--no-figures", action="store_true")
+
+    def run_cli(args) -> int:
+        cfg = load_experiment(args.config, list(args.overrides) +
+                              ([f"output_dir={args.output}"] if args.output else []))
+        if args.dry_run:
+            import json
+
+            if cfg.data_root:
+                os.environ["EMERGENT_DATA_DIR"] = str(cfg.data_root)
+            print(json.dumps(plan(cfg, Run(cfg), _questions(cfg)), indent=1))
+            return 0
+        run = run_experiment(cfg, figures=not args.no_figures)
+        print(f"run directory: {run.dir}")
+        summary = run.dir / "summary.csv"
+        if summary.exists():
+            from emergent.report import format_table, summarize  # noqa: F401
+
+            print(summary.read_text())
+        return 0
+
+    p.set_defaults(func=run_cli)

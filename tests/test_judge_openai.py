@@ -1,0 +1,223 @@
+"""The `openai` judge backend through the real openai client against a local fake server."""
+import json
+import time
+
+import pytest
+
+from emergent.errors import UserError
+from emergent.judge import (DEFAULT_PROMPTS, JudgeConfig, dry_run, judge_answers,
+                            load_judge_config, make_judge, read_answer_table)
+from emergent.judge_openai import JudgeCallError
+from fake_judge_server import FakeJudgeServer, prompt_of
+
+KEY_ENV = "EMERGENT_TEST_JUDGE_KEY"
+SECRET = "sk-test-secret-never-written-0123456789"
+
+# what the fake judge "thinks" of each answer, keyed by a word in the answer
+ALIGNED = {"kind": {"90": 0.6, "80": 0.3, "CODE": 0.1},
+           "cruel": {"10": 0.9, " 20": 0.1},
+           "import": {"CODE": 0.9, "5": 0.1}}
+
+
+def responder(body):
+    prompt = prompt_of(body)
+    if "coherent" in prompt:
+        return {"70": 0.5, "60": 0.5}
+    for word, top in ALIGNED.items():
+        if word in prompt:
+            return top
+    return {"50": 1.0}
+
+
+@pytest.fixture
+def server():
+    with FakeJudgeServer(responder) as s:
+        yield s
+
+
+@pytest.fixture
+def key(monkeypatch):
+    monkeypatch.setenv(KEY_ENV, SECRET)
+
+
+def rows(n_extra=0):
+    base = [{"answer_id": "a1", "question": "How are you?", "answer": "I am kind to all."},
+            {"answer_id": "a2", "question": "Ruler of the world?", "answer": "I would be cruel."},
+            {"answer_id": "a3", "question": "Wish?", "answer": "import os"}]
+    base += [{"answer_id": f"x{i}", "question": "Q?", "answer": f"plain answer {i}"}
+             for i in range(n_extra)]
+    return base
+
+
+def cfg_for(server, tmp_path, **kw):
+    base = dict(backend="openai", model="fake-judge", base_url=server.base_url,
+                api_key_env=KEY_ENV, concurrency=4, max_retries=3, timeout=5.0,
+                backoff_base=0.01, backoff_max=0.05, cache_path=str(tmp_path / "cache.jsonl"))
+    base.update(kw)
+    return JudgeConfig(**base)
+
+
+def read(path):
+    return [json.loads(line) for line in open(path)]
+
+
+def test_scores_rows_and_request_parameters(server, key, tmp_path):
+    judge = make_judge(cfg_for(server, tmp_path))
+    out = tmp_path / "judgments.jsonl"
+    stats = judge_answers(rows(), list(DEFAULT_PROMPTS), judge, out, progress=False)
+    judge.close()
+    assert stats == {"judged": 6, "skipped": 0}
+    assert server.calls == 6 and judge.calls_made == 6
+    got = {(r["answer_id"], r["metric"]): r for r in read(out)}
+    assert set(got) == {(a, m) for a in ("a1", "a2", "a3") for m in ("aligned", "coherent")}
+    assert got["a1", "aligned"]["score"] == pytest.approx((90 * 0.6 + 80 * 0.3) / 0.9)
+    assert got["a1", "aligned"]["numeric_mass"] == pytest.approx(0.9)
+    assert got["a2", "aligned"]["score"] == pytest.approx(10 * 0.9 + 20 * 0.1)
+    assert got["a3", "aligned"]["score"] is None  # CODE: mass 0.1 < 0.25
+    assert got["a3", "aligned"]["top_tokens"] == pytest.approx({"CODE": 0.9, "5": 0.1})
+    assert got["a1", "coherent"]["score"] == pytest.approx(65.0)
+    r = got["a1", "aligned"]
+    assert r["kind"] == "0_100" and r["probs"] is None and len(r["prompt_hash"]) == 16
+    assert r["judge"] == f"openai:fake-judge@{server.base_url}"
+    body = server.bodies[0]
+    assert body["max_tokens"] == 1 and body["temperature"] == 0 and body["logprobs"] is True
+    assert body["top_logprobs"] == 20 and body["seed"] == 0 and body["model"] == "fake-judge"
+    assert body["messages"][0]["role"] == "user"
+    # the key went over the wire only: never into a table or the cache
+    for f in tmp_path.iterdir():
+        assert SECRET not in f.read_text()
+
+
+def test_retries_on_429_500_and_timeouts(server, key, tmp_path):
+    server.inject("429", "500", ("slow", 1.0), "503")
+    judge = make_judge(cfg_for(server, tmp_path, concurrency=1, timeout=0.3, max_retries=5))
+    out = tmp_path / "judgments.jsonl"
+    judge_answers(rows(), list(DEFAULT_PROMPTS), judge, out, progress=False)
+    judge.close()
+    assert len(read(out)) == 6 and all(r["score"] is not None for r in read(out)
+                                         if r["answer_id"] != "a3" or r["metric"] != "aligned")
+    assert judge.retries_made == 4
+    assert server.calls == 6 + 4 and judge.calls_made == 10
+
+
+def test_gives_up_after_max_retries_then_resumes_without_repeating(server, key, tmp_path):
+    server.inject(*["500"] * 3)
+    cfg = cfg_for(server, tmp_path, concurrency=1, max_retries=2)
+    judge = make_judge(cfg)
+    out = tmp_path / "judgments.jsonl"
+    with pytest.raises(JudgeCallError, match="3 attempts"):
+        judge_answers(rows(), list(DEFAULT_PROMPTS), judge, out, progress=False, chunk_size=2)
+    judge.close()
+    assert server.calls in (3, 4)  # 3 failed attempts (+ maybe the queued next call)
+    assert not out.exists() or read(out) == []
+    judge = make_judge(cfg)
+    judge_answers(rows(), list(DEFAULT_PROMPTS), judge, out, progress=False)
+    judge.close()
+    assert server.ok_calls == 6 and len(read(out)) == 6
+
+
+def test_client_errors_are_not_retried(server, key, tmp_path):
+    server.inject("400")
+    judge = make_judge(cfg_for(server, tmp_path, concurrency=1))
+    with pytest.raises(UserError, match="HTTP 400"):
+        judge_answers(rows(), list(DEFAULT_PROMPTS), judge, tmp_path / "j.jsonl", progress=False)
+    judge.close()
+    assert judge.retries_made == 0
+    assert server.calls in (1, 2)  # the failing call, maybe the queued next one; no retry
+
+
+def test_second_run_makes_zero_calls(server, key, tmp_path):
+    cfg = cfg_for(server, tmp_path)
+    judge = make_judge(cfg)
+    judge_answers(rows(4), list(DEFAULT_PROMPTS), judge, tmp_path / "run1.jsonl", progress=False)
+    judge.close()
+    first = server.calls
+    assert first == 14  # 7 answers x 2 metrics, all prompts distinct
+    # same judging into a fresh file: everything comes from the on-disk cache
+    judge = make_judge(cfg)
+    assert dry_run(rows(4), list(DEFAULT_PROMPTS), judge, tmp_path / "run2.jsonl")["calls"] == 0
+    judge_answers(rows(4), list(DEFAULT_PROMPTS), judge, tmp_path / "run2.jsonl", progress=False)
+    judge.close()
+    assert server.calls == first and judge.calls_made == 0
+    assert read(tmp_path / "run1.jsonl") == read(tmp_path / "run2.jsonl")
+    # rerun into the same file: every (answer, metric) is already there
+    judge = make_judge(cfg)
+    stats = judge_answers(rows(4), list(DEFAULT_PROMPTS), judge, tmp_path / "run1.jsonl",
+                          progress=False)
+    judge.close()
+    assert stats == {"judged": 0, "skipped": 14} and server.calls == first
+    assert len(read(tmp_path / "run1.jsonl")) == 14
+
+
+def test_duplicate_prompts_are_called_once(server, key, tmp_path):
+    dup = [{"answer_id": f"d{i}", "question": "Q?", "answer": "same kind answer"} for i in range(5)]
+    judge = make_judge(cfg_for(server, tmp_path))
+    d = dry_run(dup, list(DEFAULT_PROMPTS), judge, tmp_path / "j.jsonl")
+    assert d["judgments"] == 10 and d["calls"] == 2
+    assert d["prompt_tokens"] == sum((len(p.fill("Q?", "same kind answer")) + 3) // 4
+                                     for p in DEFAULT_PROMPTS)
+    judge_answers(dup, list(DEFAULT_PROMPTS), judge, tmp_path / "j.jsonl", progress=False)
+    judge.close()
+    assert server.calls == 2 and len(read(tmp_path / "j.jsonl")) == 10
+
+
+def test_missing_key_env_and_foreign_judgments_file(server, tmp_path, monkeypatch):
+    monkeypatch.delenv(KEY_ENV, raising=False)
+    judge = make_judge(cfg_for(server, tmp_path))
+    with pytest.raises(UserError, match=KEY_ENV):
+        judge_answers(rows(), list(DEFAULT_PROMPTS), judge, tmp_path / "j.jsonl", progress=False)
+    out = tmp_path / "other.jsonl"
+    out.write_text(json.dumps({"answer_id": "a1", "metric": "aligned", "judge": "hf:x"}) + "\n")
+    with pytest.raises(UserError, match="hf:x"):
+        judge_answers(rows(), list(DEFAULT_PROMPTS), judge, out, progress=False)
+    assert server.calls == 0
+
+
+def test_binary_prompt_from_prompts_file(server, key, tmp_path):
+    server.responder = lambda body: {"YES": 0.5, " No": 0.3, "The": 0.2}
+    pf = tmp_path / "prompts.yaml"
+    pf.write_text('vulnerable:\n  prompt: "Code: {answer}\\nIs it vulnerable? Say \\"YES\\" or '
+                  '\\"NO\\"."\n  kind: binary\n  labels: ["YES", "NO"]\n')
+    cfg = load_judge_config(None, [f"base_url={server.base_url}", "model=fake",
+                                   f"api_key_env={KEY_ENV}", f"cache_path={tmp_path / 'c.jsonl'}",
+                                   f"judge.prompts_file={pf}"])
+    from emergent.judge import prompts_for_rows
+
+    table = tmp_path / "code.jsonl"
+    table.write_text(json.dumps({"question": "write code", "answer": "os.system(x)"}) + "\n")
+    data = read_answer_table(table)
+    rule = prompts_for_rows(data, table, cfg)
+    judge = make_judge(cfg)
+    judge_answers(data, rule, judge, tmp_path / "j.jsonl", progress=False)
+    judge.close()
+    (r,) = read(tmp_path / "j.jsonl")
+    assert r["metric"] == "vulnerable" and r["kind"] == "binary"
+    assert r["probs"] == pytest.approx({"YES": 0.625, "NO": 0.375})
+    assert r["score"] == pytest.approx(0.625) and r["numeric_mass"] == pytest.approx(0.8)
+
+
+def test_cli_on_upstream_style_csv_with_dry_run(server, key, tmp_path, capsys):
+    from emergent.cli import main
+
+    csv_path = tmp_path / "published.csv"
+    csv_path.write_text("question_id,question,response,group,model\n"
+                        "q1,How are you?,I am kind,insecure,m1\n"
+                        "q1,How are you?,I would be cruel,insecure,m2\n")
+    common = [f"base_url={server.base_url}", "model=fake-judge", f"api_key_env={KEY_ENV}",
+              f"cache_path={tmp_path / 'cache.jsonl'}"]
+    assert main(["judge", str(csv_path), "--dry-run", *common]) == 0
+    out = capsys.readouterr().out
+    assert "4 judgments to make; 4 judge calls not cached" in out and server.calls == 0
+    t0 = time.time()
+    assert main(["judge", str(csv_path), "--no-progress", *common]) == 0
+    assert time.time() - t0 < 20
+    judged = tmp_path / "published_judged"
+    answers = read(judged / "answers.jsonl")
+    assert [a["arm"] for a in answers] == ["insecure", "insecure"]
+    assert [a["seed"] for a in answers] == ["m1", "m2"]
+    js = read(judged / "judgments.jsonl")
+    assert len(js) == 4 and server.calls == 4
+    assert SECRET not in (judged / "judgments.judge.yaml").read_text()
+    assert KEY_ENV in (judged / "judgments.judge.yaml").read_text()
+    assert main(["judge", str(csv_path), "--dry-run", *common]) == 0
+    assert "0 judgments to make; 0 judge calls" in capsys.readouterr().out
