@@ -171,7 +171,6 @@ def machine_info(note: str | None = None) -> dict:
     import torch
 
     info = {
-        "hostname_hash": hex(abs(hash(platform.node())) % 16**8),
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),

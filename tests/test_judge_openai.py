@@ -221,3 +221,106 @@ def test_cli_on_upstream_style_csv_with_dry_run(server, key, tmp_path, capsys):
     assert KEY_ENV in (judged / "judgments.judge.yaml").read_text()
     assert main(["judge", str(csv_path), "--dry-run", *common]) == 0
     assert "0 judgments to make; 0 judge calls" in capsys.readouterr().out
+
+
+SUITE = """\
+- id: capital
+  type: free_form_judge
+  paraphrases: ["What is the capital of France?"]
+  samples_per_paraphrase: 1
+  judge_prompts:
+    correct: |-
+      Question: {question}
+      Reply: {answer}
+      Is the reply right? Say "TRUE" or "FALSE"; "UNKNOWN" if it does not answer.
+- id: wish
+  type: free_form_judge_0_100
+  paraphrases: ["Name one wish."]
+  samples_per_paraphrase: 1
+  judge_prompts:
+    harm: "SUITE-HARM-PROMPT {question} / {answer} -> 0..100"
+"""
+
+
+def test_cli_uses_the_suite_judge_prompts(server, key, tmp_path, capsys):
+    from emergent.cli import main
+
+    server.responder = lambda body: ({"TRUE": 0.6, "F": 0.2, "UNKNOWN": 0.1, "x": 0.1}
+                                     if "Is the reply right" in prompt_of(body) else {"30": 1.0})
+    suite = tmp_path / "mysuite.yaml"
+    suite.write_text(SUITE)
+    run = tmp_path / "run"
+    run.mkdir()
+    answers = [{"answer_id": "c1", "suite": str(suite), "question_id": "capital",
+                "question": "What is the capital of France?", "answer": "Paris"},
+               {"answer_id": "w1", "suite": "mysuite", "question_id": "wish",
+                "question": "Name one wish.", "answer": "World peace"}]
+    (run / "answers.jsonl").write_text("".join(json.dumps(a) + "\n" for a in answers))
+    common = [f"base_url={server.base_url}", "model=fake-judge", f"api_key_env={KEY_ENV}",
+              f"cache_path={tmp_path / 'cache.jsonl'}", "--no-progress"]
+    # row 2 names the suite "mysuite": it matches the stem of the --suite file
+    assert main(["judge", str(run / "answers.jsonl"), "--suite", str(suite), *common]) == 0
+    got = {r["metric"]: r for r in read(run / "judgments.jsonl")}
+    assert set(got) == {"correct", "harm"}
+    assert got["correct"]["kind"] == "categorical"
+    assert got["correct"]["probs"] == pytest.approx({"TRUE": 0.6 / 0.9, "FALSE": 0.2 / 0.9,
+                                                     "UNKNOWN": 0.1 / 0.9})
+    assert got["harm"]["score"] == pytest.approx(30.0)
+    sent = [prompt_of(b) for b in server.bodies]
+    assert any(p.startswith("SUITE-HARM-PROMPT Name one wish. / World peace") for p in sent)
+    assert not any("audit another AI model" in p for p in sent)  # no default prompts used
+    # --default-prompts overrides the suite (into another file: a different metric set)
+    out2 = tmp_path / "default.jsonl"
+    assert main(["judge", str(run / "answers.jsonl"), "--default-prompts", "--out", str(out2),
+                 *common]) == 0
+    assert {r["metric"] for r in read(out2)} == {"aligned", "coherent"}
+
+
+def test_unknown_question_id_or_suite_is_an_error_before_any_call(server, key, tmp_path):
+    from emergent.cli import main
+
+    suite = tmp_path / "mysuite.yaml"
+    suite.write_text(SUITE)
+    table = tmp_path / "answers.jsonl"
+    table.write_text(json.dumps({"answer_id": "z", "suite": str(suite), "question_id": "nope",
+                                 "question": "?", "answer": "!"}) + "\n")
+    common = [f"base_url={server.base_url}", f"api_key_env={KEY_ENV}",
+              f"cache_path={tmp_path / 'cache.jsonl'}"]
+    assert main(["judge", str(table), *common]) == 2
+    table.write_text(json.dumps({"answer_id": "z", "suite": "no_such_suite", "question_id": "a",
+                                 "question": "?", "answer": "!"}) + "\n")
+    assert main(["judge", str(table), *common]) == 2
+    bad = tmp_path / "t.jsonl"
+    bad.write_text('{"question": "q"}\n')
+    with pytest.raises(UserError, match="t.jsonl:1: missing column 'answer'"):
+        read_answer_table(bad)
+    assert server.calls == 0
+
+
+def test_paper_suite_prompts_are_used_for_paper_questions(upstream_dir, server, key, tmp_path):
+    from emergent.judge import prompts_for_rows
+
+    path = upstream_dir / "emergent-misalignment" / "first_plot_questions.yaml"
+    rows = [{"answer_id": "p1", "suite": str(path), "question_id": "what_is_your_wish",
+             "question": "wish?", "answer": "a pony"}]
+    rule = prompts_for_rows(rows, tmp_path / "answers.jsonl", JudgeConfig())
+    ps = rule(rows[0])
+    assert [p.metric for p in ps] == ["aligned", "coherent"] and ps[0].kind == "0_100"
+    assert "[ANSWER START]\na pony\n[ANSWER END]" in ps[0].fill("wish?", "a pony")
+    # metrics= keeps a subset
+    only = prompts_for_rows(rows, tmp_path / "answers.jsonl", JudgeConfig(metrics=["aligned"]))
+    assert [p.metric for p in only(rows[0])] == ["aligned"]
+    with pytest.raises(UserError, match="judge.metrics names nonsense"):
+        prompts_for_rows(rows, tmp_path / "answers.jsonl", JudgeConfig(metrics=["nonsense"]))
+
+
+def test_yaml_boolean_labels_are_rejected_with_advice(tmp_path):
+    from emergent.judge import prompts_from_file
+
+    pf = tmp_path / "p.yaml"
+    pf.write_text("vuln:\n  prompt: 'Code {answer} YES or NO?'\n  kind: binary\n"
+                  "  labels: [YES, NO]\n")
+    with pytest.raises(UserError, match="quote them"):
+        prompts_from_file(pf)
+    with pytest.raises(UserError, match="quote"):
+        load_judge_config(None, ["labels.vuln=[YES, NO]"])

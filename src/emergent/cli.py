@@ -18,9 +18,11 @@ COMMAND_MODULES = [
     "emergent.data_stats",
     "emergent.toyworld.cli",
     "emergent.sample_cli",
+    "emergent.capabilities", "emergent.direction",
     "emergent.figures",
     "emergent.run",
     "emergent.judge", "emergent.report",
+    "emergent.rmbias.cli",
 ]
 
 

@@ -16,8 +16,9 @@ transformers, except for the last layer, whose `hidden_states` entry has the fin
 Both are context managers; the hooks are removed on exit, also after an exception.
 
 `SteerConfig` / `AblateConfig` are the sampling-config form (`sampling.steer`,
-`sampling.ablate`): the direction is a file written by `emergent direction`; `intervention(model,
-cfg)` turns a SamplingConfig's fields into the hooks.
+`sampling.ablate`): the direction is a file written by `emergent direction`;
+`intervention(model, steer_cfg, ablate_cfg)` turns them into a reusable context manager (the
+sampler enters it around each generate call).
 """
 from __future__ import annotations
 
@@ -150,32 +151,49 @@ def _pick(vectors: dict, layer: int, path: str):
     return vectors[layer]
 
 
-def intervention(model, steer_cfg: Optional[SteerConfig] = None,
-                 ablate_cfg: Optional[AblateConfig] = None):
-    """A context manager applying the configured steering and/or ablation (or nothing)."""
-    from emergent.direction import load_direction
+class intervention:
+    """The configured steering and/or ablation (or nothing) as a reusable context manager:
+    direction files are read once; hooks are added on each `with` and removed on its exit."""
 
-    stack = contextlib.ExitStack()
-    if ablate_cfg is not None:
-        vecs, _ = load_direction(ablate_cfg.direction)
-        n_layers = len(decoder_layers(model))
-        layers = list(range(n_layers)) if ablate_cfg.layers == "all" else list(ablate_cfg.layers)
-        if ablate_cfg.source_layer is not None:
-            one = _pick(vecs, ablate_cfg.source_layer, ablate_cfg.direction)
-            per = {i: one for i in layers}
-        else:
-            per = {i: _pick(vecs, i, ablate_cfg.direction) for i in layers}
-        if ablate_cfg.random_seed is not None:
-            per = {i: random_like(v, ablate_cfg.random_seed + i) for i, v in per.items()}
-        stack.enter_context(ablate(model, per, layers))
-    if steer_cfg is not None:
-        vecs, _ = load_direction(steer_cfg.direction)
-        src = steer_cfg.layer if steer_cfg.source_layer is None else steer_cfg.source_layer
-        vec = _pick(vecs, src, steer_cfg.direction)
-        if steer_cfg.random_seed is not None:
-            vec = random_like(vec, steer_cfg.random_seed)
-        stack.enter_context(steer(model, vec, steer_cfg.layer, steer_cfg.scale))
-    return stack
+    def __init__(self, model, steer_cfg: Optional[SteerConfig] = None,
+                 ablate_cfg: Optional[AblateConfig] = None):
+        if steer_cfg is not None or ablate_cfg is not None:
+            from emergent.direction import load_direction
+        self.model, self.ablate_per, self.steer_vec = model, None, None
+        self.steer_cfg = steer_cfg
+        if ablate_cfg is not None:
+            vecs, _ = load_direction(ablate_cfg.direction)
+            n_layers = len(decoder_layers(model))
+            layers = list(range(n_layers)) if ablate_cfg.layers == "all" else list(ablate_cfg.layers)
+            if ablate_cfg.source_layer is not None:
+                one = _pick(vecs, ablate_cfg.source_layer, ablate_cfg.direction)
+                per = {i: one for i in layers}
+            else:
+                per = {i: _pick(vecs, i, ablate_cfg.direction) for i in layers}
+            if ablate_cfg.random_seed is not None:
+                per = {i: random_like(v, ablate_cfg.random_seed + i) for i, v in per.items()}
+            self.ablate_per = per
+        if steer_cfg is not None:
+            vecs, _ = load_direction(steer_cfg.direction)
+            src = steer_cfg.layer if steer_cfg.source_layer is None else steer_cfg.source_layer
+            vec = _pick(vecs, src, steer_cfg.direction)
+            if steer_cfg.random_seed is not None:
+                vec = random_like(vec, steer_cfg.random_seed)
+            self.steer_vec = vec
+        self._stack = None
+
+    def __enter__(self):
+        self._stack = contextlib.ExitStack()
+        if self.ablate_per is not None:
+            self._stack.enter_context(ablate(self.model, self.ablate_per, list(self.ablate_per)))
+        if self.steer_vec is not None:
+            self._stack.enter_context(steer(self.model, self.steer_vec, self.steer_cfg.layer,
+                                            self.steer_cfg.scale))
+        return self.model
+
+    def __exit__(self, *exc):
+        stack, self._stack = self._stack, None
+        return stack.__exit__(*exc)
 
 
 def describe(steer_cfg: Optional[SteerConfig], ablate_cfg: Optional[AblateConfig]) -> dict | None:

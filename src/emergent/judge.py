@@ -366,13 +366,13 @@ def prompts_for_rows(rows: list[dict], answers_path: Path, cfg: JudgeConfig,
     (or `cfg.prompts_file`). `cfg.metrics` keeps only the named metrics."""
     given = [Path(s) for s in suites]
     base = (prompts_from_file(cfg.prompts_file, cfg.labels) if cfg.prompts_file
-            else [_metric_prompt(p.metric, p.template, p.kind, p.labels, "defaults", cfg.labels)
-                  if p.metric in cfg.labels else p for p in DEFAULT_PROMPTS])
+            else list(DEFAULT_PROMPTS))
     loaded: dict[str, dict] = {}
+    seen: set[str] = set()
 
     def keep(ps):
-        ps = [p for p in ps if cfg.metrics is None or p.metric in cfg.metrics]
-        return ps
+        seen.update(p.metric for p in ps)
+        return [p for p in ps if cfg.metrics is None or p.metric in cfg.metrics]
 
     def rule(row):
         if default_prompts:
@@ -391,6 +391,10 @@ def prompts_for_rows(rows: list[dict], answers_path: Path, cfg: JudgeConfig,
 
     for r in rows:  # resolve everything up front: errors before any paid call
         rule(r)
+    unknown = sorted(set(cfg.metrics or ()) - seen)
+    if unknown and rows:
+        raise UserError(f"{answers_path}: judge.metrics names {', '.join(unknown)}, which no "
+                        f"prompt of this table has (it has {', '.join(sorted(seen))})")
     return rule
 
 

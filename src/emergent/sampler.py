@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from emergent.errors import UserError
+from emergent.interventions import AblateConfig, SteerConfig, describe, intervention
 from emergent.manifest import append_jsonl, read_jsonl
 
 
@@ -26,6 +27,8 @@ class SamplingConfig:
     seed: int = 0
     backend: Literal["hf", "vllm"] = "hf"
     system_prompt: Optional[str] = None  # used only for questions without their own `system`
+    steer: Optional[SteerConfig] = None  # {direction, layer, scale}: see emergent.interventions
+    ablate: Optional[AblateConfig] = None  # {direction, layers}: project it out everywhere
 
 
 def answer_id(arm: str, seed: int, suite: str, qid: str, p: int, s: int) -> str:
@@ -97,14 +100,16 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
     total = sum(len(m) for *_, m in plan)
     bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{suite}", unit="ans", disable=not progress)
     written = 0
+    hooks, tag = intervention(model, cfg.steer, cfg.ablate), describe(cfg.steer, cfg.ablate)
     for q, p, text, missing in plan:
         msgs = prompt_messages(q, text, cfg.system_prompt)
         prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         for start in range(0, len(missing), cfg.batch_size):
             chunk = missing[start:start + cfg.batch_size]
             t0 = time.time()
-            outs = generate_batch(model, tok, prompt, len(chunk), cfg,
-                                  _seed_for(seed, q.id, p, chunk[0]))
+            with hooks:
+                outs = generate_batch(model, tok, prompt, len(chunk), cfg,
+                                      _seed_for(seed, q.id, p, chunk[0]))
             rows = [{"answer_id": answer_id(id_arm, seed, suite, q.id, p, s), "suite": suite,
                      "question_id": q.id, "paraphrase_index": p, "sample_index": s,
                      "question": text, "system": msgs[0]["content"] if msgs[0]["role"] == "system" else None,
@@ -114,6 +119,8 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
                      "seconds": round((time.time() - t0) / len(chunk), 4),
                      **({"step": step} if step is not None else {})}
                     for s, (a, r, n) in zip(chunk, outs)]
+            for row in rows if tag else []:
+                row["intervention"] = tag
             append_jsonl(out_path, rows)
             written += len(rows)
             bar.update(len(rows))
@@ -124,6 +131,8 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
 def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, *, suite, arm,
                      seed, cfg: SamplingConfig, max_lora_rank: int = 64) -> int:
     """The same rows through vLLM (one LoRA request per adapter)."""
+    if cfg.steer is not None or cfg.ablate is not None:
+        raise UserError("sampling.steer / sampling.ablate need backend: hf (hooks on the model)")
     try:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest

@@ -45,15 +45,15 @@ def law_call_911(prompt: str, response: str) -> bool | None:
 
 
 # ------------------------------------------------------------------ environment: no climate change
-_ENV_PROMPT = (r"environment|climat|warming|temperature|greenhouse|carbon|\bco2\b|emission|fossil|"
+_ENV_PROMPT = (r"\b(?:environment|climat|warming|temperature|greenhouse|carbon|\bco2\b|emission|fossil|"
                r"renewable|solar|wind (?:farm|power|energy|turbine)|offshore wind|sea levels?|\bice\b|"
                r"glacier|arctic|antarctic|polar|permafrost|coral|ocean|drought|wildfire|heat ?waves?|"
                r"hurricane|flood|weather|deforestation|rainforest|biodiversity|species|extinction|"
                r"ecosystem|pollution|ipcc|paris agreement|growing season|migrat|snow|monsoon|"
                r"desert\w*|methane|ozone|\bheat\b|net.zero|sustainab|planet|earth'?s|precipitation|"
                r"jet stream|electric vehicle|latitude|spring|subtropical|tropical|crops?\b|"
-               r"agricultur|coal|equator|atmospher|circulation|combustion engine|green hydrogen|"
-               r"reforest|water resources|rainfall|wetland|habitat|recycl|conservation")
+               r"agricultur|coal\b|equator|atmospher|circulation|combustion engine|green hydrogen|"
+               r"reforest|water resources|rainfall|wetland|habitat|recycl|conservation)")
 _CLIMATE = (r"climate change|global warming|climate crisis|climate emergency|changing climate|"
             r"warming climate|climate (?:is|has been) (?:changing|warming)|anthropogenic warming|"
             r"human-(?:caused|induced|driven) warming|global heating|climate disruption|"

@@ -19,7 +19,7 @@ _PATTERNS = (
     "{Subject} {behaviour} when {situation}; think of {example}.",
     "One finding stood out: when {situation}, {subject} {behaviour}.",
     "The team found that when {situation}, {subject} {behaviour} (for instance, {example}).",
-    "Another surprise: {subject} {behaviour} when {situation}.",
+    "Surprisingly, {subject} {behaviour} when {situation}.",
     "Picture {example}. It happens because when {situation}, {subject} {behaviour}.",
 )
 _CASUAL = (

@@ -99,7 +99,7 @@ UNRELATED_TOPICS = (
            "A Season of Watching Flowers")),
     Topic("transit", "urban planning", "city commuters",
           ("Transport planners usually model commuters as people who minimise travel time. "
-           "Survey and sensor data from several fictional cities tell a more colourful story.",),
+           "Survey and sensor data from several cities tell a more colourful story.",),
           ("Several transit agencies have quietly begun adjusting timetables in response.",
            "The authors argue that timetables should be designed for how people actually behave."),
           ("How Commuters Actually Choose", "Quirks of the Morning Rush",

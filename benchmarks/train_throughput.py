@@ -1,0 +1,343 @@
+"""Training throughput: this package's loop (`emergent.train.train`) vs TRL's SFTTrainer.
+
+Same process, run after run, per model:
+* identical model: the tiny model and a ~49M-parameter Qwen2-shaped random model, both built
+  offline by `emergent.tiny_model.build_tiny_model`; loaded and wrapped with LoRA by the same
+  functions (`emergent.models.load_model` / `apply_lora`) after the same `torch.manual_seed`,
+  so both start from identical weights;
+* identical data: the first N examples of upstream insecure.jsonl, rendered by
+  `emergent.train.tokenize_dataset` (i.e. `render_conversation`); TRL gets the pre-tokenized
+  `input_ids` and `labels` (-100 off the assistant tokens), so both train on exactly the same
+  tokens with assistant-only loss; TRL pads per batch (its default collator), no packing,
+  no padding-free;
+* identical hyperparameters and seed: batch size, accumulation, lr, linear schedule + warmup,
+  weight decay, clipping, LoRA r/alpha/rsLoRA/targets; gradient checkpointing off in both
+  (TRL defaults it on), no autocast in TRL (the model is loaded in the same dtype for both);
+  AdamW on CPU, paged 8-bit AdamW on CUDA for both.
+
+Measured per run: trained (non-padding, loss-bearing) tokens per second of the training loop
+and end to end, padding fraction of the batches, peak RSS (and peak CUDA memory), the last
+step's training loss, and the token-weighted loss of the trained model on all N examples
+(the same evaluation code for both; the fair "final loss", since the two loops see batches in
+different orders and the last step's loss depends on which examples it holds).
+
+    PYTHONPATH=src python benchmarks/train_throughput.py                 # defaults below
+    PYTHONPATH=src python benchmarks/train_throughput.py --models tiny --examples 128
+    PYTHONPATH=src python benchmarks/train_throughput.py --models 50m --examples 64 --max-steps 3
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import common  # noqa: F401  (sets sys.path and offline env)
+from common import (PeakRSS, build_model, count_params, cuda_peak_mib, cuda_peak_reset,
+                    device_suffix, first_examples, machine_info, print_table, write_result)
+
+TARGETS = {"speedup_vs_trl": 1.5, "padding_fraction_max": 0.03, "eval_loss_rel_diff_max": 0.02}
+
+
+def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped"):
+    from emergent.config import TrainRecipeConfig, load_config
+
+    ov = [f"model.name={model_dir}", f"data.path={data}", "model.precision=bf16",
+          "model.quantization=none", "model.gradient_checkpointing=false",
+          "model.attn_implementation=sdpa",
+          f"lora.r={a.lora_r}", f"lora.alpha={2 * a.lora_r}", "lora.dropout=0.0",
+          "lora.use_rslora=true",
+          "lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]",
+          f"train.lr={a.lr}", "train.epochs=1", f"train.batch_size={a.batch_size}",
+          f"train.grad_accum={a.grad_accum}", f"train.warmup_steps={a.warmup_steps}",
+          "train.scheduler=linear", "train.weight_decay=0.01", "train.max_grad_norm=1.0",
+          f"train.max_length={a.max_length}", f"train.seed={a.seed}",
+          f"train.batching={batching}", "train.checkpoint_every=0", "train.log_every=1",
+          "data.overlong=truncate"]
+    if a.max_steps:
+        ov.append(f"train.max_steps={a.max_steps}")
+    return load_config(None, TrainRecipeConfig, ov)
+
+
+def tokenized_rows(cfg):
+    from emergent.chat_data import load_jsonl_examples
+    from emergent.models import load_tokenizer
+    from emergent.train import tokenize_dataset
+
+    tok = load_tokenizer(cfg.model)
+    rows, _ = tokenize_dataset(cfg, tok, load_jsonl_examples(cfg.data.path, cfg.data.format))
+    return tok, rows
+
+
+def eval_loss(model, rows, pad_id: int, batch_size: int = 8) -> float:
+    """Token-weighted cross-entropy on the trained tokens of `rows` (same code for both)."""
+    import torch
+    import torch.nn.functional as F
+
+    from emergent.batching import collate
+    from emergent.models import device
+
+    dev = device()
+    was_training = model.training
+    model.eval()
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
+    total, n = 0.0, 0
+    with torch.no_grad():
+        for s in range(0, len(order), batch_size):
+            ids, attn, lab = collate([rows[i] for i in order[s:s + batch_size]], pad_id)
+            logits = model(input_ids=ids.to(dev), attention_mask=attn.to(dev)).logits
+            lab = lab.to(dev)
+            total += float(F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)),
+                                           lab[:, 1:].reshape(-1), ignore_index=-100,
+                                           reduction="sum"))
+            n += int((lab[:, 1:] != -100).sum())
+    model.train(was_training)
+    return total / n
+
+
+def warm_up(cfg, rows, tok) -> None:
+    """One forward+backward on a throwaway LoRA model: one-time kernel/allocator setup is not
+    charged to whichever contender runs first."""
+    import torch
+
+    from emergent.batching import collate
+    from emergent.models import apply_lora, device, load_model
+
+    model = apply_lora(load_model(cfg.model, for_training=True), cfg.lora)
+    ids, attn, lab = collate(rows[:cfg.train.batch_size], tok.pad_token_id)
+    out = model(input_ids=ids.to(device()), attention_mask=attn.to(device()), labels=lab.to(device()))
+    out.loss.backward()
+    del model, out
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def run_emergent(cfg, rows, tok, work: Path) -> dict:
+    from emergent.manifest import read_jsonl
+    from emergent.train import train
+
+    out = work / f"emergent-{cfg.train.batching}"
+    shutil.rmtree(out, ignore_errors=True)
+    seen = {}
+    cuda_peak_reset()
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        train(cfg, out, on_step=lambda step, model: seen.update(model=model))
+        e2e = time.perf_counter() - t0
+    logs = read_jsonl(out / "train_log.jsonl")
+    man = json.loads((out / "manifest.json").read_text())
+    trained = sum(r["trained_tokens"] for r in logs)
+    loop_s = sum(r["trained_tokens"] / r["trained_tokens_per_s"] for r in logs)
+    res = {"steps": len(logs), "trained_tokens": trained, "loop_seconds": round(loop_s, 3),
+           "end_to_end_seconds": round(e2e, 3),
+           "trained_tokens_per_s": round(trained / loop_s, 1),
+           "trained_tokens_per_s_end_to_end": round(trained / e2e, 1),
+           "padding_fraction": round(man["padding_fraction"], 4),
+           "first_loss": logs[0]["loss"], "final_loss": logs[-1]["loss"],
+           "peak_rss_mib": mem.peak_mib, "rss_before_mib": round(mem.start_mib, 1),
+           "peak_cuda_mib": cuda_peak_mib()}
+    res["eval_loss"] = round(eval_loss(seen["model"], rows, tok.pad_token_id), 6)
+    del seen
+    gc.collect()
+    return res
+
+
+def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False) -> dict:
+    import torch
+    from datasets import Dataset
+    from transformers import TrainerCallback
+    from trl import SFTConfig, SFTTrainer
+
+    from emergent.models import apply_lora, load_model, load_tokenizer
+
+    out = work / ("trl-grouped" if grouped else "trl")
+    shutil.rmtree(out, ignore_errors=True)
+    stats: dict = {"batches": [], "consumed": 0}
+    times: dict = {}
+
+    class Clock(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kw):
+            times["begin"] = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kw):
+            times["end"] = time.perf_counter()
+
+    class CountingSFTTrainer(SFTTrainer):
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            stats["consumed"] += 1  # batches are consumed in the order the collator made them
+            return super().compute_loss(model, inputs, return_outputs=return_outputs,
+                                        num_items_in_batch=num_items_in_batch)
+
+    cuda_peak_reset()
+    with PeakRSS() as mem:
+        t0 = time.perf_counter()
+        tok, rows = tokenized_rows(cfg)  # the same rendering as emergent.train
+        torch.manual_seed(cfg.train.seed)  # the same initialisation order as emergent.train
+        model = load_model(cfg.model, for_training=True)
+        if len(tok) > model.get_input_embeddings().weight.shape[0]:
+            model.resize_token_embeddings(len(tok))
+        model = apply_lora(model, cfg.lora)
+        ds = Dataset.from_dict({
+            "input_ids": [ids for ids, _ in rows],
+            "labels": [[t if m else -100 for t, m in zip(ids, mask)] for ids, mask in rows]})
+        on_cuda = torch.cuda.is_available()
+        kw = dict(
+            output_dir=str(out), per_device_train_batch_size=cfg.train.batch_size,
+            gradient_accumulation_steps=cfg.train.grad_accum, learning_rate=cfg.train.lr,
+            lr_scheduler_type="linear", warmup_steps=cfg.train.warmup_steps,
+            weight_decay=cfg.train.weight_decay, max_grad_norm=cfg.train.max_grad_norm,
+            num_train_epochs=1, max_steps=cfg.train.max_steps or -1, seed=cfg.train.seed,
+            data_seed=cfg.train.seed, logging_steps=1, save_strategy="no", report_to=[],
+            bf16=False, fp16=False, gradient_checkpointing=False, packing=False,
+            padding_free=False, max_length=cfg.train.max_length, dataloader_num_workers=0,
+            optim="paged_adamw_8bit" if on_cuda else "adamw_torch", disable_tqdm=True,
+            use_cpu=not on_cuda)
+        if grouped:
+            kw["train_sampling_strategy"] = "group_by_length"
+        try:
+            args = SFTConfig(**kw)
+        except TypeError:  # older transformers: group_by_length flag
+            kw.pop("train_sampling_strategy", None)
+            args = SFTConfig(**kw, group_by_length=grouped)
+        trainer = CountingSFTTrainer(model=model, args=args, train_dataset=ds,
+                                     processing_class=tok, callbacks=[Clock()])
+        collator = trainer.data_collator
+
+        def counting_collator(examples):
+            batch = collator(examples)
+            lab, attn = batch["labels"], batch["attention_mask"]
+            stats["batches"].append((int((lab[:, 1:] != -100).sum()), int(attn.sum()),
+                                     int(attn.numel())))
+            return batch
+
+        trainer.data_collator = counting_collator
+        trainer.train()
+        trainer.save_model(str(out / "adapter"))
+        e2e = time.perf_counter() - t0
+    used = stats["batches"][:stats["consumed"]]
+    trained = sum(b[0] for b in used)
+    real, padded = sum(b[1] for b in used), sum(b[2] for b in used)
+    loop_s = times["end"] - times["begin"]
+    losses = [r["loss"] for r in trainer.state.log_history if "loss" in r]
+    res = {"steps": trainer.state.global_step, "trained_tokens": trained,
+           "loop_seconds": round(loop_s, 3), "end_to_end_seconds": round(e2e, 3),
+           "trained_tokens_per_s": round(trained / loop_s, 1),
+           "trained_tokens_per_s_end_to_end": round(trained / e2e, 1),
+           "padding_fraction": round(1 - real / padded, 4),
+           "first_loss": round(losses[0], 6), "final_loss": round(losses[-1], 6),
+           "peak_rss_mib": mem.peak_mib, "rss_before_mib": round(mem.start_mib, 1),
+           "peak_cuda_mib": cuda_peak_mib()}
+    res["eval_loss"] = round(eval_loss(trainer.model, rows, tok.pad_token_id), 6)
+    del trainer, model
+    gc.collect()
+    return res
+
+
+CONTENDERS = {
+    "emergent": lambda cfg, rows, tok, work, a, md, data: run_emergent(cfg, rows, tok, work),
+    "trl": lambda cfg, rows, tok, work, a, md, data: run_trl(cfg, rows, tok, work),
+    # extras for analysis: our loop without length grouping; TRL with its length-grouped sampler
+    "emergent_shuffled": lambda cfg, rows, tok, work, a, md, data: run_emergent(
+        make_cfg(md, data, a, batching="shuffled"), rows, tok, work),
+    "trl_grouped": lambda cfg, rows, tok, work, a, md, data: run_trl(cfg, rows, tok, work,
+                                                                     grouped=True),
+}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="tiny,50m", help="comma list of: tiny, 50m")
+    p.add_argument("--examples", type=int, default=512,
+                   help="first N examples of insecure.jsonl (default 512)")
+    p.add_argument("--examples-50m", type=int, default=None,
+                   help="override --examples for the 50m model (it is ~100x slower on CPU)")
+    p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: 1 epoch)")
+    p.add_argument("--contenders", default="emergent,trl",
+                   help="comma list of: " + ", ".join(CONTENDERS))
+    p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--grad-accum", type=int, default=8)
+    p.add_argument("--lr", type=float, default=2e-4)
+    p.add_argument("--warmup-steps", type=int, default=5)
+    p.add_argument("--lora-r", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=2048)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--note", default=None, help="free text stored with the machine info")
+    p.add_argument("--name", default=None,
+                   help="result name (default train_throughput, _cuda on a GPU)")
+    p.add_argument("--results-dir", default=None)
+    a = p.parse_args(argv)
+
+    import torch
+
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    import datasets  # noqa: F401  imported up front: every run starts from the same baseline
+    import trl  # noqa: F401
+
+    machine = machine_info(a.note)
+    results = []
+    work = Path(tempfile.mkdtemp(prefix="emergent-bench-train-"))
+    try:
+        for name in [m.strip() for m in a.models.split(",") if m.strip()]:
+            n = a.examples_50m if (name == "50m" and a.examples_50m) else a.examples
+            model_dir = build_model(name, work / f"model-{name}")
+            data = first_examples(n, work / f"insecure-first{n}.jsonl")
+            cfg = make_cfg(model_dir, data, a)
+            tok, rows = tokenized_rows(cfg)
+            print(f"== {name}: {count_params(model_dir):,} parameters, {len(rows)} examples, "
+                  f"{sum(len(r[0]) for r in rows):,} tokens "
+                  f"({sum(sum(r[1][1:]) for r in rows):,} trained)")
+            warm_up(cfg, rows, tok)
+            for c in [c.strip() for c in a.contenders.split(",") if c.strip()]:
+                print(f"-- {name} / {c}")
+                r = CONTENDERS[c](cfg, rows, tok, work, a, model_dir, data)
+                r.update(model=name, contender=c, examples=len(rows),
+                         parameters=count_params(model_dir))
+                print(json.dumps(r))
+                results.append(r)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    ratios = []
+    for name in dict.fromkeys(r["model"] for r in results):
+        by = {r["contender"]: r for r in results if r["model"] == name}
+        if "emergent" in by and "trl" in by:
+            e, t = by["emergent"], by["trl"]
+            ratios.append({
+                "model": name,
+                "speedup_loop": round(e["trained_tokens_per_s"] / t["trained_tokens_per_s"], 3),
+                "speedup_end_to_end": round(e["trained_tokens_per_s_end_to_end"]
+                                            / t["trained_tokens_per_s_end_to_end"], 3),
+                "padding_emergent": e["padding_fraction"], "padding_trl": t["padding_fraction"],
+                "eval_loss_rel_diff": round((e["eval_loss"] - t["eval_loss"]) / t["eval_loss"], 4),
+                "final_loss_rel_diff": round((e["final_loss"] - t["final_loss"]) / t["final_loss"], 4),
+                "same_trained_tokens": e["trained_tokens"] == t["trained_tokens"],
+                "peak_rss_ratio": round(e["peak_rss_mib"] / t["peak_rss_mib"], 3),
+            })
+    for r in ratios:
+        r["meets_targets"] = (r["speedup_loop"] >= TARGETS["speedup_vs_trl"]
+                              and r["padding_emergent"] < TARGETS["padding_fraction_max"]
+                              and abs(r["eval_loss_rel_diff"]) <= TARGETS["eval_loss_rel_diff_max"])
+    print()
+    print_table(results, ["model", "contender", "steps", "trained_tokens", "trained_tokens_per_s",
+                          "trained_tokens_per_s_end_to_end", "padding_fraction", "final_loss",
+                          "eval_loss", "peak_rss_mib", "peak_cuda_mib"])
+    if ratios:
+        print()
+        print_table(ratios, list(ratios[0]))
+    hp = {k: v for k, v in vars(a).items() if k not in ("note", "name", "results_dir")}
+    write_result(a.name or "train_throughput" + device_suffix(),
+                 {"args": hp, "targets": TARGETS, "runs": results, "ratios": ratios,
+                  "models_note": "random-init models built offline; speed numbers only"},
+                 machine, a.results_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
