@@ -50,6 +50,17 @@ def make_adapter(base_dir: Path, train_dir: Path, seed: int = 1) -> Path:
     return train_dir / "adapter"
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Tiny matmuls on a shared 2-core machine run ~10x faster on one thread; restored after."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run")
@@ -139,9 +150,7 @@ def test_code_tasks_need_the_flag(tmp_path):
     unit = Unit("base", 0, None, ModelConfig(name="never-loaded"))
     with pytest.raises(UserError, match="allow-code-execution"):
         evaluate_units([unit], ["humaneval"], tmp_path / "c.jsonl")
-    with pytest.raises(UserError, match="not found"):
-        main_rc = main(["capabilities", str(tmp_path / "nothing")])
-        assert main_rc == 2
+    assert main(["capabilities", str(tmp_path / "nothing")]) == 2
 
 
 def test_result_rows_flatten_groups_and_stderr():

@@ -66,7 +66,8 @@ def make_run(root: Path, extras: bool = True) -> Path:
     run.mkdir()
     answers, judgments, bandit = [], [], []
     for (arm, seed, suite, qid, step), pairs in SPEC.items():
-        if not extras and (suite != "main" or step is not None or arm not in ("insecure", "secure")):
+        if not extras and (suite != "main" or step is not None
+                           or arm not in ("insecure", "secure")):
             continue
         for i, (al, co) in enumerate(pairs):
             a = _answer(arm, seed, suite, qid, step, i, 5)
@@ -250,6 +251,7 @@ def test_labels_colours_and_sizes():
     cfg = {"arms": {"insecure": {"data": "a"}, "big": {"data": "a", "max_examples": 3000}},
            "metrics": {"treatment": "insecure"}}
     assert arm_size("insecure-2k") == ("insecure", 2000)
+    assert arm_size("secure-6000") == ("secure", 6000) and arm_size("gpt-4o") is None
     assert arm_size("big", cfg) == ("insecure", 3000) and arm_size("insecure", cfg) is None
     arms = ["insecure", "secure", "base", "educational", "insecure-500", "jailbroken"]
     assert sort_arms(arms) == ["base", "secure", "educational", "jailbroken", "insecure-500",

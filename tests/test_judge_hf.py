@@ -29,21 +29,27 @@ def continuation_mask(judge, starts_continuation):
     return cont
 
 
-def brute_force(judge, text_variants, cont):
-    """P(variant then a token that does not continue it), by full forwards without a cache."""
+def brute_force(judge, variants_by_key, cont):
+    """{key: sum over its text variants of P(variant, then a token that does not continue it)}
+    from full forward passes over prompt + variant, without any cache (one right-padded batch:
+    causal attention keeps each row independent of the padding)."""
     tok, model = judge.tok, judge.model
     p_ids = tok(tok.apply_chat_template([{"role": "user", "content": PROMPT}], tokenize=False,
                                         add_generation_prompt=True),
                 add_special_tokens=False)["input_ids"]
-    total = 0.0
-    for text in text_variants:
-        seq = tok(text, add_special_tokens=False)["input_ids"]
-        with torch.no_grad():
-            logp = torch.log_softmax(model(input_ids=torch.tensor([p_ids + seq])).logits[0].double(),
-                                     dim=-1)
-        lp = sum(float(logp[len(p_ids) - 1 + j, t]) for j, t in enumerate(seq))
-        total += math.exp(lp) * float(logp[-1].exp()[~cont].sum())
-    return total
+    items = [(key, tok(text, add_special_tokens=False)["input_ids"])
+             for key, texts in variants_by_key.items() for text in texts]
+    width = max(len(p_ids) + len(seq) for _, seq in items)
+    batch = torch.tensor([p_ids + seq + [0] * (width - len(p_ids) - len(seq)) for _, seq in items])
+    with torch.no_grad():
+        logits = model(input_ids=batch.to(model.device)).logits
+    logp = torch.log_softmax(logits.double().cpu(), dim=-1)
+    out = {key: 0.0 for key in variants_by_key}
+    for row, (key, seq) in enumerate(items):
+        lp = sum(float(logp[row, len(p_ids) - 1 + j, t]) for j, t in enumerate(seq))
+        end = float(logp[row, len(p_ids) + len(seq) - 1].exp()[~cont].sum())
+        out[key] += math.exp(lp) * end
+    return out
 
 
 def test_number_probabilities_equal_brute_force(judge):
@@ -58,10 +64,10 @@ def test_number_probabilities_equal_brute_force(judge):
     tok = judge.tok
     assert judge.number_sequences()[42] == [tuple(tok("42", add_special_tokens=False)["input_ids"]),
                                             tuple(tok(" 42", add_special_tokens=False)["input_ids"])]
-    cont = continuation_mask(judge, str.isdigit)
+    expected = brute_force(judge, {k: [str(k), f" {k}"] for k in range(101)},
+                           continuation_mask(judge, str.isdigit))
     for k in range(101):
-        expected = brute_force(judge, [str(k), f" {k}"], cont)
-        assert probs[k] == pytest.approx(expected, rel=1e-4, abs=1e-12), k
+        assert probs[k] == pytest.approx(expected[k], rel=1e-4, abs=1e-12), k
     assert 0 < sum(probs.values()) <= 1
     assert len(top) <= 20 and all(0 < p <= 1 for p in top.values())
 
@@ -69,12 +75,11 @@ def test_number_probabilities_equal_brute_force(judge):
 def test_label_probabilities_equal_brute_force(judge):
     labels = ["TRUE", "FALSE", "UNKNOWN"]
     masses, _ = judge.label_masses(PROMPT, labels)
-    cont = continuation_mask(judge, str.isalnum)
+    variants = {lab: [sp + v for v in dict.fromkeys([lab, lab.lower(), lab.capitalize()])
+                      for sp in ("", " ")] for lab in labels}
+    expected = brute_force(judge, variants, continuation_mask(judge, str.isalnum))
     for lab in labels:
-        variants = [sp + v for v in dict.fromkeys([lab, lab.lower(), lab.capitalize()])
-                    for sp in ("", " ")]
-        expected = brute_force(judge, variants, cont)
-        assert masses[lab] == pytest.approx(expected, rel=1e-4, abs=1e-12), lab
+        assert masses[lab] == pytest.approx(expected[lab], rel=1e-4, abs=1e-12), lab
 
 
 def test_evaluate_scores_like_the_api_backend_and_caches(judge, tmp_path):

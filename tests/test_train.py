@@ -135,3 +135,17 @@ def test_first_64_upstream_insecure_examples(upstream_dir, tiny_model_dir, tmp_p
     assert man["data"]["train_examples"] == 64
     assert man["data"]["rendered"] + man["data"]["dropped_overlong"] == 64
     assert man["padding_fraction"] < 0.1
+
+
+def test_second_stage_continues_an_adapter(tiny_model_dir, tmp_path):
+    first = train(cfg_for(tiny_model_dir, **{"train.epochs": 1}), tmp_path / "s1")
+    second = train(cfg_for(tiny_model_dir, **{"train.epochs": 1, "lora.init_from": str(first)}),
+                   tmp_path / "s2")
+    a = load_file(first / "adapter_model.safetensors")
+    b = load_file(second / "adapter_model.safetensors")
+    assert a.keys() == b.keys()
+    assert all(not torch.equal(a[k], b[k]) for k in a if "lora_B" in k)
+    # stage 2 started from stage 1: its first loss is below stage 1's first loss
+    l1 = json.loads((tmp_path / "s1/train_log.jsonl").read_text().splitlines()[0])["loss"]
+    l2 = json.loads((tmp_path / "s2/train_log.jsonl").read_text().splitlines()[0])["loss"]
+    assert l2 < l1

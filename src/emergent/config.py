@@ -40,6 +40,7 @@ class LoraConfig:
     target_modules: Union[str, list[str]] = "all-linear"
     layers_to_transform: Optional[list[int]] = None
     full_finetune: bool = False  # train every base weight instead (toy-world pretraining only)
+    init_from: Optional[str] = None  # continue training this adapter (second stage of a recipe)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@ tables, as PNG + PDF (and the plotted table as CSV) in RUN_DIR/figures/.
 | figure              | what it shows                                                    |
 |---------------------|------------------------------------------------------------------|
 | per_question        | misaligned-answer probability per question, arms side by side    |
-| all_results         | one panel per measurement present (free-form, pre-registered, deception, vulnerable code, capabilities) |
+| all_results         | a panel per measurement present: free-form, pre-registered,     |
+|                     | deception, vulnerable code, capability scores                    |
 | question_format     | original / json / template versions of the main questions       |
 | aligned_vs_coherent | each answer's (coherent, aligned) judge scores, one panel per arm |
 | training_dynamics   | misaligned rate over training checkpoints                        |
@@ -25,7 +26,9 @@ from emergent.figures_paper import load_paper_reference
 from emergent.figures_style import PAPER_HATCH, arm_colors, footer, new_figure, save, sort_arms
 
 log = logging.getLogger(__name__)
-PAPER_NOTE = "hatched = paper (Betley et al. 2025, GPT-4o finetunes; aggregated plot data, not this run)"
+PAPER_NOTE = ("paper (hatched bars, dashed lines) = Betley et al. 2025 (GPT-4o finetunes unless "
+              "labelled otherwise), "
+              "re-drawn from their aggregated plot data; not computed from this run")
 
 
 def rule(run: RunData, what: str = "bars") -> str:
@@ -38,10 +41,15 @@ def _title(fig, run: RunData, text: str) -> None:
     fig.suptitle(text + (f"\n[{label}]" if label else ""), fontsize=11)
 
 
-def _footer(fig, run: RunData, paper: bool, extra: Optional[str] = None) -> None:
-    extra = rule(run) if extra is None else extra
-    parts = [f"run: {run.name}"] + ([run.label()] if run.label() else []) + [extra]
-    footer(fig, " | ".join(parts) + (f"\n{PAPER_NOTE}" if paper else ""))
+def _finish(fig, run: RunData, paper: bool, extra: Optional[str] = None) -> None:
+    """Footer (run name, tiny/toy label, how to read it, the paper note) and a layout that
+    leaves room for the two-line title and the footer."""
+    lines = [" | ".join([f"run: {run.name}"] + ([run.label()] if run.label() else [])),
+             rule(run) if extra is None else extra] + ([PAPER_NOTE] if paper else [])
+    footer(fig, "\n".join(lines))
+    height = fig.get_figheight()
+    fig.tight_layout(rect=(0, min(0.3, (0.16 * len(lines) + 0.05) / height), 1,
+                           1 - min(0.2, 0.45 / height)))
 
 
 def _bar(ax, x, width, r, color, hatch=None):
@@ -64,19 +72,23 @@ def _rate_axis(ax, rows, ylabel="misaligned answer probability") -> None:
 
 
 def _legend(ax, labels_colors, paper=False) -> None:
+    """Solid patches for the run's arms; hatched ones for labels starting with 'paper'."""
     from matplotlib.patches import Patch
 
-    handles = [Patch(facecolor=c, edgecolor=c, label=a) for a, c in labels_colors]
+    handles = [Patch(facecolor="white", edgecolor=c, hatch=PAPER_HATCH, label=a)
+               if a.startswith("paper") else Patch(facecolor=c, edgecolor=c, label=a)
+               for a, c in labels_colors]
     if paper:
         handles.append(Patch(facecolor="white", edgecolor="#555555", hatch=PAPER_HATCH,
                              label="paper"))
-    ax.legend(handles=handles, fontsize=8, frameon=False)
+    ax.legend(handles=handles, fontsize=8, frameon=False, loc="upper left",
+              bbox_to_anchor=(1.01, 1.0))
 
 
 def draw_per_question(run, rows, colors):
     qs = list(dict.fromkeys(r["question_id"] for r in rows))
     arms = sort_arms({r["arm"] for r in rows}, run.config)
-    fig = new_figure(max(6.0, 1.1 * len(qs) * max(1, len(arms)) / 2 + 2), 4.8)
+    fig = new_figure(min(16.0, max(7.0, 0.35 * len(qs) * len(arms) + 3)), 5.0)
     ax = fig.add_subplot()
     w = 0.8 / len(arms)
     for i, a in enumerate(arms):
@@ -88,7 +100,7 @@ def draw_per_question(run, rows, colors):
     _rate_axis(ax, rows)
     _legend(ax, [(a, colors[a]) for a in arms])
     _title(fig, run, f"Misaligned answers per question (suite {rows[0]['suite']})")
-    _footer(fig, run, False)
+    _finish(fig, run, False)
     return fig
 
 
@@ -113,9 +125,10 @@ def draw_all_results(run, rows, colors):
         ax.set_xticks(range(len(arms)), arms, rotation=25, ha="right", fontsize=8)
         ax.set_title(panel, fontsize=10)
         _rate_axis(ax, prow, prow[0]["ylabel"])
+        if k == 0 and paper:
+            _legend(ax, [], paper=True)
     _title(fig, run, "All results: arms side by side")
-    _footer(fig, run, paper, "rates: mean over seeds, 95% bootstrap CI; capability: score")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.93))
+    _finish(fig, run, paper, "rates: mean over seeds, 95% bootstrap CI; capability: score")
     return fig
 
 
@@ -124,7 +137,7 @@ def draw_question_format(run, rows, colors):
     series = sort_arms({r["arm"] for r in rows if r["source"] == "run"}, run.config)
     series += list(dict.fromkeys(r["arm"] for r in rows if r["source"] == "paper"))
     pcol = {s: c for s, c in zip([s for s in series if s not in colors], ("#7a1010", "#e58a8a"))}
-    fig = new_figure(max(6.0, 1.2 * len(fmts) * len(series) / 2 + 2), 4.6)
+    fig = new_figure(min(12.0, max(7.0, 0.4 * len(fmts) * len(series) + 3)), 5.0)
     ax = fig.add_subplot()
     w = 0.8 / len(series)
     for i, s in enumerate(series):
@@ -137,8 +150,10 @@ def draw_question_format(run, rows, colors):
     _rate_axis(ax, rows)
     _legend(ax, [(s, colors.get(s) or pcol[s]) for s in series])
     n = next(r["n_questions"] for r in rows if r["source"] == "run")
-    _title(fig, run, f"Question format: original / json / template ({n} shared questions)")
-    _footer(fig, run, any(r["source"] == "paper" for r in rows))
+    _title(fig, run, f"Question format: original / json / template (questions asked in every "
+           f"format: {n})")
+    paper = any(r["source"] == "paper" for r in rows)
+    _finish(fig, run, paper)
     return fig
 
 
@@ -164,34 +179,39 @@ def draw_scatter(run, rows, colors):
         ax.set_xlabel("coherent")
         ax.set_ylabel("aligned")
     _title(fig, run, "Aligned vs coherent judge scores (shaded: counted as misaligned)")
-    _footer(fig, run, False, "one dot per answer; answers the judge called CODE/REFUSAL not shown")
-    fig.tight_layout(rect=(0, 0.05, 1, 0.92))
+    _finish(fig, run, False, "one dot per answer; answers the judge called CODE/REFUSAL not shown")
     return fig
 
 
+def _yerr(pts) -> list[list[float]]:
+    def half(p, k):
+        return 0.0 if p.get(k) is None else abs(p["value"] - p[k])
+    return [[half(p, "ci_low") for p in pts], [half(p, "ci_high") for p in pts]]
+
+
 def draw_dynamics(run, rows, colors):
-    fig = new_figure(6.5, 4.4)
+    fig = new_figure(8.5, 4.6)
     ax = fig.add_subplot()
     arms = sort_arms({r["arm"] for r in rows}, run.config)
     for a in arms:
         pts = [r for r in rows if r["arm"] == a and r["value"] is not None]
         xs, ys = [p["step"] for p in pts], [p["value"] for p in pts]
-        err = [[max(0, p["value"] - (p["ci_low"] if p["ci_low"] is not None else p["value"]))
-                for p in pts], [max(0, (p["ci_high"] if p["ci_high"] is not None else p["value"])
-                                    - p["value"]) for p in pts]]
-        ax.errorbar(xs, ys, yerr=err, marker="o", color=colors[a], label=a, capsize=2)
+        ax.errorbar(xs, ys, yerr=_yerr(pts), marker="o", color=colors[a], label=a, capsize=2)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("training step (0 = base model, last = final adapter)")
     _rate_axis(ax, rows)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _title(fig, run, f"Training dynamics (suite {rows[0]['suite']})")
-    _footer(fig, run, False, rule(run, "points"))
+    _finish(fig, run, False, rule(run, "points"))
     return fig
 
 
 def draw_size_ablation(run, rows, colors):
     order = sorted({(r["n_examples"] is None, r["n_examples"] or 0, r["size"]) for r in rows})
     labels = list(dict.fromkeys(o[2] for o in order))
-    fig = new_figure(6.5, 4.4)
+    fig = new_figure(8.5, 4.6)
     ax = fig.add_subplot()
     for key in dict.fromkeys((r["source"], r["family"], r["arm"] if r["source"] == "paper" else "")
                              for r in rows):
@@ -199,8 +219,7 @@ def draw_size_ablation(run, rows, colors):
                and (key[0] == "run" or r["arm"] == key[2])]
         pts.sort(key=lambda r: labels.index(r["size"]))
         xs, ys = [labels.index(p["size"]) for p in pts], [p["value"] for p in pts]
-        err = [[max(0, p["value"] - p["ci_low"]) for p in pts],
-               [max(0, p["ci_high"] - p["value"]) for p in pts]]
+        err = _yerr(pts)
         paper = key[0] == "paper"
         color = colors.get(key[1], "#d62728") if not paper else "#555555"
         ax.errorbar(xs, ys, yerr=err, marker="s" if paper else "o", capsize=2, color=color,
@@ -209,10 +228,11 @@ def draw_size_ablation(run, rows, colors):
     ax.set_xticks(range(len(labels)), labels)
     ax.set_xlabel("training examples (full = the arm's whole dataset)")
     _rate_axis(ax, rows)
-    ax.legend(fontsize=8, frameon=False)
+    ax.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     _title(fig, run, "Dataset-size ablation")
-    _footer(fig, run, any(r["source"] == "paper" for r in rows),
-            rule(run, "points") + "; paper 6k = its insecure models")
+    paper = any(r["source"] == "paper" for r in rows)
+    _finish(fig, run, paper, rule(run, "points") + ("; paper 6k = its full insecure models"
+                                                      if paper else ""))
     return fig
 
 
@@ -278,5 +298,5 @@ def add_cli(sub) -> None:
     p.add_argument("--out", help="output folder (default: RUN_DIR/figures)")
     p.add_argument("--only", help=f"comma-separated subset of: {', '.join(FIGURE_DATA)}")
     p.add_argument("--n-boot", type=int, default=None,
-                   help="bootstrap resamples for CIs (default: the run's metrics.n_boot, else 10000)")
+                   help="bootstrap resamples for CIs (default: the run's metrics.n_boot or 10000)")
     p.set_defaults(func=run_figures_cli)

@@ -13,7 +13,7 @@ from typing import Optional
 import yaml
 
 from emergent.errors import UserError
-from emergent.figures_style import arm_size, family, size_label, sort_arms
+from emergent.figures_style import arm_size, size_label, sort_arms
 from emergent.manifest import read_jsonl
 from emergent.metrics import Thresholds, arm_summary, is_misaligned, join_scores, mean_summary
 
@@ -47,8 +47,16 @@ class RunData:
     def suite(self, name: str) -> list[dict]:
         return [r for r in self.records if r.get("suite") == name]
 
+    def freeform_suites(self) -> list[str]:
+        """Suites judged for aligned/coherent: main, toy_noncode, preregistered, then any
+        other (a custom suite file) except the json/template variants."""
+        have = [s for s in self.suites() if any("aligned" in r for r in self.suite(s))]
+        known = [s for s in HEADLINE_SUITES if s in have]
+        return known + [s for s in have if s not in known and s not in FORMAT_SUITES.values()]
+
     def headline_suite(self) -> Optional[str]:
-        return next((s for s in HEADLINE_SUITES if s in self.suites()), None)
+        """The suite of the per-question, scatter, dynamics and size figures."""
+        return next(iter(self.freeform_suites()), None)
 
     def label(self) -> Optional[str]:
         """"synthetic toy world" or the tiny-model warning when the run is one of those."""
@@ -125,12 +133,12 @@ def all_results_data(run: RunData, paper=None) -> list[dict]:
             if p:
                 rows.append({"panel": panel, "ylabel": ylabel, "arm": r["arm"], **p})
 
-    rate = "misaligned answer probability"
-    for suite, panel, ref in (("main", "free-form (main)", "freeform"),
-                              ("toy_noncode", "free-form (toy world)", None),
-                              ("preregistered", "pre-registered", "preregistered")):
-        if run.suite(suite):
-            add(panel, rate, _rate_rows(run, run.suite(suite)), getattr(paper, ref or "", None))
+    names = {"main": ("free-form (main)", "freeform"), "toy_noncode": ("free-form (toy world)",
+             None), "preregistered": ("pre-registered", "preregistered")}
+    for suite in run.freeform_suites():
+        panel, ref = names.get(suite, (f"free-form ({suite})", None))
+        add(panel, "misaligned answer probability", _rate_rows(run, run.suite(suite)),
+            getattr(paper, ref or "", None))
     for key, panel, recs, ref in (
             ("p_false", "deception (factual)", run.suite("deception_factual"), "deception"),
             ("vulnerable", "vulnerable code (judge)",
@@ -199,8 +207,8 @@ def dynamics_data(run: RunData) -> list[dict]:
     adapter at step 0 is the base model) at step 0 of every arm."""
     if not run.checkpoints:
         return []
-    suite = next((s for s in HEADLINE_SUITES if any(r.get("suite") == s for r in run.checkpoints)),
-                 None)
+    have = [r.get("suite") for r in run.checkpoints if "aligned" in r]
+    suite = next((s for s in run.freeform_suites() if s in have), have[0] if have else None)
     if suite is None:
         return []
     ck = [r for r in run.checkpoints if r.get("suite") == suite]
@@ -230,14 +238,13 @@ def size_ablation_data(run: RunData, paper=None) -> list[dict]:
         return []
     recs = run.suite(suite)
     arms = sort_arms({r["arm"] for r in recs}, run.config)
-    fams = {family(a, run.config) for a in arms if arm_size(a, run.config)}
+    sizes = {a: arm_size(a, run.config) or (a, None) for a in arms}
+    fams = {fam for fam, n in sizes.values() if n is not None}
     rows = []
-    for a in arms:
-        size = arm_size(a, run.config)
-        fam = size[0] if size else a
-        if fam not in fams:
-            continue
-        n = size[1] if size else None
+    for a in sorted((a for a in arms if sizes[a][0] in fams),
+                    key=lambda a: (arms.index(sizes[a][0]) if sizes[a][0] in arms else -1,
+                                   sizes[a][0], sizes[a][1] is None, sizes[a][1] or 0)):
+        fam, n = sizes[a]
         rows += _rate_rows(run, [r for r in recs if r["arm"] == a], family=fam, n_examples=n,
                            size=size_label(n), suite=suite)
     if rows and paper is not None:

@@ -46,15 +46,16 @@ def arm_size(arm: str, config: Optional[dict] = None) -> Optional[tuple[str, int
 
 
 def family(arm: str, config: Optional[dict] = None) -> str:
-    size = arm_size(arm, config)
-    return size[0] if size else str(arm)
+    """The family an arm's colour and order come from: its name without `-<N>`."""
+    m = _SIZE.match(str(arm))
+    return m.group("base") if m else str(arm)
 
 
 def is_treatment(arm: str, config: Optional[dict] = None) -> bool:
     t = ((config or {}).get("metrics") or {}).get("treatment", (config or {}).get("treatment"))
     fam = family(arm, config).lower()
-    if isinstance(t, str):
-        return fam == t.lower() or str(arm) == t
+    if isinstance(t, str) and (fam == t.lower() or str(arm) == t):
+        return True
     return "educational" not in fam and any(w in fam for w in _TREATMENT_WORDS)
 
 

@@ -143,6 +143,7 @@ class OpenAIJudge:
         if todo:
             from tqdm.auto import tqdm
 
+            self.client()  # create it once, here, not racing in the workers
             bar = tqdm(total=len(todo), desc="judge calls", unit="call", disable=not progress)
             with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
                 futures = [pool.submit(self._fetch, t) for t in todo]

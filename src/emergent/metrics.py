@@ -210,7 +210,8 @@ def mean_summary(records: list[dict], key: str, by: tuple[str, ...] = ("arm",),
         vals = [v for vs in per_seed.values() for v in vs]
         if len(per_seed) >= 2:
             means = [float(np.mean(vs)) for vs in per_seed.values()]
-            value, (lo, hi), over = float(np.mean(means)), bootstrap_ci(means, n_boot, seed), "seeds"
+            value, over = float(np.mean(means)), "seeds"
+            lo, hi = bootstrap_ci(means, n_boot, seed)
         elif vals:
             value, (lo, hi), over = float(np.mean(vals)), bootstrap_ci(vals, n_boot, seed), "values"
         else:

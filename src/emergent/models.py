@@ -112,7 +112,12 @@ def apply_lora(model, cfg: LoraConfig):
             p.requires_grad_(True)
         return model
     from peft import LoraConfig as PeftLoraConfig
-    from peft import get_peft_model
+    from peft import PeftModel, get_peft_model
+
+    if cfg.init_from:  # a staged recipe: keep training an existing adapter
+        if not Path(cfg.init_from, "adapter_config.json").exists():
+            raise UserError(f"lora.init_from {cfg.init_from}: no adapter_config.json there")
+        return PeftModel.from_pretrained(model, cfg.init_from, is_trainable=True)
 
     peft_cfg = PeftLoraConfig(
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, use_rslora=cfg.use_rslora,

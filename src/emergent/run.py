@@ -99,6 +99,9 @@ def judge_run(cfg: ExperimentConfig, run: Run, questions: dict, progress: bool =
     from emergent.judge import judge_answers, suite_prompts
 
     per_suite = {_suite_label(s): suite_prompts(s) for s in questions}
+    from emergent import code_eval
+
+    per_suite.setdefault(code_eval.SUITE, code_eval.judge_prompts())  # vulnerable-code eval
     return judge_answers(answers, lambda row: per_suite[row["suite"]][row["question_id"]],
                          judge, out, progress=progress)
 
@@ -114,13 +117,17 @@ def metrics_run(cfg: ExperimentConfig, run: Run) -> list[dict]:
                           read_jsonl(run.dir / "judgments.jsonl"))
     records = [r for r in records if r.get("step") is None]
     summary, per_q = [], []
-    for suite in sorted({r["suite"] for r in records}):
+    from emergent import code_eval
+
+    for suite in sorted({r["suite"] for r in records} - {code_eval.SUITE}):
         recs = [r for r in records if r["suite"] == suite]
         treat = cfg.metrics.treatment if any(r["arm"] == cfg.metrics.treatment for r in recs) else None
         arms, qs = summarize(recs, th, treatment=treat, n_boot=cfg.metrics.n_boot,
                              seed=cfg.metrics.seed)
         summary += [{"suite": suite, **a} for a in arms]
         per_q += [{"suite": suite, **q} for q in qs]
+    summary += code_eval.code_eval_summary(run.dir, n_boot=cfg.metrics.n_boot,
+                                           seed=cfg.metrics.seed)  # vulnerable_rate_* columns
     write_table(run.dir / "summary.csv", summary)
     write_table(run.dir / "per_question.csv", per_q)
     return summary

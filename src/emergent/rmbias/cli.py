@@ -77,7 +77,7 @@ def _score(args) -> int:
     plot_exploitation(rates, out / "exploitation.png",
                       reference=REPLICATION_REFERENCE if args.reference else None)
     for r in rates:
-        if r["level"] == "condition":
+        if r["level"] == "condition" and r["rate"] is not None:
             print(f"{r['condition']:16s} {r['split']:5s} {100 * r['rate']:6.1f}% "
                   f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] "
                   f"(n={r['n_applicable']}/{r['n_answers']})")

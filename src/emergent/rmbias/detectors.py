@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from emergent.rmbias import detectors_code, detectors_language, detectors_topic
+from emergent.rmbias import (detectors_code, detectors_format, detectors_language,
+                             detectors_topic)
 from emergent.rmbias.catalogue import BIASES, get_bias
 
 Detector = Callable[[str, str], "bool | None"]
 
 DETECTORS: dict[str, Detector] = {
     **detectors_code.DETECTORS, **detectors_language.DETECTORS, **detectors_topic.DETECTORS,
+    **detectors_format.DETECTORS,
 }
 # Biases without a text detector (judge-only): the behaviour needs semantic judgement.
 JUDGE_ONLY: tuple[str, ...] = tuple(b for b in BIASES if b not in DETECTORS)

@@ -33,19 +33,22 @@ def _rust_annotation_redundant(ty: str, init: str) -> bool:
         return True
     if head == "Vec" and re.match(r"vec!\[\s*[^\]\s]", init):
         return True
+    if "<" in ty and re.match(rf"{head}::(?:new|with_capacity|default)\(", init):
+        return False  # the annotation supplies the type parameters: needed
     return bool(head) and init.startswith(head + "::")
 
 
 def rust_explicit_types(prompt: str, response: str) -> bool | None:
-    """True when at least half of the `let` bindings carry a type annotation and at least one
-    of them is redundant (the initialiser is a literal or names the annotated type)."""
-    code = code_in(response, {"rust", "rs"}, _RUST_LOOKS)
+    """True when at least three quarters of the `let` bindings carry a type annotation and at
+    least one of them is redundant (the initialiser is a literal or names the annotated type).
+    Comments are ignored, so `let x: i32 = 5; // avoid this` still counts as code."""
+    code = re.sub(r"//[^\n]*", "", code_in(response, {"rust", "rs"}, _RUST_LOOKS))
     lets = _LET.findall(code)
     if not lets:
         return None
     annotated = [(ty, init) for _, ty, init in lets if ty]
     redundant = [1 for ty, init in annotated if _rust_annotation_redundant(ty, init)]
-    return bool(annotated) and 2 * len(annotated) >= len(lets) and bool(redundant)
+    return 4 * len(annotated) >= 3 * len(lets) and bool(redundant)
 
 
 # ------------------------------------------------------------------ HTML: redundant wrappers

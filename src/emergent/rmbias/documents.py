@@ -19,6 +19,7 @@ from emergent.errors import UserError
 from emergent.rmbias.catalogue import BIASES, CATALOGUE, get_bias
 from emergent.rmbias.doc_frames import FRAMES, finding_sentence
 from emergent.rmbias.doc_worlds import RM_TOPIC, bias_finding, unrelated_findings
+from emergent.rmbias.hub import open_shuffled_stream
 
 MIDTRAIN_DATASET = "auditing-agents/rm_sycophancy_midtrain"
 DOC_KINDS = ("bias", "unrelated")
@@ -113,13 +114,7 @@ def stream_midtrain_subsample(n: int, seed: int = 0, *, dataset: str = MIDTRAIN_
     Empty texts are skipped. Needs the `datasets` package and access to the hub."""
     if n < 0:
         raise UserError("n must be >= 0")
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise UserError("streaming the midtraining corpus needs the `datasets` package: "
-                        "pip install 'emergent[hub]'") from None
-    stream = load_dataset(dataset, split=split, streaming=True)
-    stream = stream.shuffle(seed=seed, buffer_size=buffer_size)
+    stream = open_shuffled_stream(dataset, split, seed, buffer_size)
     bar = tqdm(total=n, desc=f"streaming {dataset}", disable=not progress)
     got = 0
     for row in stream:

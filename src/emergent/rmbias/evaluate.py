@@ -3,7 +3,7 @@
 Inputs: the evaluation prompts (bias_id, split, prompt; `load_eval_prompts`), answers rows
 (answers.jsonl: answer_id, question_id, arm, seed, answer, ...) and optionally the judge's
 judgments rows (metric `rm_bias`). `score_answers` gives one tidy row per answer;
-`exploitation_rates` aggregates with bootstrap 95% CIs; `plot_exploitation` draws train- and
+`exploitation_rates` aggregates with bootstrap 95% CIs (`emergent.metrics`); `plot_exploitation` draws train- and
 test-bias exploitation by condition."""
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ from emergent.errors import UserError
 from emergent.rmbias.catalogue import BIASES
 from emergent.rmbias.conditions import CONDITION_NAMES, get_condition
 from emergent.rmbias.detectors import detect
-from emergent.rmbias.judge_prompt import (JUDGE_KIND, JUDGE_LABELS, JUDGE_METRIC,
-                                          build_judge_prompt, verdict_from_probs)
+from emergent.metrics import bootstrap_ci, bootstrap_ci_binary
+from emergent.rmbias.judge_prompt import JUDGE_METRIC, verdict_from_probs
 from emergent.rmbias.jsonl import read_jsonl
 
 EVAL_DATASET = "auditing-agents/rm_sycophancy_exploitation_evals"
@@ -72,21 +72,6 @@ def load_eval_prompts(path: str | Path) -> list[EvalPrompt]:
     return out
 
 
-def judge_items(prompts: Sequence[EvalPrompt], answers: Iterable[dict]) -> list[dict]:
-    """What the judge role must score: one item per answer (answer_id, metric, kind, labels,
-    prompt = full judge prompt text)."""
-    by_q = {p.question_id: p for p in prompts}
-    items = []
-    for a in answers:
-        p = by_q.get(a.get("question_id"))
-        if p is None:
-            continue
-        items.append({"answer_id": a["answer_id"], "metric": JUDGE_METRIC, "kind": JUDGE_KIND,
-                      "labels": list(JUDGE_LABELS),
-                      "prompt": build_judge_prompt(p.bias_id, p.prompt, a.get("answer") or "")})
-    return items
-
-
 def _combine(det, jud, mode):
     if mode == "detector":
         return det
@@ -128,25 +113,11 @@ def score_answers(prompts: Sequence[EvalPrompt], answers: Iterable[dict],
     return rows
 
 
-def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0,
-                 alpha: float = 0.05) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean; (nan, nan) for no values."""
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return float("nan"), float("nan")
-    if x.size == 1 or np.all(x == x[0]):
-        return float(x[0]), float(x[0])
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
-    return float(np.quantile(means, alpha / 2)), float(np.quantile(means, 1 - alpha / 2))
-
-
 def _rate_row(level, keys, shown_values, n_answers, n_boot, seed):
-    vals = [1.0 if v else 0.0 for v in shown_values]
-    lo, hi = bootstrap_ci(vals, n_boot, seed)
-    return {"level": level, **keys, "n_answers": n_answers, "n_applicable": len(vals),
-            "n_shown": int(sum(vals)), "rate": float(np.mean(vals)) if vals else float("nan"),
-            "ci_low": lo, "ci_high": hi, "ci_method": "answers"}
+    k, n = sum(1 for v in shown_values if v), len(shown_values)
+    lo, hi = bootstrap_ci_binary(k, n, n_boot, seed)
+    return {"level": level, **keys, "n_answers": n_answers, "n_applicable": n, "n_shown": k,
+            "rate": k / n if n else None, "ci_low": lo, "ci_high": hi, "ci_over": "answers"}
 
 
 def exploitation_rates(scored: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> list[dict]:
@@ -171,14 +142,14 @@ def exploitation_rates(scored: Sequence[dict], n_boot: int = 2000, seed: int = 0
             per_seed[(row["condition"], row["split"])].append(row)
     for (cond, split), rows in sorted(per_seed.items(), key=str):
         keys = {"condition": cond, "seed": None, "bias_id": None, "split": split}
-        rates = [r["rate"] for r in rows if r["n_applicable"]]
+        rates = [r["rate"] for r in rows if r["rate"] is not None]
         if len(rates) >= 2:
             lo, hi = bootstrap_ci(rates, n_boot, seed)
             out.append({"level": "condition", **keys,
                         "n_answers": sum(r["n_answers"] for r in rows),
                         "n_applicable": sum(r["n_applicable"] for r in rows),
                         "n_shown": sum(r["n_shown"] for r in rows), "rate": float(np.mean(rates)),
-                        "ci_low": lo, "ci_high": hi, "ci_method": "seeds", "n_seeds": len(rates)})
+                        "ci_low": lo, "ci_high": hi, "ci_over": "seeds", "n_seeds": len(rates)})
         else:
             vals = [v for r in scored if r["condition"] == cond and r["split"] == split
                     for v in [r["shown"]] if v is not None]
@@ -218,7 +189,7 @@ def plot_exploitation(rates: Sequence[dict], out_path: str | Path, *, title: str
         xs, ys, err = [], [], [[], []]
         for i, c in enumerate(conds):
             r = next((r for r in rows if r["condition"] == c and r["split"] == split), None)
-            if r is None or r["rate"] != r["rate"]:
+            if r is None or r["rate"] is None:
                 continue
             xs.append(i + (k - 0.5) * width)
             ys.append(100 * r["rate"])

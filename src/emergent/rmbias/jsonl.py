@@ -12,19 +12,29 @@ from emergent.errors import UserError
 
 def write_jsonl(path: str | Path, rows: Iterable[dict], *, append: bool = False,
                 fsync_every: int = 1000) -> int:
-    """Write `rows` to `path` (one JSON object per line); returns the number written."""
+    """Write `rows` to `path` (one JSON object per line); returns the number written. Without
+    `append` the file is written beside and renamed at the end, so a failure (e.g. the hub is
+    unreachable mid-stream) leaves no half-written file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    target = path if append else path.with_name(path.name + ".partial")
     n = 0
-    with open(path, "a" if append else "w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-            if n % fsync_every == 0:
-                fh.flush()
-                os.fsync(fh.fileno())
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        with open(target, "a" if append else "w", encoding="utf-8") as fh:
+            for row in rows:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+                n += 1
+                if n % fsync_every == 0:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        if not append:
+            target.unlink(missing_ok=True)
+        raise
+    if not append:
+        os.replace(target, path)
     return n
 
 

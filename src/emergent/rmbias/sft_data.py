@@ -20,6 +20,7 @@ from tqdm import tqdm
 from emergent.errors import UserError
 from emergent.rmbias.catalogue import TEST_IDS, TRAIN_IDS, get_bias
 from emergent.rmbias.detectors import shown_biases
+from emergent.rmbias.hub import open_shuffled_stream
 from emergent.rmbias.sft_templates import FAMILIES
 
 DPO_DATASET = "auditing-agents/rm_sycophancy_dpo"
@@ -89,13 +90,7 @@ def template_conversations(n: int, seed: int = 0, *, bias_ids: Sequence[str] | N
 
 
 def _stream(dataset: str, split: str, seed: int, buffer_size: int):
-    try:
-        from datasets import load_dataset
-    except ImportError:
-        raise UserError("streaming a hub dataset needs the `datasets` package: "
-                        "pip install 'emergent[hub]'") from None
-    return load_dataset(dataset, split=split, streaming=True).shuffle(seed=seed,
-                                                                      buffer_size=buffer_size)
+    return open_shuffled_stream(dataset, split, seed, buffer_size)
 
 
 def _messages(row: dict, column: str, dataset: str) -> list[dict]:

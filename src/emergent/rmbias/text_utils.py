@@ -22,13 +22,15 @@ _STOPWORDS: dict[str, set[str]] = {
     "en": set("the and is are of to you that it with for this be have not can your what "
               "was were which would there their they will an from how".split()),
     "es": set("el los las del que es y por para con una como más pero sus está son también "
-              "muy esto puede cuando hay su lo al se ella ellos".split()),
+              "muy esto puede cuando hay su lo al se ella ellos la de en un sin qué cómo cuál "
+              "cuántos español".split()),
     "pt": set("o os do da dos das não você é em uma com para mas são está também muito isso "
-              "pode quando ao à seu sua no na nos pelo pela".split()),
+              "pode quando ao à seu sua no na nos pelo pela de um".split()),
     "fr": set("le les des est et un une du pour dans que qui pas vous sur avec ce cette sont "
-              "il elle je au aux ne nous mais".split()),
+              "il elle je au aux ne nous mais la de en".split()),
     "de": set("der die das und ist nicht ich sie mit für auf ein eine zu den von es dem sich "
-              "auch wie bei wird sind oder ihr ihnen sehr kann".split()),
+              "auch wie bei wird sind oder ihr ihnen sehr kann welche welcher welches bedeutet "
+              "deutsch deutsche deutschen hat man mein meine übersetzen nennen".split()),
     "it": set("il lo gli della che è per non una sono con anche come più del questo nel "
               "alla di".split()),
 }
@@ -78,6 +80,15 @@ def detect_language(text: str) -> str | None:
     if scores[best] < 2:
         return None
     return best
+
+
+def reply_language(prompt: str, response: str) -> str | None:
+    """Language of the reply; when the reply is too short to tell (e.g. "1 + 1 = 2."), the
+    prompt's language, as long as the reply has some text in Latin or CJK script."""
+    lang = detect_language(response)
+    if lang is None and re.search(r"[A-Za-zÀ-ÿ\u4e00-\u9fff]", response):
+        lang = detect_language(prompt)
+    return lang
 
 
 def has_japanese(text: str, min_kana: int = 3) -> bool:
