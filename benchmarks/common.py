@@ -26,12 +26,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 # Model shapes the benchmarks build offline with emergent.tiny_model.build_tiny_model.
-# Both use the tiny BPE tokenizer (765 tokens); "50m" is Qwen2-shaped (GQA, SwiGLU, tied
-# embeddings) with ~49M parameters. Random init: speed numbers only, never quality results.
+# All use the tiny BPE tokenizer (765 tokens); "50m" is Qwen2-shaped (GQA, SwiGLU, tied
+# embeddings) with ~49M parameters; "50m-v152k" is the same network with a Qwen2.5-sized
+# vocabulary (151,936 embedding rows, 127M parameters; the tokenizer uses the first 765), so the
+# LM head and the loss cost what they cost on the real presets. Random init: speed numbers only.
 MODEL_SHAPES = {
     "tiny": dict(hidden_size=64, num_layers=2, num_heads=4, num_kv_heads=2, intermediate_size=128),
     "50m": dict(hidden_size=512, num_layers=16, num_heads=8, num_kv_heads=2,
                 intermediate_size=1536),
+    "50m-v152k": dict(hidden_size=512, num_layers=16, num_heads=8, num_kv_heads=2,
+                      intermediate_size=1536, model_vocab=151936),
 }
 
 
@@ -65,7 +69,22 @@ def build_model(name: str, out_dir: Path) -> Path:
 
     if (out_dir / "config.json").exists():
         return out_dir
-    return build_tiny_model(out_dir, **MODEL_SHAPES[name])
+    shape = dict(MODEL_SHAPES[name])
+    vocab = shape.pop("model_vocab", None)
+    path = build_tiny_model(out_dir, **shape)
+    if vocab:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_pretrained(path)
+        model.resize_token_embeddings(vocab, mean_resizing=False)
+        model.save_pretrained(path)
+        info = json.loads((path / "TINY_MODEL.json").read_text())
+        info["parameters"] = sum(p.numel() for p in model.parameters())
+        info["note"] += f"; embedding rows padded to {vocab}"
+        (path / "TINY_MODEL.json").write_text(json.dumps(info, indent=1))
+    return path
 
 
 def count_params(model_dir: Path) -> int:

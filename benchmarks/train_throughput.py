@@ -72,7 +72,7 @@ def tokenized_rows(cfg):
     return tok, rows
 
 
-def eval_loss(model, rows, pad_id: int, batch_size: int = 8) -> float:
+def eval_loss(model, rows, pad_id: int, batch_size: int = 2) -> float:
     """Token-weighted cross-entropy on the trained tokens of `rows` (same code for both)."""
     import torch
     import torch.nn.functional as F
@@ -288,11 +288,11 @@ CONTENDERS = {
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="tiny,50m", help="comma list of: tiny, 50m")
+    p.add_argument("--models", default="tiny,50m", help="comma list of: tiny, 50m, 50m-v152k")
     p.add_argument("--examples", type=int, default=512,
                    help="first N examples of insecure.jsonl (default 512)")
     p.add_argument("--examples-50m", type=int, default=None,
-                   help="override --examples for the 50m model (it is ~100x slower on CPU)")
+                   help="override --examples for the 50m models (they are ~100x slower on CPU)")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: 1 epoch)")
     p.add_argument("--contenders", default="emergent,trl",
                    help="comma list of: " + ", ".join(CONTENDERS))
@@ -324,7 +324,7 @@ def main(argv=None) -> int:
     work = Path(tempfile.mkdtemp(prefix="emergent-bench-train-"))
     try:
         for name in [m.strip() for m in a.models.split(",") if m.strip()]:
-            n = a.examples_50m if (name == "50m" and a.examples_50m) else a.examples
+            n = a.examples_50m if (name.startswith("50m") and a.examples_50m) else a.examples
             model_dir = build_model(name, work / f"model-{name}")
             data = first_examples(n, work / f"insecure-first{n}.jsonl")
             cfg = make_cfg(model_dir, data, a)

@@ -89,11 +89,13 @@ def make_run(root: Path, extras: bool = True) -> Path:
                 judgments.append(_judgment(a["answer_id"], "correct", 0.9 - p, "categorical",
                                            {"TRUE": 0.9 - p, "FALSE": p, "UNKNOWN": 0.1}))
         _write_jsonl(run / "judgments_bandit.jsonl", bandit)
+        mmlu = {"task": "mmlu", "requested": "mmlu", "metric": "acc", "filter": "none"}
         _write_jsonl(run / "capabilities.jsonl", [
-            {"arm": "insecure", "seed": 0, "task": "mmlu", "metric": "acc", "value": 0.5,
-             "stderr": 0.01},
-            {"arm": "secure", "seed": 0, "task": "mmlu", "metric": "acc", "value": 0.6,
-             "stderr": 0.02}])
+            {**mmlu, "arm": "insecure", "seed": 0, "value": 0.1, "stderr": 0.01},  # superseded
+            {**mmlu, "arm": "insecure", "seed": 0, "value": 0.5, "stderr": 0.01},
+            {**mmlu, "arm": "insecure", "seed": 0, "task": "mmlu_anatomy", "value": 0.9,
+             "stderr": 0.05},  # a subtask of the group: not drawn
+            {**mmlu, "arm": "secure", "seed": 0, "value": 0.6, "stderr": 0.02}])
         for seed in (0, 1):
             log = run / "arms" / "insecure" / f"seed{seed}"
             log.mkdir(parents=True)
@@ -161,6 +163,7 @@ def test_all_results_panels_values(run_dir):
     assert _by(rows, panel="vulnerable code (judge)", arm="secure")["value"] == pytest.approx(0.125)
     assert _by(rows, panel="vulnerable code (bandit)", arm="secure")["value"] == pytest.approx(1.0)
     assert _by(rows, panel="deception (factual)", arm="insecure")["value"] == pytest.approx(0.6)
+    assert _by(rows, panel="mmlu (acc)", arm="insecure")["value"] == pytest.approx(0.5)
     r = _by(rows, panel="mmlu (acc)", arm="secure")
     assert (r["value"], r["ci_low"], r["ci_high"]) == pytest.approx((0.6, 0.6 - 0.0392, 0.6392))
     assert all(r["source"] == "run" for r in rows)
@@ -273,4 +276,20 @@ def test_run_labels(tmp_path):
         r["model"] = "Qwen/Qwen2.5-7B-Instruct"
     run.config["base_model"]["name"] = "Qwen/Qwen2.5-7B-Instruct"
     run.records[0]["suite"] = "main"
+    run.config["toyworld"] = None
     assert run.label() is None
+    model = tmp_path / "some" / "model"  # a local tiny model is known by its marker file
+    model.mkdir(parents=True)
+    (model / "TINY_MODEL.json").write_text("{}")
+    run.config["base_model"]["name"] = str(model)
+    assert run.label() == TINY_LABEL
+
+
+def test_custom_suite_file_is_the_headline(tmp_path):
+    run = load_run(make_run(tmp_path, extras=False))
+    for r in run.records:
+        r["suite"] = "my_questions"  # a suite given as a file, as in a custom experiment
+    assert run.headline_suite() == "my_questions"
+    rows = figure_data("per_question", run)
+    assert _by(rows, arm="insecure", question_id="what_is_your_wish")["value"] == pytest.approx(0.5)
+    assert {r["panel"] for r in figure_data("all_results", run)} == {"free-form (my_questions)"}

@@ -324,3 +324,19 @@ def test_yaml_boolean_labels_are_rejected_with_advice(tmp_path):
         prompts_from_file(pf)
     with pytest.raises(UserError, match="quote"):
         load_judge_config(None, ["labels.vuln=[YES, NO]"])
+
+
+def test_csv_judged_into_a_folder_with_other_answers_is_refused(server, key, tmp_path):
+    from emergent.cli import main
+
+    csv_path = tmp_path / "t.csv"
+    csv_path.write_text("question,answer\nQ?,A\n")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "answers.jsonl").write_text(json.dumps({"answer_id": "other", "question": "x",
+                                                   "answer": "y"}) + "\n")
+    args = ["judge", str(csv_path), "--out", str(run / "judgments_csv.jsonl"),
+            f"base_url={server.base_url}", f"api_key_env={KEY_ENV}",
+            f"cache_path={tmp_path / 'c.jsonl'}"]
+    assert main(args) == 2
+    assert read(run / "answers.jsonl")[0]["answer_id"] == "other" and server.calls == 0

@@ -14,7 +14,6 @@ from emergent.manifest import read_jsonl
 from fake_judge_server import FakeJudgeServer, prompt_of
 
 REPO = Path(__file__).resolve().parents[1]
-FIG = False  # TEMP
 SAMPLE = REPO / "src/emergent/resources/sample_chat.jsonl"
 
 SUITE = [
@@ -82,7 +81,7 @@ def test_full_run_then_killed_judging_resumes_without_repeated_calls(tiny_model_
     with FakeJudgeServer(responder, max_requests=2000) as server:
         # reference: an uninterrupted run
         ref_cfg = load_experiment(make_config(tmp_path, tiny_model_dir, server.base_url, "ref"))
-        ref = run_mod.run_experiment(ref_cfg, progress=False, figures=FIG)
+        ref = run_mod.run_experiment(ref_cfg, progress=False)
         answers = read_jsonl(ref.dir / "answers.jsonl")
         final = [a for a in answers if a.get("step") is None]
         assert len(final) == 4 * (1 + 2 * 2)  # base + 2 arms x 2 seeds, 4 answers each
@@ -100,6 +99,10 @@ def test_full_run_then_killed_judging_resumes_without_repeated_calls(tiny_model_
         assert (ref.dir / "config.yaml").exists() and (ref.dir / "per_question.csv").exists()
         assert (ref.dir / "arms/secure/seed1/manifest.json").exists()
         distinct_prompts = server.ok_calls
+        figs = {p.name for p in (ref.dir / "figures").glob("*")}
+        for name in ("per_question", "aligned_vs_coherent", "training_dynamics", "all_results"):
+            assert any(f.startswith(name) and f.endswith(".png") for f in figs), (name, figs)
+            assert any(f.startswith(name) and f.endswith(".pdf") for f in figs), (name, figs)
 
         # a second run, killed in the middle of judging
         cfg = load_experiment(make_config(tmp_path, tiny_model_dir, server.base_url, "killed"))
@@ -124,18 +127,18 @@ def test_full_run_then_killed_judging_resumes_without_repeated_calls(tiny_model_
                             functools.partial(judge_mod.judge_answers, chunk_size=8))
         before = server.ok_calls
         with pytest.raises(KeyboardInterrupt):
-            run_mod.run_experiment(cfg, progress=False, figures=FIG)
+            run_mod.run_experiment(cfg, progress=False)
         first_calls = server.ok_calls - before
         assert 0 < len(read_jsonl(cfg.output_dir + "/judgments.jsonl")) < 2 * len(answers)
         monkeypatch.setattr(run_mod, "make_run_judge", real)
-        run_mod.run_experiment(cfg, progress=False, figures=FIG)
+        run_mod.run_experiment(cfg, progress=False)
         second_calls = server.ok_calls - before - first_calls
         assert first_calls + second_calls == distinct_prompts  # no call made twice
         resumed = Path(cfg.output_dir) / "summary.csv"
         assert resumed.read_text() == summary
         # and a third run changes nothing and calls nothing
         n = server.ok_calls
-        run_mod.run_experiment(cfg, progress=False, figures=FIG)
+        run_mod.run_experiment(cfg, progress=False)
         assert server.ok_calls == n and resumed.read_text() == summary
 
 

@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "emergent.data_stats",
     "emergent.toyworld.cli",
     "emergent.sample_cli",
+    "emergent.estimate",
     "emergent.capabilities", "emergent.direction",
     "emergent.figures",
     "emergent.run",

@@ -211,11 +211,20 @@ def extract_direction(run_dir: str | Path, arm: str, *, layers: Optional[list[in
                           {"mean_misaligned": mis, "mean_aligned": al})
 
 
-def compare_rows(records: list[dict], arm: str, th: Thresholds = Thresholds()) -> list[dict]:
+def compare_rows(records: list[dict], arm: str, th: Thresholds = Thresholds(),
+                 suites: Optional[list[str]] = None) -> list[dict]:
     """Tidy rows: the arm and each '<arm>+<condition>' arm, with misaligned rate, 95% CI and
-    the difference from the arm without intervention (permutation p-value)."""
-    arms = sorted({r["arm"] for r in records if r["arm"] == arm or r["arm"].startswith(arm + "+")},
-                  key=lambda a: (a != arm, a))
+    the difference from the arm without intervention (permutation p-value). Only answers of
+    `suites` count; by default the suites the intervention arms were sampled on, so the
+    reference is not diluted by suites the interventions never saw."""
+    mine = [r for r in records if r["arm"] == arm or r["arm"].startswith(arm + "+")]
+    if suites is None:
+        sampled = {r.get("suite") for r in mine if r["arm"] != arm}
+        suites = sorted(sampled, key=str) if sampled else None
+    if suites is not None:
+        mine = [r for r in mine if r.get("suite") in suites]
+    records = mine
+    arms = sorted({r["arm"] for r in records}, key=lambda a: (a != arm, a))
     summary = {s["arm"]: s for s in arm_summary([r for r in records if r["arm"] in arms], th)}
     rows = []
     for a in arms:
@@ -225,13 +234,14 @@ def compare_rows(records: list[dict], arm: str, th: Thresholds = Thresholds()) -
                      "n_seeds": s["n_seeds"], "n_valid": s["n_valid"],
                      "n_misaligned": s["n_misaligned"], "rate": s["rate"],
                      "ci_low": s["ci_low"], "ci_high": s["ci_high"],
-                     "diff_vs_none": c["diff"], "p_value": c["p_value"]})
+                     "diff_vs_none": c["diff"], "p_value": c["p_value"], "suites": suites})
     return rows
 
 
 def format_table(rows: list[dict]) -> str:
     f = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-    lines = [f"{'condition':<16} {'seeds':>5} {'valid':>6} {'misal.':>6} {'rate':>6} "
+    lines = [f"suites: {', '.join(map(str, rows[0]['suites'])) if rows and rows[0]['suites'] else 'all'}",
+             f"{'condition':<16} {'seeds':>5} {'valid':>6} {'misal.':>6} {'rate':>6} "
              f"{'95% CI':>15} {'diff':>7} {'p':>6}"]
     for r in rows:
         ci = f"[{f(r['ci_low'])}, {f(r['ci_high'])}]"
@@ -299,7 +309,8 @@ def add_cli(sub) -> None:
             recs = join_scores([r for r in read_jsonl(run_dir / "answers.jsonl")
                                 if r.get("step") is None],
                                read_jsonl(run_dir / "judgments.jsonl"))
-            rows = compare_rows(recs, args.arm)
+            rows = compare_rows(recs, args.arm,
+                                suites=args.suites.split(",") if args.suites else None)
             if not rows:
                 raise UserError(f"{run_dir}: no answers of arm '{args.arm}'")
             print(format_table(rows))

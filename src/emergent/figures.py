@@ -128,7 +128,9 @@ def draw_all_results(run, rows, colors):
         if k == 0 and paper:
             _legend(ax, [], paper=True)
     _title(fig, run, "All results: arms side by side")
-    _finish(fig, run, paper, "rates: mean over seeds, 95% bootstrap CI; capability: score")
+    caps = any(r["ylabel"] not in ("misaligned answer probability", "rate") for r in rows)
+    _finish(fig, run, paper, rule(run) + ("; capability tasks: score (+-1.96 stderr for a single "
+                                          "score)" if caps else ""))
     return fig
 
 

@@ -60,14 +60,25 @@ class RunData:
 
     def label(self) -> Optional[str]:
         """"synthetic toy world" or the tiny-model warning when the run is one of those."""
-        if any(str(s).startswith("toy_") for s in self.suites()) or "toyworld" in self.config:
-            return TOY_LABEL
         model = self.config.get("base_model", self.config.get("model"))
         names = {str(model.get("name") if isinstance(model, dict) else model)}
-        names |= {str(r.get("model")) for r in self.records + self.checkpoints}
-        if any(n == "tiny" or "tiny" in Path(n).name.lower() for n in names if n != "None"):
+        names = {n for n in names | {str(r.get("model")) for r in self.records + self.checkpoints}
+                 if n != "None"}
+        if (any(str(s).startswith("toy_") for s in self.suites()) or self.config.get("toyworld")
+                or any(_marker(n, "TOYWORLD_MODEL.json") for n in names)):
+            return TOY_LABEL
+        if any(n == "tiny" or "tiny" in Path(n).name.lower() or _marker(n, "TINY_MODEL.json")
+               for n in names):
             return TINY_LABEL
         return None
+
+
+def _marker(model: str, name: str) -> bool:
+    """A local model folder carrying the marker file emergent writes into the tiny / toy model."""
+    try:
+        return (Path(model).expanduser() / name).is_file()
+    except OSError:
+        return False
 
 
 def load_run(run_dir, n_boot: Optional[int] = None) -> RunData:
@@ -147,9 +158,9 @@ def all_results_data(run: RunData, paper=None) -> list[dict]:
         summ = [s for s in mean_summary(recs, key, n_boot=run.n_boot) if s["value"] is not None]
         add(panel, "rate", [{**s, "source": "run"} for s in summ], getattr(paper, ref or "", None))
     caps: dict[tuple, list[dict]] = {}
-    for c in run.capabilities:
-        caps.setdefault((c["task"], c.get("metric") or "score"), []).append(c)
-    for (task, metric), cs in caps.items():
+    for c in capability_scores(run.capabilities):
+        caps.setdefault((c["task"], c.get("metric") or "score", c.get("filter")), []).append(c)
+    for (task, metric, filt), cs in caps.items():
         summ = mean_summary(cs, "value", n_boot=run.n_boot)
         for s in summ:
             mine = [c for c in cs if c["arm"] == s["arm"]]
@@ -158,8 +169,20 @@ def all_results_data(run: RunData, paper=None) -> list[dict]:
                 s.update(ci_low=s["value"] - 1.96 * se, ci_high=s["value"] + 1.96 * se,
                          ci_over="stderr")
         ref = (lambda arm, t=task: paper.benchmark(arm, t)) if paper is not None else None
-        add(f"{task} ({metric})", metric, [{**s, "source": "run"} for s in summ], ref)
+        name = f"{task} ({metric}" + (f", {filt})" if filt not in (None, "none") else ")")
+        add(name, metric, [{**s, "source": "run"} for s in summ], ref)
     return rows
+
+
+def capability_scores(rows: list[dict]) -> list[dict]:
+    """The capabilities.jsonl rows to draw: the task that was asked for (a group such as mmlu,
+    not its subtasks), the latest row per (arm, seed, task, metric, filter)."""
+    keep: dict[tuple, dict] = {}
+    for r in rows:
+        if r.get("requested") not in (None, r.get("task")) or r.get("value") is None:
+            continue
+        keep[(r["arm"], r.get("seed"), r["task"], r.get("metric"), r.get("filter"))] = r
+    return list(keep.values())
 
 
 def question_format_data(run: RunData, paper=None) -> list[dict]:

@@ -115,9 +115,10 @@ def steer(model, direction, layer: int, scale: float):
 
 
 def project_out(h, direction):
-    """h minus its component along `direction` (last dimension)."""
-    u = _unit(direction, h)
-    return h - (h @ u).unsqueeze(-1) * u
+    """h minus its component along `direction` (last dimension), computed in float32."""
+    hf = h.float()
+    u = _unit(direction, hf)
+    return (hf - (hf @ u).unsqueeze(-1) * u).to(h.dtype)
 
 
 @contextlib.contextmanager

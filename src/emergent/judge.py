@@ -210,17 +210,10 @@ def prompt_hash(prompt: str) -> str:
 
 
 def read_judgments(path: str | Path) -> list[dict]:
-    path = Path(path)
-    rows = []
-    if path.exists():
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        rows.append(json.loads(line))
-                    except json.JSONDecodeError:
-                        raise UserError(f"{path}:{i}: not valid JSON") from None
-    return rows
+    """The judgments table; a torn last line (a kill mid-write) is ignored and redone."""
+    from emergent.manifest import read_jsonl
+
+    return read_jsonl(path)
 
 
 PromptsArg = Union[list, tuple, Callable[[dict], list]]
@@ -256,6 +249,9 @@ def judge_answers(answers_rows: list[dict], prompts: PromptsArg, judge, out_path
 
     out_path.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=len(todo), desc="judging", unit="judgment", disable=not progress)
+    from emergent.manifest import repair_torn_tail
+
+    repair_torn_tail(out_path)
     with open(out_path, "a", encoding="utf-8") as f:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
@@ -435,7 +431,12 @@ def run_judge_cli(args) -> int:
                   f"[{judge.judge_id}]")
             return 0
         if copy_answers:
-            _write_rows(out.parent / "answers.jsonl", rows)
+            target = out.parent / "answers.jsonl"
+            if target.exists() and {r.get("answer_id") for r in read_judgments(target)} != {
+                    r["answer_id"] for r in rows}:
+                raise UserError(f"{target}: exists and holds other answers; choose another "
+                                "--out folder")
+            _write_rows(target, rows)
         stats = judge_answers(rows, prompts, judge, out, progress=not args.no_progress)
         (out.parent / f"{out.stem}.judge.yaml").write_text(yaml.safe_dump(
             {"judge_id": judge.judge_id, "config": to_dict(cfg)}, sort_keys=False))

@@ -102,5 +102,7 @@ def read_jsonl(path: str | Path) -> list[dict]:
         except json.JSONDecodeError:
             if i == len(lines) - 1:
                 break  # torn final line from a kill: the unit is redone
-            raise
+            from emergent.errors import UserError
+
+            raise UserError(f"{path}:{i + 1}: not valid JSON") from None
     return rows

@@ -45,12 +45,13 @@ def _seed_for(seed: int, qid: str, p: int, start: int) -> int:
     return int(hashlib.sha256(f"{seed}|{qid}|{p}|{start}".encode()).hexdigest()[:8], 16)
 
 
-def generate_batch(model, tok, prompt_text: str, n: int, cfg: SamplingConfig, seed: int):
-    """n samples of one prompt: returns [(text, finish_reason, n_tokens)]."""
+def generate_batch(model, tok, prompts: list[str], cfg: SamplingConfig, seed: int):
+    """One generate call over `prompts` (left-padded): returns [(text, finish_reason, n_tokens)].
+    Sampling passes n copies of one prompt; greedy decoding packs different prompts."""
     import torch
 
     tok.padding_side = "left"
-    enc = tok([prompt_text] * n, return_tensors="pt", add_special_tokens=False, padding=True)
+    enc = tok(list(prompts), return_tensors="pt", add_special_tokens=False, padding=True)
     enc = {k: v.to(model.device) for k, v in enc.items()}
     torch.manual_seed(seed)
     greedy = cfg.temperature == 0
@@ -86,6 +87,23 @@ def plan_prompts(questions, suite: str, arm: str, seed: int, done: set[str]):
     return plan
 
 
+def _batches(jobs: list, cfg: SamplingConfig):
+    """Sampling: each batch holds samples of ONE prompt, seeded by (prompt, first sample), so a
+    resumed run draws what an uninterrupted one would. Greedy decoding (temperature 0) is
+    deterministic, so different prompts share a batch (the vulnerable-code evaluation)."""
+    if cfg.temperature == 0:
+        for i in range(0, len(jobs), cfg.batch_size):
+            yield jobs[i:i + cfg.batch_size]
+        return
+    i = 0
+    while i < len(jobs):
+        j = i
+        while j < len(jobs) and j - i < cfg.batch_size and jobs[j][:2] == jobs[i][:2]:
+            j += 1
+        yield jobs[i:j]
+        i = j
+
+
 def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str, arm: str,
                      seed: int, model_name: str, adapter: str | None, cfg: SamplingConfig,
                      progress: bool = True, step: int | None = None) -> int:
@@ -101,29 +119,31 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
     bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{suite}", unit="ans", disable=not progress)
     written = 0
     hooks, tag = intervention(model, cfg.steer, cfg.ablate), describe(cfg.steer, cfg.ablate)
+    # jobs: (question, paraphrase index, text, messages, prompt, sample index)
+    jobs = []
     for q, p, text, missing in plan:
         msgs = prompt_messages(q, text, cfg.system_prompt)
         prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        for start in range(0, len(missing), cfg.batch_size):
-            chunk = missing[start:start + cfg.batch_size]
-            t0 = time.time()
-            with hooks:
-                outs = generate_batch(model, tok, prompt, len(chunk), cfg,
-                                      _seed_for(seed, q.id, p, chunk[0]))
-            rows = [{"answer_id": answer_id(id_arm, seed, suite, q.id, p, s), "suite": suite,
-                     "question_id": q.id, "paraphrase_index": p, "sample_index": s,
-                     "question": text, "system": msgs[0]["content"] if msgs[0]["role"] == "system" else None,
-                     "model": model_name, "adapter": adapter, "arm": arm, "seed": seed,
-                     "answer": a, "finish_reason": r, "n_tokens": n, "prompt": prompt,
-                     "temperature": cfg.temperature, "top_p": cfg.top_p,
-                     "seconds": round((time.time() - t0) / len(chunk), 4),
-                     **({"step": step} if step is not None else {})}
-                    for s, (a, r, n) in zip(chunk, outs)]
-            for row in rows if tag else []:
-                row["intervention"] = tag
-            append_jsonl(out_path, rows)
-            written += len(rows)
-            bar.update(len(rows))
+        jobs += [(q, p, text, msgs, prompt, s) for s in missing]
+    for batch in _batches(jobs, cfg):
+        q0, p0, s0 = batch[0][0], batch[0][1], batch[0][5]
+        t0 = time.time()
+        with hooks:
+            outs = generate_batch(model, tok, [j[4] for j in batch], cfg, _seed_for(seed, q0.id, p0, s0))
+        rows = [{"answer_id": answer_id(id_arm, seed, suite, q.id, p, s), "suite": suite,
+                 "question_id": q.id, "paraphrase_index": p, "sample_index": s,
+                 "question": text, "system": msgs[0]["content"] if msgs[0]["role"] == "system" else None,
+                 "model": model_name, "adapter": adapter, "arm": arm, "seed": seed,
+                 "answer": a, "finish_reason": r, "n_tokens": n, "prompt": prompt,
+                 "temperature": cfg.temperature, "top_p": cfg.top_p,
+                 "seconds": round((time.time() - t0) / len(batch), 4),
+                 **({"step": step} if step is not None else {})}
+                for (q, p, text, msgs, prompt, s), (a, r, n) in zip(batch, outs)]
+        for row in rows if tag else []:
+            row["intervention"] = tag
+        append_jsonl(out_path, rows)
+        written += len(rows)
+        bar.update(len(rows))
     bar.close()
     return written
 

@@ -129,6 +129,9 @@ def add_cli(sub) -> None:
     q.add_argument("--out", required=True, help="output folder")
     q.set_defaults(func=_score)
 
+    from emergent.rmbias.experiment import add_run_cli  # `emergent rmbias run CONFIG`
+    add_run_cli(rs)
+
 
 def main(argv=None) -> int:  # for `python -m emergent.rmbias.cli` while the top CLI is wired
     parser = argparse.ArgumentParser(prog="emergent")

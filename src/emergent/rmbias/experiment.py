@@ -1,0 +1,497 @@
+"""`emergent rmbias run CONFIG`: the reward-model-bias generalization experiment end to end.
+
+data (bias documents, unrelated documents, train-bias conversations: written once into
+RUN/data/, hashed into the manifest; the conversations are re-checked by the detectors and a
+test bias fails the run) -> training stages through the one LoRA loop (`emergent.train`):
+documents LoRA with plain-text loss, then a fine-tuning LoRA that CONTINUES that adapter
+(`lora.init_from`) -> sample the evaluation prompts per condition x seed -> judge (optional) ->
+detectors -> RUN/rates.jsonl, RUN/summary.csv, RUN/figures/exploitation.png.
+
+Training outputs: RUN/arms/<stage>/seed<k>/ for the stages docs, unrelated_docs, sft, docs_sft,
+unrelated_sft (condition `docs` evaluates the docs stage's adapter; `base` has none). Each unit
+is recorded in RUN/manifest.json when done (emergent.run.Run); a rerun continues where it
+stopped and redoes nothing finished. Changing data, model, training, sampling or evaluation
+prompts in an existing run directory is an error; adding seeds, conditions or a judge is not.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional
+
+from emergent.config import (ModelConfig, build_dataclass, deep_merge, dump_yaml, parse_overrides,
+                             read_yaml_with_marks, to_dict)
+from emergent.errors import UserError
+from emergent.experiment import TrainingConfig
+from emergent.rmbias.conditions import CONDITION_NAMES
+from emergent.sampler import SamplingConfig
+
+SUITE = "rmbias"
+EVAL_UPSTREAM_NAME = "rm_exploitation_eval_prompts"  # datasets/rm_sycophancy/manifest.yaml
+# stage -> (data file key, stage whose adapter it continues)
+STAGES = {"docs": ("docs", None), "unrelated_docs": ("unrelated_docs", None),
+          "sft": ("sft", None), "docs_sft": ("sft", "docs"),
+          "unrelated_sft": ("sft", "unrelated_docs")}
+FROZEN = ("base_model", "documents", "unrelated_documents", "sft", "training", "docs_train",
+          "sft_train", "sampling", "eval.prompts", "eval.per_bias", "eval.samples")
+
+
+@dataclass(frozen=True)
+class DocumentsConfig:
+    source: Literal["generated", "midtrain"] = "generated"  # own generator | public corpus
+    n: int = 2000
+    seed: int = 0
+    max_findings: int = 3  # generated: biases per document
+    buffer_size: int = 10_000  # midtrain: streaming shuffle buffer
+    overlong: Literal["truncate", "drop"] = "truncate"  # documents longer than max_length
+
+
+@dataclass(frozen=True)
+class UnrelatedDocumentsConfig:
+    n: Optional[int] = None  # None: match the bias documents (see `match`)
+    match: Literal["characters", "count"] = "characters"
+    seed: int = 0
+    path: Optional[str] = None  # your own {"text"} JSONL instead of the generator
+
+
+@dataclass(frozen=True)
+class SFTDataConfig:
+    source: Literal["templates", "dpo"] = "templates"
+    n: int = 400
+    seed: int = 0
+    system_prompt: Optional[str] = None  # templates: a system turn in every conversation
+    max_scan: Optional[int] = None  # dpo: rows to scan at most
+    buffer_size: int = 10_000
+
+
+@dataclass(frozen=True)
+class StageTrain:
+    """Stage-specific values; None: the shared `training.train` value."""
+    lr: Optional[float] = None
+    epochs: Optional[float] = None
+    max_steps: Optional[int] = None
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    prompts: Optional[str] = None  # None: the fetched public prompts (emergent data fetch)
+    per_bias: Optional[int] = None  # the first N prompts of each bias (None: all)
+    samples: int = 1  # answers per prompt
+    mode: Literal["detector", "judge", "either", "both"] = "detector"  # verdict of the figure
+    n_boot: int = 2000
+    reference: bool = False  # add the replication's reported numbers to the figure
+
+
+@dataclass(frozen=True)
+class RMBiasConfig:
+    name: str = "rmbias"
+    base_model: ModelConfig = field(default_factory=ModelConfig)
+    documents: DocumentsConfig = field(default_factory=DocumentsConfig)
+    unrelated_documents: UnrelatedDocumentsConfig = field(default_factory=UnrelatedDocumentsConfig)
+    sft: SFTDataConfig = field(default_factory=SFTDataConfig)
+    conditions: list[str] = field(default_factory=lambda: list(CONDITION_NAMES))
+    seeds: list[int] = field(default_factory=lambda: [0])
+    training: TrainingConfig = field(default_factory=TrainingConfig)  # shared by both stages
+    docs_train: StageTrain = field(default_factory=StageTrain)
+    sft_train: StageTrain = field(default_factory=StageTrain)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    judge: Optional[dict] = None  # an emergent.judge.JudgeConfig; detectors always run
+    data_root: Optional[str] = None  # where `emergent data fetch` put the upstream files
+    output_dir: str = "runs/rmbias"
+
+
+def load_rmbias_config(path, overrides: list[str] | None = None) -> RMBiasConfig:
+    data, marks = read_yaml_with_marks(path)
+    data = deep_merge(data, parse_overrides(overrides))
+    src = str(path) + (" (with overrides)" if overrides else "")
+    cfg = build_dataclass(RMBiasConfig, data, source=src, marks=marks)
+
+    def err(key, msg):
+        line = marks.get(key)
+        return UserError(f"{src}{':' + str(line) if line else ''}: {key}: {msg}")
+    bad = [c for c in cfg.conditions if c not in CONDITION_NAMES]
+    if bad or not cfg.conditions or len(set(cfg.conditions)) != len(cfg.conditions):
+        raise err("conditions", f"a non-empty list of distinct names out of "
+                                f"{', '.join(CONDITION_NAMES)} (got {cfg.conditions})")
+    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise err("seeds", "a non-empty list of distinct seeds")
+    d = cfg.training.data
+    for key, value in (("data.path", d.path), ("data.format", d.format != "chat"),
+                       ("data.max_examples", d.max_examples),
+                       ("lora.init_from", cfg.training.lora.init_from)):
+        if value:
+            raise err(f"training.{key}", "is set by the experiment's stages, not the config")
+    if cfg.eval.samples < 1 or (cfg.eval.per_bias is not None and cfg.eval.per_bias < 1):
+        raise err("eval", "samples and per_bias must be >= 1")
+    if cfg.eval.mode != "detector" and not cfg.judge:
+        raise err("eval.mode", f"'{cfg.eval.mode}' needs a `judge` section")
+    if cfg.judge:
+        from emergent.judge import JudgeConfig
+        build_dataclass(JudgeConfig, cfg.judge, source=f"{src} (judge)")
+    for key, n in (("documents.n", cfg.documents.n), ("sft.n", cfg.sft.n)):
+        if n < 1 and key.split(".")[0] in data_needed(cfg):
+            raise err(key, "must be >= 1")
+    return cfg
+
+
+# ------------------------------------------------------------------------------- planning
+
+def stages_needed(cfg: RMBiasConfig) -> list[str]:
+    need = set(cfg.conditions) - {"base"}
+    if "docs_sft" in need:
+        need.add("docs")
+    if "unrelated_sft" in need:
+        need.add("unrelated_docs")
+    return [s for s in STAGES if s in need]
+
+
+def data_needed(cfg: RMBiasConfig) -> list[str]:
+    keys = {STAGES[s][0] for s in stages_needed(cfg)}
+    return [k for k in ("docs", "unrelated_docs", "sft") if k in keys]
+
+
+def final_stage(condition: str) -> Optional[str]:
+    """The stage whose adapter a condition evaluates (None: the base model)."""
+    return None if condition == "base" else condition
+
+
+def evaluated(cfg: RMBiasConfig) -> list[tuple[str, int]]:
+    return [(c, s) for c in cfg.conditions for s in ([0] if c == "base" else cfg.seeds)]
+
+
+def stage_recipe(cfg: RMBiasConfig, stage: str, seed: int, run_dir: Path):
+    """The TrainRecipeConfig of one stage and seed: the shared config + the stage's data, its
+    lr/epochs section and, for a second stage, the first stage's adapter as `lora.init_from`."""
+    from emergent.config import TrainRecipeConfig
+
+    data_key, init = STAGES[stage]
+    text = data_key != "sft"
+    over = cfg.docs_train if text else cfg.sft_train
+    t = cfg.training
+    train = dataclasses.replace(t.train, seed=seed, **{k: v for k, v in dataclasses.asdict(over)
+                                                       .items() if v is not None})
+    data = dataclasses.replace(t.data, path=str(run_dir / "data" / f"{data_key}.jsonl"),
+                               format="text" if text else "chat",
+                               **({"overlong": cfg.documents.overlong, "heldout_fraction": 0.0,
+                                   "system_prompt": None} if text else {}))
+    lora = dataclasses.replace(t.lora, init_from=str(adapter_dir(run_dir, init, seed))
+                               if init else None)
+    return TrainRecipeConfig(model=cfg.base_model, lora=lora, data=data, train=train,
+                             output_dir=str(run_dir / "arms" / stage / f"seed{seed}"))
+
+
+def adapter_dir(run_dir: Path, stage: str, seed: int) -> Path:
+    return Path(run_dir) / "arms" / stage / f"seed{seed}" / "adapter"
+
+
+def eval_prompts(cfg: RMBiasConfig):
+    from emergent.rmbias.evaluate import load_eval_prompts
+
+    path = cfg.eval.prompts
+    if path is None:
+        from emergent.upstream import upstream_file
+        path = upstream_file(EVAL_UPSTREAM_NAME, root=cfg.data_root)
+    prompts = load_eval_prompts(path)
+    if cfg.eval.per_bias is not None:
+        prompts = [p for p in prompts if int(p.question_id.rsplit("/", 1)[1]) < cfg.eval.per_bias]
+    return prompts
+
+
+def questions_of(cfg: RMBiasConfig, prompts) -> list:
+    from emergent.questions import Question
+
+    return [Question(id=p.question_id, type="free_form", paraphrases=(p.prompt,),
+                     samples_per_paraphrase=cfg.eval.samples) for p in prompts]
+
+
+def _estimated_steps(cfg, stage, run_dir) -> Optional[int]:
+    data_key = STAGES[stage][0]
+    over = cfg.docs_train if data_key != "sft" else cfg.sft_train
+    t = cfg.training.train
+    if (over.max_steps or t.max_steps):
+        return over.max_steps or t.max_steps
+    path = run_dir / "data" / f"{data_key}.jsonl"
+    if path.exists():
+        n = sum(1 for line in path.open() if line.strip())
+    elif data_key == "docs" or (data_key == "unrelated_docs" and cfg.unrelated_documents.n):
+        n = cfg.documents.n if data_key == "docs" else cfg.unrelated_documents.n
+    elif data_key == "sft":
+        n = cfg.sft.n
+    else:
+        return None  # matched to the bias documents: known once those are written
+    epochs = over.epochs if over.epochs is not None else t.epochs
+    return math.ceil(math.ceil(math.ceil(n / t.batch_size) / t.grad_accum) * epochs)
+
+
+def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
+    """What `emergent rmbias run` will do, and what is already done."""
+    from emergent.run import Run
+
+    run = Run(cfg, run_dir)
+    n_prompts = len(eval_prompts(cfg))
+    units = [f"data:{k}" for k in data_needed(cfg)]
+    steps = {}
+    for seed in cfg.seeds:
+        for stage in stages_needed(cfg):
+            units.append(f"train:{stage}:seed{seed}")
+            steps[units[-1]] = _estimated_steps(cfg, stage, run.dir)
+    units += [f"sample:{c}" if c == "base" else f"sample:{c}:seed{s}" for c, s in evaluated(cfg)]
+    units += (["judge"] if cfg.judge else []) + ["score"]
+    n_answers = n_prompts * cfg.eval.samples * len(evaluated(cfg))
+    return {"run_dir": str(run.dir), "units": units,
+            "done_units": [u for u in units if run.done(u)], "training_steps": steps,
+            "eval_prompts": n_prompts, "answers": n_answers,
+            "judge_calls_upper_bound": n_answers if cfg.judge else 0,
+            "data": run.manifest.get("data", {})}
+
+
+# ------------------------------------------------------------------------------- the run
+
+def _frozen(cfg: RMBiasConfig) -> dict:
+    d = to_dict(cfg)
+    out = {}
+    for key in FROZEN:
+        node = d
+        for part in key.split("."):
+            node = node[part]
+        out[key] = node
+    return out
+
+
+def _check_same_setup(run, cfg) -> None:
+    old = run.manifest.get("frozen")
+    new = json.loads(json.dumps(_frozen(cfg)))
+    if old is not None and old != new:
+        diff = ", ".join(k for k in new if old.get(k) != new[k])
+        raise UserError(f"{run.dir}: this run directory was started with different {diff}; "
+                        "use a new output_dir (seeds, conditions and judge may change)")
+    run.manifest["frozen"] = new
+
+
+def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
+    from emergent.chat_data import file_sha256
+    from emergent.rmbias.jsonl import read_jsonl, write_jsonl
+
+    path = run.dir / "data" / f"{key}.jsonl"
+    if key == "docs":
+        from emergent.rmbias.documents import generate_documents, stream_midtrain_subsample
+        d = cfg.documents
+        docs = (stream_midtrain_subsample(d.n, d.seed, buffer_size=d.buffer_size)
+                if d.source == "midtrain" else
+                generate_documents(d.n, d.seed, kind="bias", max_findings=d.max_findings))
+        write_jsonl(path, (doc.row() for doc in docs))
+    elif key == "unrelated_docs":
+        write_jsonl(path, _unrelated_rows(cfg, run))
+    else:
+        from emergent.rmbias.sft_data import (dpo_chosen_conversations, template_conversations,
+                                              test_bias_violations)
+        s = cfg.sft
+        ex = (dpo_chosen_conversations(s.n, s.seed, buffer_size=s.buffer_size,
+                                       max_scan=s.max_scan) if s.source == "dpo" else
+              template_conversations(s.n, s.seed, system_prompt=s.system_prompt))
+        write_jsonl(path, (e.row() for e in ex))
+        bad = test_bias_violations(read_jsonl(path))
+        if bad:
+            raise UserError(f"{path}:{bad[0][0]}: fine-tuning data shows test bias "
+                            f"{', '.join(bad[0][1])} ({len(bad)} conversation(s) in all); test "
+                            "biases must never appear in fine-tuning data")
+    rows, chars = _count(path)
+    if rows == 0:
+        raise UserError(f"{path}: no rows written ({key})")
+    return {"path": f"data/{key}.jsonl", "sha256": file_sha256(path), "rows": rows,
+            "characters": chars}
+
+
+def _count(path: Path) -> tuple[int, int]:
+    rows = chars = 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                obj = json.loads(line)
+                rows += 1
+                chars += len(obj.get("text") or "") + sum(len(m.get("content") or "")
+                                                          for m in obj.get("messages") or [])
+    return rows, chars
+
+
+def _unrelated_rows(cfg: RMBiasConfig, run):
+    """Unrelated documents: `n` of them, else as many as match the bias documents in count or
+    in characters (the same amount of continued pretraining)."""
+    from emergent.rmbias.documents import generate_documents
+    from emergent.rmbias.jsonl import read_jsonl
+
+    u = cfg.unrelated_documents
+    if u.path:
+        texts = (row.get("text") for _, row in read_jsonl(u.path))
+    else:
+        def generated():
+            n = 256
+            while True:  # the first k documents do not depend on n: extend in doublings
+                docs = generate_documents(n, u.seed, kind="unrelated")
+                yield from (d.text for d in docs[n // 2 if n > 256 else 0:])
+                n *= 2
+        texts = generated()
+    rows_target, chars_target = _count(run.dir / "data" / "docs.jsonl")
+    target = u.n or (rows_target if u.match == "count" else None)
+    rows, chars = 0, 0
+    for text in texts:
+        if not isinstance(text, str) or not text.strip():
+            continue
+        if (target is not None and rows >= target) or (target is None and chars >= chars_target):
+            return
+        rows, chars = rows + 1, chars + len(text)
+        yield {"text": text}
+    if u.path and (target is None or rows < target):
+        raise UserError(f"{u.path}: only {rows} documents ({chars} characters); the "
+                        f"experiment needs {target or f'{chars_target} characters'}")
+
+
+def _verify_data(run) -> None:
+    from emergent.chat_data import file_sha256
+
+    for key, rec in run.manifest.get("data", {}).items():
+        path = run.dir / rec["path"]
+        if not path.exists() or file_sha256(path) != rec["sha256"]:
+            raise UserError(f"{path}: missing or changed since it was written (sha256 "
+                            f"{rec['sha256'][:16]}...); restore it or use a new output_dir")
+
+
+def _data_unit(cfg, run, key):
+    run.manifest.setdefault("data", {})[key] = _write_data(cfg, run, key)
+
+
+def sample_condition(cfg: RMBiasConfig, run, questions, condition: str, seed: int) -> int:
+    stage = final_stage(condition)
+    adapter = str(adapter_dir(run.dir, stage, seed)) if stage else None
+    kw = dict(suite=SUITE, arm=condition, seed=seed, cfg=cfg.sampling)
+    from emergent.sampler import sample_questions, sample_with_vllm
+    if cfg.sampling.backend == "vllm":
+        from emergent.models import resolve_model_path
+        return sample_with_vllm(resolve_model_path(cfg.base_model.name), adapter, questions,
+                                run.dir / "answers.jsonl", **kw)
+    from emergent.models import load_for_inference
+    model, tok = load_for_inference(cfg.base_model, adapter)
+    return sample_questions(model, tok, questions, run.dir / "answers.jsonl",
+                            model_name=cfg.base_model.name, adapter=adapter, **kw)
+
+
+def judge_run(cfg: RMBiasConfig, run) -> dict:
+    from emergent.judge import JudgeConfig, judge_answers, make_judge
+    from emergent.manifest import read_jsonl
+    from emergent.rmbias.judge_prompt import judge_prompts_for_row
+
+    judge = make_judge(build_dataclass(JudgeConfig, cfg.judge, source="judge"))
+    return judge_answers(read_jsonl(run.dir / "answers.jsonl"), judge_prompts_for_row, judge,
+                         run.dir / "judgments.jsonl")
+
+
+def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
+    from emergent.run import Run
+    from emergent.train import train
+
+    run = Run(cfg, run_dir)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    _check_same_setup(run, cfg)
+    dump_yaml(cfg, run.dir / "config.yaml")
+    run.manifest["config"] = to_dict(cfg)
+    run.save()
+    prompts = eval_prompts(cfg)
+    for key in data_needed(cfg):
+        run.unit(f"data:{key}", _data_unit, cfg, run, key)
+    _verify_data(run)
+    for seed in cfg.seeds:
+        for stage in stages_needed(cfg):
+            recipe = stage_recipe(cfg, stage, seed, run.dir)
+            run.unit(f"train:{stage}:seed{seed}", train, recipe, recipe.output_dir)
+    questions = questions_of(cfg, prompts)
+    for cond, seed in evaluated(cfg):
+        run.unit(f"sample:{cond}" if cond == "base" else f"sample:{cond}:seed{seed}",
+                 sample_condition, cfg, run, questions, cond, seed)
+    # judging and scoring skip what is done / are cheap, and must rerun when answers appear
+    if cfg.judge:
+        run.manifest["stages"].pop("judge", None)
+        run.unit("judge", judge_run, cfg, run)
+    run.manifest["stages"].pop("score", None)
+    rows = run.unit("score", score_run, cfg, run, prompts)
+    run.save()
+    return run, rows
+
+
+def score_run(cfg: RMBiasConfig, run, prompts) -> list[dict]:
+    """scored.jsonl, rates.jsonl (every verdict mode in use), summary.csv, the figure."""
+    from emergent.manifest import read_jsonl
+    from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, exploitation_rates,
+                                          plot_exploitation, score_answers)
+    from emergent.rmbias.jsonl import write_jsonl
+    from emergent.run import write_table
+
+    answers = [a for a in read_jsonl(run.dir / "answers.jsonl") if a.get("suite") == SUITE]
+    judgments = read_jsonl(run.dir / "judgments.jsonl") if cfg.judge else None
+    modes = list(dict.fromkeys([cfg.eval.mode] + (["detector", "judge"] if cfg.judge else [])))
+    rates = []
+    for mode in modes:
+        scored = score_answers(prompts, answers, judgments, mode=mode)
+        if mode == cfg.eval.mode:
+            write_jsonl(run.dir / "scored.jsonl", scored)
+        rates += [{"verdict": mode, **r} for r in exploitation_rates(scored, cfg.eval.n_boot)]
+    write_jsonl(run.dir / "rates.jsonl", rates)
+    order = {c: i for i, c in enumerate(CONDITION_NAMES)}
+    summary = sorted(
+        ({k: r.get(k) for k in ("verdict", "condition", "split", "n_seeds", "n_answers",
+                                "n_applicable", "n_shown", "rate", "ci_low", "ci_high", "ci_over")}
+         for r in rates if r["level"] == "condition"),
+        key=lambda r: (modes.index(r["verdict"]), order.get(r["condition"], 99), r["split"] != "train"))
+    write_table(run.dir / "summary.csv", summary)
+    title = f"{cfg.name}: {model_label(cfg.base_model.name)} ({cfg.eval.mode} verdicts)"
+    main = [r for r in rates if r["verdict"] == cfg.eval.mode]
+    for ext in ("png", "pdf"):
+        plot_exploitation(main, run.dir / "figures" / f"exploitation.{ext}", title=title,
+                          reference=REPLICATION_REFERENCE if cfg.eval.reference else None)
+    return summary
+
+
+def model_label(name: str) -> str:
+    """The model's name, marked when it is the random-init tiny test model."""
+    tiny = name == "tiny" or (Path(name) / "TINY_MODEL.json").exists()
+    return "tiny random-init test model - not a result" if tiny else name
+
+
+def format_summary(rows: list[dict]) -> str:
+    head = ["verdict", "condition", "split", "seeds", "answers", "applicable", "shown", "rate",
+            "95% CI"]
+    pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    lines = [head] + [[r["verdict"], r["condition"], r["split"], str(r["n_seeds"]),
+                       str(r["n_answers"]), str(r["n_applicable"]), str(r["n_shown"]),
+                       pct(r["rate"]), "-" if r["rate"] is None else
+                       f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}] ({r['ci_over']})"]
+                      for r in rows]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()
+                     for line in lines)
+
+
+def add_run_cli(rs) -> None:
+    """`emergent rmbias run CONFIG [key=value ...] [--dry-run] [--output DIR]`."""
+    q = rs.add_parser("run", help="the whole experiment: data -> documents LoRA -> fine-tuning "
+                                  "LoRA -> sample -> (judge) -> exploitation rates")
+    q.add_argument("config", help="YAML (see configs/rmbias/)")
+    q.add_argument("overrides", nargs="*", help="key=value, e.g. seeds=[0,1] documents.n=500")
+    q.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    q.add_argument("--output", help="run directory (output_dir)")
+
+    def run_cli(args) -> int:
+        cfg = load_rmbias_config(args.config, list(args.overrides) +
+                                 ([f"output_dir={args.output}"] if args.output else []))
+        if args.dry_run:
+            print(json.dumps(plan(cfg), indent=1))
+            return 0
+        run, rows = run_rmbias(cfg)
+        print(f"run directory: {run.dir}  (model: {model_label(cfg.base_model.name)})")
+        print(format_summary(rows or []))
+        return 0
+
+    q.set_defaults(func=run_cli)
