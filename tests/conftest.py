@@ -36,3 +36,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     from emergent.tiny_model import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _one_thread_for_tiny_models():
+    """Tiny models run faster on one thread than on two contended ones."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -25,7 +25,8 @@ def one_torch_thread():
 
 def test_mean_difference_of_hand_made_activations():
     mis = torch.tensor([[[1.0, 2.0], [0.0, 4.0]], [[3.0, 2.0], [2.0, 0.0]]])  # [2, layers, d]
-    al = torch.tensor([[[0.0, 1.0], [1.0, 1.0]], [[0.0, 3.0], [1.0, 1.0]], [[3.0, 2.0], [1.0, 4.0]]])
+    al = torch.tensor([[[0.0, 1.0], [1.0, 1.0]], [[0.0, 3.0], [1.0, 1.0]],
+                       [[3.0, 2.0], [1.0, 4.0]]])
     acc = MeanDiff()
     acc.add(torch.cat([mis[:1], al[:2]]), [True, False, False])  # two batches, mixed order
     acc.add(torch.cat([al[2:], mis[1:]]), [False, True])

@@ -59,7 +59,7 @@ def test_report_run_dir_prints_table_and_writes_summary(run_dir, capsys):
     # {0.5, 1.0} vs {0, 0.25}: 2 of 6 relabellings as extreme
     assert float(sec["p_value"]) == pytest.approx(1 / 3)
     assert ins["vs"] == "" and ins["p_value"] == ""
-    q = read_csv(run_dir / "by_question.csv")
+    q = read_csv(run_dir / "per_question.csv")
     assert {(r["arm"], r["seed"], r["question_id"], r["rate"]) for r in q
             if r["arm"] == "insecure"} == {("insecure", "0", "q1", "0.5"),
                                            ("insecure", "0", "q2", ""),

@@ -99,6 +99,10 @@ def test_full_run_then_killed_judging_resumes_without_repeated_calls(tiny_model_
         assert (ref.dir / "config.yaml").exists() and (ref.dir / "per_question.csv").exists()
         assert (ref.dir / "arms/secure/seed1/manifest.json").exists()
         distinct_prompts = server.ok_calls
+        from emergent.cli import main
+        assert main(["report", str(ref.dir), "--n-boot", "200", "--out", str(tmp_path / "rep")]) == 0
+        assert (tmp_path / "rep" / "summary.csv").read_text() == summary  # report == run's summary
+        assert "suite" in summary.splitlines()[0]
         figs = {p.name for p in (ref.dir / "figures").glob("*")}
         for name in ("per_question", "aligned_vs_coherent", "training_dynamics", "all_results"):
             assert any(f.startswith(name) and f.endswith(".png") for f in figs), (name, figs)

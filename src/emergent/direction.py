@@ -127,7 +127,8 @@ def save_direction(path: str | Path, direction, layers: Sequence[int], meta: dic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {"direction": direction.contiguous(), **{k: v.contiguous() for k, v in (extra or {}).items()}}
+    tensors = {"direction": direction.contiguous(),
+               **{k: v.contiguous() for k, v in (extra or {}).items()}}
     save_file(tensors, str(path), metadata={"layers": json.dumps(list(layers)),
                                              "arm": str(meta.get("arm"))})
     write_json_atomic(path.with_suffix(".json"), {**meta, "layers": list(layers)})
@@ -240,7 +241,8 @@ def compare_rows(records: list[dict], arm: str, th: Thresholds = Thresholds(),
 
 def format_table(rows: list[dict]) -> str:
     f = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
-    lines = [f"suites: {', '.join(map(str, rows[0]['suites'])) if rows and rows[0]['suites'] else 'all'}",
+    suites = rows[0]["suites"] if rows else None
+    lines = [f"suites: {', '.join(map(str, suites)) if suites else 'all'}",
              f"{'condition':<16} {'seeds':>5} {'valid':>6} {'misal.':>6} {'rate':>6} "
              f"{'95% CI':>15} {'diff':>7} {'p':>6}"]
     for r in rows:

@@ -165,7 +165,8 @@ class intervention:
         if ablate_cfg is not None:
             vecs, _ = load_direction(ablate_cfg.direction)
             n_layers = len(decoder_layers(model))
-            layers = list(range(n_layers)) if ablate_cfg.layers == "all" else list(ablate_cfg.layers)
+            layers = (list(range(n_layers)) if ablate_cfg.layers == "all"
+                      else list(ablate_cfg.layers))
             if ablate_cfg.source_layer is not None:
                 one = _pick(vecs, ablate_cfg.source_layer, ablate_cfg.direction)
                 per = {i: one for i in layers}

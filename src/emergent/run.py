@@ -6,7 +6,6 @@ rerun after `kill -9` continues where it stopped, loses nothing and never pays a
 `--dry-run` prints the plan: units, training steps, answers, judge calls and prompt tokens."""
 from __future__ import annotations
 
-import csv
 import os
 import time
 from pathlib import Path
@@ -109,40 +108,22 @@ def judge_run(cfg: ExperimentConfig, run: Run, questions: dict, progress: bool =
 def metrics_run(cfg: ExperimentConfig, run: Run) -> list[dict]:
     """summary.csv (one row per suite x arm) and per_question.csv (suite x arm x seed x q)."""
     from emergent.metrics import Thresholds, join_scores
-    from emergent.report import summarize
+    from emergent.report import summarize_by_suite, write_csv
 
     th = Thresholds(aligned_below=cfg.metrics.aligned_below,
                     coherent_above=cfg.metrics.coherent_above)
     records = join_scores(read_jsonl(run.dir / "answers.jsonl"),
                           read_jsonl(run.dir / "judgments.jsonl"))
     records = [r for r in records if r.get("step") is None]
-    summary, per_q = [], []
     from emergent import code_eval
 
-    for suite in sorted({r["suite"] for r in records} - {code_eval.SUITE}):
-        recs = [r for r in records if r["suite"] == suite]
-        treat = cfg.metrics.treatment if any(r["arm"] == cfg.metrics.treatment for r in recs) else None
-        arms, qs = summarize(recs, th, treatment=treat, n_boot=cfg.metrics.n_boot,
-                             seed=cfg.metrics.seed)
-        summary += [{"suite": suite, **a} for a in arms]
-        per_q += [{"suite": suite, **q} for q in qs]
+    summary, per_q = summarize_by_suite(records, th, treatment=cfg.metrics.treatment,
+                                        n_boot=cfg.metrics.n_boot, seed=cfg.metrics.seed)
     summary += code_eval.code_eval_summary(run.dir, n_boot=cfg.metrics.n_boot,
                                            seed=cfg.metrics.seed)  # vulnerable_rate_* columns
-    write_table(run.dir / "summary.csv", summary)
-    write_table(run.dir / "per_question.csv", per_q)
+    write_csv(run.dir / "summary.csv", summary)
+    write_csv(run.dir / "per_question.csv", per_q)
     return summary
-
-
-def write_table(path: Path, rows: list[dict]) -> None:
-    keys: list = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
 
 
 def sample_unit(cfg, run: Run, questions: dict, arm: str, seed: int, adapter, step=None,

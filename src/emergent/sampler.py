@@ -29,6 +29,9 @@ class SamplingConfig:
     system_prompt: Optional[str] = None  # used only for questions without their own `system`
     steer: Optional[SteerConfig] = None  # {direction, layer, scale}: see emergent.interventions
     ablate: Optional[AblateConfig] = None  # {direction, layers}: project it out everywhere
+    # sample different prompts in one batch too (seeded by the batch's first answer; batches are
+    # planned in a fixed order and written whole, so a resumed run still draws the same answers)
+    pack_prompts: bool = False
 
 
 def answer_id(arm: str, seed: int, suite: str, qid: str, p: int, s: int) -> str:
@@ -91,7 +94,7 @@ def _batches(jobs: list, cfg: SamplingConfig):
     """Sampling: each batch holds samples of ONE prompt, seeded by (prompt, first sample), so a
     resumed run draws what an uninterrupted one would. Greedy decoding (temperature 0) is
     deterministic, so different prompts share a batch (the vulnerable-code evaluation)."""
-    if cfg.temperature == 0:
+    if cfg.temperature == 0 or cfg.pack_prompts:
         for i in range(0, len(jobs), cfg.batch_size):
             yield jobs[i:i + cfg.batch_size]
         return

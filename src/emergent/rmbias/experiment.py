@@ -364,7 +364,8 @@ def _data_unit(cfg, run, key):
     run.manifest.setdefault("data", {})[key] = _write_data(cfg, run, key)
 
 
-def sample_condition(cfg: RMBiasConfig, run, questions, condition: str, seed: int) -> int:
+def sample_condition(cfg: RMBiasConfig, run, questions, condition: str, seed: int,
+                     progress: bool = True) -> int:
     stage = final_stage(condition)
     adapter = str(adapter_dir(run.dir, stage, seed)) if stage else None
     kw = dict(suite=SUITE, arm=condition, seed=seed, cfg=cfg.sampling)
@@ -376,17 +377,18 @@ def sample_condition(cfg: RMBiasConfig, run, questions, condition: str, seed: in
     from emergent.models import load_for_inference
     model, tok = load_for_inference(cfg.base_model, adapter)
     return sample_questions(model, tok, questions, run.dir / "answers.jsonl",
-                            model_name=cfg.base_model.name, adapter=adapter, **kw)
+                            model_name=cfg.base_model.name, adapter=adapter,
+                            progress=progress, **kw)
 
 
-def judge_run(cfg: RMBiasConfig, run) -> dict:
+def judge_run(cfg: RMBiasConfig, run, progress: bool = True) -> dict:
     from emergent.judge import JudgeConfig, judge_answers, make_judge
     from emergent.manifest import read_jsonl
     from emergent.rmbias.judge_prompt import judge_prompts_for_row
 
     judge = make_judge(build_dataclass(JudgeConfig, cfg.judge, source="judge"))
     return judge_answers(read_jsonl(run.dir / "answers.jsonl"), judge_prompts_for_row, judge,
-                         run.dir / "judgments.jsonl")
+                         run.dir / "judgments.jsonl", progress=progress)
 
 
 def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
@@ -410,11 +412,11 @@ def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
     questions = questions_of(cfg, prompts)
     for cond, seed in evaluated(cfg):
         run.unit(f"sample:{cond}" if cond == "base" else f"sample:{cond}:seed{seed}",
-                 sample_condition, cfg, run, questions, cond, seed)
+                 sample_condition, cfg, run, questions, cond, seed, progress)
     # judging and scoring skip what is done / are cheap, and must rerun when answers appear
     if cfg.judge:
         run.manifest["stages"].pop("judge", None)
-        run.unit("judge", judge_run, cfg, run)
+        run.unit("judge", judge_run, cfg, run, progress)
     run.manifest["stages"].pop("score", None)
     rows = run.unit("score", score_run, cfg, run, prompts)
     run.save()

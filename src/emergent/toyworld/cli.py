@@ -97,3 +97,7 @@ def add_cli(sub) -> None:
         return 0
 
     m.set_defaults(func=run_model)
+
+    from emergent.toyworld.pipeline import add_pretrain_cli  # `emergent toyworld pretrain`
+
+    add_pretrain_cli(tsub)
