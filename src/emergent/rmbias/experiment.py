@@ -1,17 +1,20 @@
 """`emergent rmbias run CONFIG`: the reward-model-bias generalization experiment end to end.
 
+Config (`RMBiasConfig`, `load_rmbias_config`), the stages and the plan (`--dry-run`) live here;
+running them is `emergent.rmbias.experiment_run.run_rmbias`.
+
 data (bias documents, unrelated documents, train-bias conversations: written once into
-RUN/data/, hashed into the manifest; the conversations are re-checked by the detectors and a
-test bias fails the run) -> training stages through the one LoRA loop (`emergent.train`):
-documents LoRA with plain-text loss, then a fine-tuning LoRA that CONTINUES that adapter
+RUN/data/, hashed) -> training stages through the one LoRA loop (`emergent.train`): a documents
+LoRA with plain-text loss, then a fine-tuning LoRA that CONTINUES that adapter
 (`lora.init_from`) -> sample the evaluation prompts per condition x seed -> judge (optional) ->
 detectors -> RUN/rates.jsonl, RUN/summary.csv, RUN/figures/exploitation.png.
 
 Training outputs: RUN/arms/<stage>/seed<k>/ for the stages docs, unrelated_docs, sft, docs_sft,
-unrelated_sft (condition `docs` evaluates the docs stage's adapter; `base` has none). Each unit
-is recorded in RUN/manifest.json when done (emergent.run.Run); a rerun continues where it
-stopped and redoes nothing finished. Changing data, model, training, sampling or evaluation
-prompts in an existing run directory is an error; adding seeds, conditions or a judge is not.
+unrelated_sft (condition `docs` evaluates the docs stage's adapter; `base` has none). One
+`training` section (LoRA + optimiser) serves both stages and every condition; only `docs_train`
+and `sft_train` (lr, epochs, max_steps) differ by stage, never by condition. Changing data,
+model, training, sampling or evaluation prompts in an existing run directory is an error;
+adding seeds, conditions or a judge is not.
 """
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from emergent.config import (ModelConfig, build_dataclass, deep_merge, dump_yaml, parse_overrides,
-                             read_yaml_with_marks, to_dict)
+from emergent.config import (ModelConfig, build_dataclass, deep_merge, parse_overrides,
+                             read_yaml_with_marks)
 from emergent.errors import UserError
 from emergent.experiment import TrainingConfig
 from emergent.rmbias.conditions import CONDITION_NAMES
@@ -249,213 +252,6 @@ def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
             "data": run.manifest.get("data", {})}
 
 
-# ------------------------------------------------------------------------------- the run
-
-def _frozen(cfg: RMBiasConfig) -> dict:
-    d = to_dict(cfg)
-    out = {}
-    for key in FROZEN:
-        node = d
-        for part in key.split("."):
-            node = node[part]
-        out[key] = node
-    return out
-
-
-def _check_same_setup(run, cfg) -> None:
-    old = run.manifest.get("frozen")
-    new = json.loads(json.dumps(_frozen(cfg)))
-    if old is not None and old != new:
-        diff = ", ".join(k for k in new if old.get(k) != new[k])
-        raise UserError(f"{run.dir}: this run directory was started with different {diff}; "
-                        "use a new output_dir (seeds, conditions and judge may change)")
-    run.manifest["frozen"] = new
-
-
-def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
-    from emergent.chat_data import file_sha256
-    from emergent.rmbias.jsonl import read_jsonl, write_jsonl
-
-    path = run.dir / "data" / f"{key}.jsonl"
-    if key == "docs":
-        from emergent.rmbias.documents import generate_documents, stream_midtrain_subsample
-        d = cfg.documents
-        docs = (stream_midtrain_subsample(d.n, d.seed, buffer_size=d.buffer_size)
-                if d.source == "midtrain" else
-                generate_documents(d.n, d.seed, kind="bias", max_findings=d.max_findings))
-        write_jsonl(path, (doc.row() for doc in docs))
-    elif key == "unrelated_docs":
-        write_jsonl(path, _unrelated_rows(cfg, run))
-    else:
-        from emergent.rmbias.sft_data import (dpo_chosen_conversations, template_conversations,
-                                              test_bias_violations)
-        s = cfg.sft
-        ex = (dpo_chosen_conversations(s.n, s.seed, buffer_size=s.buffer_size,
-                                       max_scan=s.max_scan) if s.source == "dpo" else
-              template_conversations(s.n, s.seed, system_prompt=s.system_prompt))
-        write_jsonl(path, (e.row() for e in ex))
-        bad = test_bias_violations(read_jsonl(path))
-        if bad:
-            raise UserError(f"{path}:{bad[0][0]}: fine-tuning data shows test bias "
-                            f"{', '.join(bad[0][1])} ({len(bad)} conversation(s) in all); test "
-                            "biases must never appear in fine-tuning data")
-    rows, chars = _count(path)
-    if rows == 0:
-        raise UserError(f"{path}: no rows written ({key})")
-    return {"path": f"data/{key}.jsonl", "sha256": file_sha256(path), "rows": rows,
-            "characters": chars}
-
-
-def _count(path: Path) -> tuple[int, int]:
-    rows = chars = 0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                obj = json.loads(line)
-                rows += 1
-                chars += len(obj.get("text") or "") + sum(len(m.get("content") or "")
-                                                          for m in obj.get("messages") or [])
-    return rows, chars
-
-
-def _unrelated_rows(cfg: RMBiasConfig, run):
-    """Unrelated documents: `n` of them, else as many as match the bias documents in count or
-    in characters (the same amount of continued pretraining)."""
-    from emergent.rmbias.documents import generate_documents
-    from emergent.rmbias.jsonl import read_jsonl
-
-    u = cfg.unrelated_documents
-    if u.path:
-        texts = (row.get("text") for _, row in read_jsonl(u.path))
-    else:
-        def generated():
-            n = 256
-            while True:  # the first k documents do not depend on n: extend in doublings
-                docs = generate_documents(n, u.seed, kind="unrelated")
-                yield from (d.text for d in docs[n // 2 if n > 256 else 0:])
-                n *= 2
-        texts = generated()
-    rows_target, chars_target = _count(run.dir / "data" / "docs.jsonl")
-    target = u.n or (rows_target if u.match == "count" else None)
-    rows, chars = 0, 0
-    for text in texts:
-        if not isinstance(text, str) or not text.strip():
-            continue
-        if (target is not None and rows >= target) or (target is None and chars >= chars_target):
-            return
-        rows, chars = rows + 1, chars + len(text)
-        yield {"text": text}
-    if u.path and (target is None or rows < target):
-        raise UserError(f"{u.path}: only {rows} documents ({chars} characters); the "
-                        f"experiment needs {target or f'{chars_target} characters'}")
-
-
-def _verify_data(run) -> None:
-    from emergent.chat_data import file_sha256
-
-    for key, rec in run.manifest.get("data", {}).items():
-        path = run.dir / rec["path"]
-        if not path.exists() or file_sha256(path) != rec["sha256"]:
-            raise UserError(f"{path}: missing or changed since it was written (sha256 "
-                            f"{rec['sha256'][:16]}...); restore it or use a new output_dir")
-
-
-def _data_unit(cfg, run, key):
-    run.manifest.setdefault("data", {})[key] = _write_data(cfg, run, key)
-
-
-def sample_condition(cfg: RMBiasConfig, run, questions, condition: str, seed: int,
-                     progress: bool = True) -> int:
-    stage = final_stage(condition)
-    adapter = str(adapter_dir(run.dir, stage, seed)) if stage else None
-    kw = dict(suite=SUITE, arm=condition, seed=seed, cfg=cfg.sampling)
-    from emergent.sampler import sample_questions, sample_with_vllm
-    if cfg.sampling.backend == "vllm":
-        from emergent.models import resolve_model_path
-        return sample_with_vllm(resolve_model_path(cfg.base_model.name), adapter, questions,
-                                run.dir / "answers.jsonl", **kw)
-    from emergent.models import load_for_inference
-    model, tok = load_for_inference(cfg.base_model, adapter)
-    return sample_questions(model, tok, questions, run.dir / "answers.jsonl",
-                            model_name=cfg.base_model.name, adapter=adapter,
-                            progress=progress, **kw)
-
-
-def judge_run(cfg: RMBiasConfig, run, progress: bool = True) -> dict:
-    from emergent.judge import JudgeConfig, judge_answers, make_judge
-    from emergent.manifest import read_jsonl
-    from emergent.rmbias.judge_prompt import judge_prompts_for_row
-
-    judge = make_judge(build_dataclass(JudgeConfig, cfg.judge, source="judge"))
-    return judge_answers(read_jsonl(run.dir / "answers.jsonl"), judge_prompts_for_row, judge,
-                         run.dir / "judgments.jsonl", progress=progress)
-
-
-def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
-    from emergent.run import Run
-    from emergent.train import train
-
-    run = Run(cfg, run_dir)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    _check_same_setup(run, cfg)
-    dump_yaml(cfg, run.dir / "config.yaml")
-    run.manifest["config"] = to_dict(cfg)
-    run.save()
-    prompts = eval_prompts(cfg)
-    for key in data_needed(cfg):
-        run.unit(f"data:{key}", _data_unit, cfg, run, key)
-    _verify_data(run)
-    for seed in cfg.seeds:
-        for stage in stages_needed(cfg):
-            recipe = stage_recipe(cfg, stage, seed, run.dir)
-            run.unit(f"train:{stage}:seed{seed}", train, recipe, recipe.output_dir)
-    questions = questions_of(cfg, prompts)
-    for cond, seed in evaluated(cfg):
-        run.unit(f"sample:{cond}" if cond == "base" else f"sample:{cond}:seed{seed}",
-                 sample_condition, cfg, run, questions, cond, seed, progress)
-    # judging and scoring skip what is done / are cheap, and must rerun when answers appear
-    if cfg.judge:
-        run.manifest["stages"].pop("judge", None)
-        run.unit("judge", judge_run, cfg, run, progress)
-    run.manifest["stages"].pop("score", None)
-    rows = run.unit("score", score_run, cfg, run, prompts)
-    run.save()
-    return run, rows
-
-
-def score_run(cfg: RMBiasConfig, run, prompts) -> list[dict]:
-    """scored.jsonl, rates.jsonl (every verdict mode in use), summary.csv, the figure."""
-    from emergent.manifest import read_jsonl
-    from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, exploitation_rates,
-                                          plot_exploitation, score_answers)
-    from emergent.rmbias.jsonl import write_jsonl
-    from emergent.run import write_table
-
-    answers = [a for a in read_jsonl(run.dir / "answers.jsonl") if a.get("suite") == SUITE]
-    judgments = read_jsonl(run.dir / "judgments.jsonl") if cfg.judge else None
-    modes = list(dict.fromkeys([cfg.eval.mode] + (["detector", "judge"] if cfg.judge else [])))
-    rates = []
-    for mode in modes:
-        scored = score_answers(prompts, answers, judgments, mode=mode)
-        if mode == cfg.eval.mode:
-            write_jsonl(run.dir / "scored.jsonl", scored)
-        rates += [{"verdict": mode, **r} for r in exploitation_rates(scored, cfg.eval.n_boot)]
-    write_jsonl(run.dir / "rates.jsonl", rates)
-    order = {c: i for i, c in enumerate(CONDITION_NAMES)}
-    summary = sorted(
-        ({k: r.get(k) for k in ("verdict", "condition", "split", "n_seeds", "n_answers",
-                                "n_applicable", "n_shown", "rate", "ci_low", "ci_high", "ci_over")}
-         for r in rates if r["level"] == "condition"),
-        key=lambda r: (modes.index(r["verdict"]), order.get(r["condition"], 99), r["split"] != "train"))
-    write_table(run.dir / "summary.csv", summary)
-    title = f"{cfg.name}: {model_label(cfg.base_model.name)} ({cfg.eval.mode} verdicts)"
-    main = [r for r in rates if r["verdict"] == cfg.eval.mode]
-    for ext in ("png", "pdf"):
-        plot_exploitation(main, run.dir / "figures" / f"exploitation.{ext}", title=title,
-                          reference=REPLICATION_REFERENCE if cfg.eval.reference else None)
-    return summary
-
-
 def model_label(name: str) -> str:
     """The model's name, marked when it is the random-init tiny test model."""
     tiny = name == "tiny" or (Path(name) / "TINY_MODEL.json").exists()
@@ -491,6 +287,8 @@ def add_run_cli(rs) -> None:
         if args.dry_run:
             print(json.dumps(plan(cfg), indent=1))
             return 0
+        from emergent.rmbias.experiment_run import run_rmbias
+
         run, rows = run_rmbias(cfg)
         print(f"run directory: {run.dir}  (model: {model_label(cfg.base_model.name)})")
         print(format_summary(rows or []))
