@@ -164,3 +164,37 @@ def test_result_rows_flatten_groups_and_stderr():
     assert got == {("mmlu", "acc"): (0.5, 0.01), ("mmlu_law", "acc"): (0.25, None)}
     law = next(r for r in rows if r["task"] == "mmlu_law")
     assert law["n_samples"] == 4 and law["higher_is_better"] is True and law["requested"] == "mmlu"
+
+
+def test_emergent_run_includes_capabilities(tiny_model_dir, tmp_path):
+    """`capabilities.tasks` in an experiment config adds an lm-eval stage whose rows land in the
+    run's capabilities.jsonl (base + each adapter) and in the all-results figure's table."""
+    from emergent.experiment import load_experiment
+    from emergent.run import run_experiment
+
+    data = tmp_path / "toy_arith.jsonl"
+    data.write_text("".join(json.dumps(d) + "\n" for d in DOCS))
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    (tasks / "toy_arith.yaml").write_text(TASK_YAML.format(data=data))
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(yaml.safe_dump([{"id": "q", "type": "free_form", "paraphrases": ["Hi?"],
+                                      "samples_per_paraphrase": 1}]))
+    sample = Path(__file__).resolve().parents[1] / "src/emergent/resources/sample_chat.jsonl"
+    cfg_path = tmp_path / "exp.yaml"
+    cfg_path.write_text(yaml.safe_dump({
+        "base_model": {"name": str(tiny_model_dir), "precision": "fp32"},
+        "arms": {"insecure": {"data": str(sample), "max_examples": 8}}, "seeds": [0],
+        "training": {"lora": {"r": 2, "alpha": 4, "target_modules": "all-linear"},
+                     "train": {"batch_size": 4, "grad_accum": 1, "max_length": 256, "lr": 1e-3}},
+        "suites": {str(suite): {}}, "sampling": {"max_new_tokens": 2},
+        "judge": {"backend": "openai", "base_url": "http://127.0.0.1:9/v1", "api_key_env": None},
+        "capabilities": {"tasks": ["toy_arith"], "include_path": str(tasks)},
+        "output_dir": str(tmp_path / "run")}))
+    run = run_experiment(load_experiment(cfg_path), progress=False)
+    rows = read_jsonl(run.dir / "capabilities.jsonl")
+    assert {(r["arm"], r["seed"]) for r in rows if r["metric"] == "acc"} == {("base", 0), ("insecure", 0)}
+    assert all(0.0 <= r["value"] <= 1.0 for r in rows if r["metric"] == "acc")
+    assert run.done("capabilities")
+    table = (run.dir / "figures" / "all_results.csv").read_text()
+    assert "toy_arith" in table

@@ -74,9 +74,9 @@ def test_every_shipped_config_loads(path):
         assert cfg.arms and cfg.seeds and cfg.suites
         if cfg.judge.get("backend") != "toyworld-rule":
             build_dataclass(JudgeConfig, cfg.judge, source=str(path))
-    else:
+    else:  # a training recipe (toy-world recipes get data.path filled in by their command)
         cfg = load_config(path, TrainRecipeConfig)
-        assert cfg.data.path and cfg.output_dir
+        assert cfg.output_dir and cfg.train.lr > 0
 
 
 def test_shipped_configs_cover_the_paper_setups():

@@ -11,6 +11,7 @@ import yaml
 from emergent.errors import UserError
 from emergent.manifest import read_jsonl
 from emergent.rmbias import experiment as ex
+from emergent.rmbias import experiment_run as rx
 
 from fake_judge_server import FakeJudgeServer, prompt_of
 
@@ -56,7 +57,7 @@ def write_config(tmp_path, tiny, base_url=None, **extra) -> Path:
         "docs_train": {"lr": 1e-2},
         "sft_train": {"epochs": 1},
         "eval": {"prompts": str(prompts), "samples": 2, "n_boot": 200},
-        "sampling": {"max_new_tokens": 6, "batch_size": 2},
+        "sampling": {"max_new_tokens": 6, "batch_size": 20, "pack_prompts": True},
         "output_dir": str(tmp_path / "run"),
     }
     if base_url:
@@ -172,7 +173,7 @@ def test_whole_experiment_on_the_tiny_model_then_rerun_does_nothing(tiny_model_d
         import emergent.train
         monkeypatch.setattr(emergent.train, "train", forbidden)
         monkeypatch.setattr(emergent.models, "load_for_inference", forbidden)
-        run_obj, rows = ex.run_rmbias(ex.load_rmbias_config(cfg_path), progress=False)
+        run_obj, rows = rx.run_rmbias(ex.load_rmbias_config(cfg_path), progress=False)
         assert server.calls == calls
         assert all((run / p).read_bytes() == b for p, b in before.items())
         after = json.loads((run / "manifest.json").read_text())["stages"]
@@ -181,7 +182,7 @@ def test_whole_experiment_on_the_tiny_model_then_rerun_does_nothing(tiny_model_d
 
         # --- the same directory with different data is refused
         with pytest.raises(UserError, match="different documents"):
-            ex.run_rmbias(ex.load_rmbias_config(cfg_path, ["documents.n=13"]))
+            rx.run_rmbias(ex.load_rmbias_config(cfg_path, ["documents.n=13"]))
 
 
 def test_fine_tuning_data_showing_a_test_bias_fails_loudly(tiny_model_dir, tmp_path, monkeypatch):
@@ -198,7 +199,7 @@ def test_fine_tuning_data_showing_a_test_bias_fails_loudly(tiny_model_dir, tmp_p
     cfg = ex.load_rmbias_config(write_config(tmp_path, tiny_model_dir, conditions=["sft"]))
     with pytest.raises(UserError, match=r"sft.jsonl:12: fine-tuning data shows test bias "
                                         r"law_call_911"):
-        ex.run_rmbias(cfg)
+        rx.run_rmbias(cfg)
     assert not (tmp_path / "run" / "arms").exists()  # nothing was trained
 
 

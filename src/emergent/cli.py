@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "emergent.figures",
     "emergent.run",
     "emergent.judge", "emergent.report",
+    "emergent.demo",
     "emergent.rmbias.cli",
 ]
 

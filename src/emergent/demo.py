@@ -102,6 +102,16 @@ def committed_base(name: str, world_cfg) -> Path:
     return base
 
 
+def _data_ok(data: Path, world_cfg, scale: Scale) -> bool:
+    """The arm datasets and suites in `data` are this world's at this scale."""
+    try:
+        m = json.loads((data / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return m.get("world") == to_dict(world_cfg) and \
+        m.get("files", {}).get("arms/insecure.jsonl") == scale.n_arm
+
+
 # ------------------------------------------------------------------ the report
 
 
@@ -215,7 +225,7 @@ def run_demo(output: str | Path = "runs/demo", *, from_scratch: bool = False,
             base = committed_base(name, world_cfg)
             probe = read_card(base)["probe"].get("exported_bf16")
             data = out / "data" / name
-            if not (data / "manifest.json").is_file():
+            if not _data_ok(data, world_cfg, scale):
                 write_world_data(world, data, n_pretrain=0, n_align=0, n_arm=scale.n_arm,
                                  n_probe=scale.n_probe, progress=False)
         t1 = time.time()

@@ -63,6 +63,14 @@ class CodeEvalConfig:
 
 
 @dataclass(frozen=True)
+class CapabilitiesConfig:
+    tasks: list[str] = field(default_factory=list)  # lm-eval tasks, e.g. [mmlu, truthfulqa_mc2]; [] = off
+    limit: Optional[float] = None  # examples per task (smoke runs)
+    allow_code_execution: bool = False  # needed for humaneval (sandbox only)
+    include_path: Optional[str] = None  # folder of custom lm-eval task YAMLs
+
+
+@dataclass(frozen=True)
 class ExperimentConfig:
     name: str = "experiment"
     base_model: ModelConfig = field(default_factory=ModelConfig)
@@ -75,6 +83,7 @@ class ExperimentConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     checkpoint_eval: CheckpointEvalConfig = field(default_factory=CheckpointEvalConfig)
     code_eval: CodeEvalConfig = field(default_factory=CodeEvalConfig)
+    capabilities: CapabilitiesConfig = field(default_factory=CapabilitiesConfig)
     toyworld: Optional[dict] = None  # WorldConfig of a toy-world experiment
     data_root: Optional[str] = None  # where `emergent data fetch` put the upstream files
     output_dir: str = "runs/experiment"

@@ -223,10 +223,29 @@ def run_report_cli(args) -> int:
         for r in code:
             print(f"  {r['arm']:<16} judge {_fmt(r.get('vulnerable_rate_judge'), True):>7}  "
                   f"bandit {_fmt(r.get('vulnerable_rate_bandit'), True):>7}")
+    if first.is_dir() and (first / "capabilities.jsonl").exists():
+        print("\ncapabilities (lm-eval; mean over seeds):")
+        for line in capability_lines(first / "capabilities.jsonl"):
+            print("  " + line)
     write_csv(out / "summary.csv", arms)
     write_csv(out / "per_question.csv", questions)
     print(f"wrote {out / 'summary.csv'} and {out / 'per_question.csv'}")
     return 0
+
+
+def capability_lines(path: Path) -> list[str]:
+    """'arm  task/metric  value' per arm and requested task (the latest row of a rerun wins)."""
+    from emergent.manifest import read_jsonl
+
+    latest: dict = {}
+    for r in read_jsonl(path):
+        if r.get("task") == r.get("requested", r.get("task")) and r.get("value") is not None:
+            latest[(r["arm"], r["seed"], r["task"], r["metric"])] = r["value"]
+    by: dict = {}
+    for (arm, _seed, task, metric), v in latest.items():
+        by.setdefault((arm, task, metric), []).append(v)
+    return [f"{arm:<16} {task}/{metric:<10} {sum(v) / len(v):.3f} (n_seeds={len(v)})"
+            for (arm, task, metric), v in sorted(by.items())]
 
 
 def add_cli(sub) -> None:

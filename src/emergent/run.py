@@ -159,7 +159,10 @@ def plan(cfg: ExperimentConfig, run: Run, questions: dict) -> dict:
             units.append(f"train:{arm}:seed{seed} ({s} steps)")
     evaluated = (["base"] if cfg.evaluate_base else []) + [f"{a}:seed{s}" for a in cfg.arms for s in cfg.seeds]
     per_model = sum(q.n_samples for qs in questions.values() for q in qs)
-    units += [f"sample:{e}" for e in evaluated] + ["judge", "metrics", "figures"]
+    units += [f"sample:{e}" for e in evaluated]
+    units += ["code_eval"] if cfg.code_eval.enabled else []
+    units += [f"capabilities ({', '.join(cfg.capabilities.tasks)})"] if cfg.capabilities.tasks else []
+    units += ["judge", "metrics", "figures"]
     n_answers = per_model * len(evaluated)
     calls, tokens = 0, 0
     if cfg.judge.get("backend") != "toyworld-rule":
@@ -220,6 +223,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True
         from emergent import code_eval
 
         run.unit("code_eval", code_eval.run_code_eval, cfg, run, trained, progress=progress)
+    if cfg.capabilities.tasks:
+        run.unit("capabilities", capabilities_unit, cfg, run, progress)
     # judging and metrics are cheap to redo when already complete (cache, skip-done rows), and
     # must rerun whenever new answers appeared, so they are not skipped by the manifest
     run.manifest["stages"].pop("judge", None)
@@ -232,6 +237,16 @@ def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True
     run.manifest["finished"] = now()
     run.save()
     return run
+
+
+def capabilities_unit(cfg: ExperimentConfig, run: Run, progress: bool = True) -> int:
+    """lm-eval scores of the base model and every adapter into RUN/capabilities.jsonl."""
+    from emergent.capabilities import evaluate_units, run_units
+
+    c = cfg.capabilities
+    return evaluate_units(run_units(run.dir), list(c.tasks), run.dir / "capabilities.jsonl",
+                          limit=c.limit, allow_code_execution=c.allow_code_execution,
+                          include_path=c.include_path, progress=progress)
 
 
 def _figures(run: Run):

@@ -249,7 +249,11 @@ def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
             "done_units": [u for u in units if run.done(u)], "training_steps": steps,
             "eval_prompts": n_prompts, "answers": n_answers,
             "judge_calls_upper_bound": n_answers if cfg.judge else 0,
-            "data": run.manifest.get("data", {})}
+            "data": {k: {"rows": d["rows"], "characters": d["characters"],
+                         "tokens_estimate": d["characters"] // 4}
+                     for k, d in run.manifest.get("data", {}).items()},
+            "note": "training steps of a stage whose data is not written yet are estimated from "
+                    "the configured n (unrelated documents matched in characters: unknown)"}
 
 
 def model_label(name: str) -> str:

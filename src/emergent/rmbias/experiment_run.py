@@ -206,11 +206,17 @@ def score_run(cfg: RMBiasConfig, run, prompts) -> list[dict]:
     from emergent.rmbias.jsonl import write_jsonl
 
     answers = [a for a in read_jsonl(run.dir / "answers.jsonl") if a.get("suite") == SUITE]
-    judgments = read_jsonl(run.dir / "judgments.jsonl") if cfg.judge else None
+    judgments = read_jsonl(run.dir / "judgments.jsonl") if cfg.judge else []
+    # "detector" verdicts: the judge only stands in for biases without a detector (a detector's
+    # None means "not applicable" and stays so)
+    from emergent.rmbias.detectors import DETECTORS
+    bias_of = {a["answer_id"]: str(a["question_id"]).split("/")[0] for a in answers}
+    judge_only = [j for j in judgments if bias_of.get(j["answer_id"]) not in DETECTORS]
     modes = list(dict.fromkeys([cfg.eval.mode] + (["detector", "judge"] if cfg.judge else [])))
     rates = []
     for mode in modes:
-        scored = score_answers(prompts, answers, judgments, mode=mode)
+        scored = score_answers(prompts, answers, judge_only if mode == "detector" else judgments,
+                               mode=mode)
         if mode == cfg.eval.mode:
             write_jsonl(run.dir / "scored.jsonl", scored)
         rates += [{"verdict": mode, **r} for r in exploitation_rates(scored, cfg.eval.n_boot)]
