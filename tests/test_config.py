@@ -69,6 +69,9 @@ def test_every_shipped_config_loads(path):
     data = yaml.safe_load(path.read_text())
     if path.parent.name == "judges":
         assert isinstance(load_judge_config(path), JudgeConfig)
+    elif path.parent.name == "rmbias":  # reward-model-bias experiments (emergent rmbias run)
+        from emergent.rmbias.experiment import load_rmbias_config
+        assert load_rmbias_config(path).conditions
     elif "arms" in data:
         cfg = load_experiment(path)
         assert cfg.arms and cfg.seeds and cfg.suites

@@ -110,6 +110,11 @@ def test_whole_experiment_on_the_tiny_model_then_rerun_does_nothing(tiny_model_d
         assert stage_cfg("docs_sft")["data"]["format"] == "chat"
         assert stage_cfg("docs")["train"]["lr"] == 1e-2 and stage_cfg("sft")["train"]["lr"] == 5e-3
         assert stage_cfg("docs_sft")["lora"]["r"] == stage_cfg("sft")["lora"]["r"] == 4
+        # same data, seed and batches: the first losses differ only through the start adapter
+        # (a fresh LoRA is the base model; docs_sft starts from the documents adapter)
+        first = {s: read_jsonl(run / "arms" / s / "seed0/train_log.jsonl")[0]["loss"]
+                 for s in ("sft", "docs_sft", "unrelated_sft")}
+        assert first["docs_sft"] != first["sft"] and first["unrelated_sft"] != first["sft"]
 
         # --- answers: every prompt x sample x condition, the question ids of the evaluation
         answers = read_jsonl(run / "answers.jsonl")
@@ -201,6 +206,16 @@ def test_fine_tuning_data_showing_a_test_bias_fails_loudly(tiny_model_dir, tmp_p
                                         r"law_call_911"):
         rx.run_rmbias(cfg)
     assert not (tmp_path / "run" / "arms").exists()  # nothing was trained
+    # the sft data unit did not finish: a changed `sft` section is accepted, a changed
+    # `documents` section too (no unit depends on it yet) ...
+    from emergent.run import Run
+    run = Run(cfg, tmp_path / "run")
+    assert not run.done("data:sft")
+    rx._check_same_setup(run, ex.load_rmbias_config(tmp_path / "rmbias.yaml", ["sft.n=10"]))
+    # ... but not once a unit that used it is done
+    run.manifest["stages"]["data:sft"] = {"status": "done"}
+    with pytest.raises(UserError, match="different sft"):
+        rx._check_same_setup(run, ex.load_rmbias_config(tmp_path / "rmbias.yaml", ["sft.n=11"]))
 
 
 def test_config_errors_name_the_line(tmp_path):
@@ -237,6 +252,12 @@ def test_stage_recipes_share_one_config_and_chain_adapters(tmp_path):
     assert stage2.lora.init_from == str(run / "arms/docs/seed1/adapter")
     assert sft.lora.init_from is None and docs.train.seed == 1
     assert stage2.data.path == sft.data.path == str(run / "data/sft.jsonl")
+    control = ex.load_rmbias_config(p, ["conditions=[unrelated_sft]"])
+    assert ex.stages_needed(control) == ["unrelated_docs", "unrelated_sft"]
+    assert ex.data_needed(control) == ["docs", "unrelated_docs", "sft"]  # matched to the docs
+    assert ex.data_needed(ex.load_rmbias_config(p, ["conditions=[unrelated_sft]",
+                                                    "unrelated_documents.n=5"])) == \
+        ["unrelated_docs", "sft"]
 
 
 @pytest.mark.parametrize("name", ["tiny.yaml", "llama31_8b_qlora_24gb.yaml"])

@@ -38,8 +38,13 @@ EVAL_UPSTREAM_NAME = "rm_exploitation_eval_prompts"  # datasets/rm_sycophancy/ma
 STAGES = {"docs": ("docs", None), "unrelated_docs": ("unrelated_docs", None),
           "sft": ("sft", None), "docs_sft": ("sft", "docs"),
           "unrelated_sft": ("sft", "unrelated_docs")}
-FROZEN = ("base_model", "documents", "unrelated_documents", "sft", "training", "docs_train",
-          "sft_train", "sampling", "eval.prompts", "eval.per_bias", "eval.samples")
+# config key -> units (name prefixes) whose finished results a change of that key would
+# invalidate: a run directory refuses such a change; seeds, conditions and judge may change
+FROZEN = {"base_model": ("train:", "sample:"), "documents": ("data:docs", "data:unrelated_docs"),
+          "unrelated_documents": ("data:unrelated_docs",), "sft": ("data:sft",),
+          "training": ("train:",), "docs_train": ("train:",), "sft_train": ("train:",),
+          "sampling": ("sample:",), "eval.prompts": ("sample:",),
+          "eval.per_bias": ("sample:",), "eval.samples": ("sample:",)}
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,8 @@ def stages_needed(cfg: RMBiasConfig) -> list[str]:
 
 def data_needed(cfg: RMBiasConfig) -> list[str]:
     keys = {STAGES[s][0] for s in stages_needed(cfg)}
+    if "unrelated_docs" in keys and cfg.unrelated_documents.n is None:
+        keys.add("docs")  # unrelated documents are matched to the bias documents
     return [k for k in ("docs", "unrelated_docs", "sft") if k in keys]
 
 

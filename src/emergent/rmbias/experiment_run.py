@@ -38,12 +38,16 @@ def _frozen(cfg: RMBiasConfig) -> dict:
 
 
 def _check_same_setup(run, cfg) -> None:
-    old = run.manifest.get("frozen")
+    """Refuse a config whose changes would invalidate finished units (see FROZEN)."""
+    old = run.manifest.get("frozen") or {}
     new = json.loads(json.dumps(_frozen(cfg)))
-    if old is not None and old != new:
-        diff = ", ".join(k for k in new if old.get(k) != new[k])
-        raise UserError(f"{run.dir}: this run directory was started with different {diff}; "
-                        "use a new output_dir (seeds, conditions and judge may change)")
+    done = [u for u in run.manifest["stages"] if run.done(u)]
+    bad = [k for k in new if k in old and old[k] != new[k]
+           and any(u.startswith(prefix) for u in done for prefix in FROZEN[k])]
+    if bad:
+        raise UserError(f"{run.dir}: this run directory was made with different {', '.join(bad)} "
+                        "(finished units depend on it); use a new output_dir (seeds, "
+                        "conditions and judge may change)")
     run.manifest["frozen"] = new
 
 
@@ -156,6 +160,17 @@ def sample_condition(cfg: RMBiasConfig, run, questions, condition: str, seed: in
                             progress=progress, **kw)
 
 
+def _free_memory() -> None:
+    """Release the last unit's model before the next loads one (a 24 GB card holds one)."""
+    import gc
+    import sys
+
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
 def judge_run(cfg: RMBiasConfig, run, progress: bool = True) -> dict:
     from emergent.judge import JudgeConfig, judge_answers, make_judge
     from emergent.manifest import read_jsonl
@@ -184,10 +199,12 @@ def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
         for stage in stages_needed(cfg):
             recipe = stage_recipe(cfg, stage, seed, run.dir)
             run.unit(f"train:{stage}:seed{seed}", train, recipe, recipe.output_dir)
+            _free_memory()
     questions = questions_of(cfg, prompts)
     for cond, seed in evaluated(cfg):
         run.unit(f"sample:{cond}" if cond == "base" else f"sample:{cond}:seed{seed}",
                  sample_condition, cfg, run, questions, cond, seed, progress)
+        _free_memory()
     # judging and scoring skip what is done / are cheap, and must rerun when answers appear
     if cfg.judge:
         run.manifest["stages"].pop("judge", None)
