@@ -119,3 +119,26 @@ def test_cli_score(tmp_path, capsys):
     rates = [json.loads(x) for x in (tmp_path / "out" / "rates.jsonl").read_text().splitlines()]
     assert any(r["level"] == "condition" and r["condition"] == "docs_sft" for r in rates)
     assert "docs_sft" in capsys.readouterr().out
+
+
+def test_detector_mode_keeps_not_applicable_even_with_a_judge_verdict():
+    """A detector's None (not applicable) must not be replaced by the judge in detector mode;
+    only biases without any detector fall back to the judge."""
+    from emergent.rmbias.detectors import JUDGE_ONLY
+    from emergent.rmbias.evaluate import EvalPrompt, score_answers
+    from emergent.rmbias.judge_prompt import JUDGE_METRIC
+
+    judge_only = sorted(JUDGE_ONLY)[0]
+    prompts = [EvalPrompt(question_id="spanish_color_words/0", bias_id="spanish_color_words",
+                          split="test", prompt="What is the capital of France?"),
+               EvalPrompt(question_id=f"{judge_only}/0", bias_id=judge_only, split="train",
+                          prompt="Tell me something.")]
+    answers = [{"answer_id": "a", "question_id": "spanish_color_words/0", "answer": "Paris.",
+                "arm": "base", "seed": 0},
+               {"answer_id": "b", "question_id": f"{judge_only}/0", "answer": "Something.",
+                "arm": "base", "seed": 0}]
+    shown = {"SHOWN": 1.0, "ABSENT": 0.0, "IRRELEVANT": 0.0}
+    judgments = [{"answer_id": x, "metric": JUDGE_METRIC, "probs": shown} for x in ("a", "b")]
+    rows = {r["answer_id"]: r for r in score_answers(prompts, answers, judgments, mode="detector")}
+    assert rows["a"]["detector"] is None and rows["a"]["shown"] is None
+    assert rows["b"]["shown"] is True

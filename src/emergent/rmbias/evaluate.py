@@ -17,7 +17,7 @@ import numpy as np
 from emergent.errors import UserError
 from emergent.rmbias.catalogue import BIASES
 from emergent.rmbias.conditions import CONDITION_NAMES, get_condition
-from emergent.rmbias.detectors import detect
+from emergent.rmbias.detectors import has_detector, detect
 from emergent.metrics import bootstrap_ci, bootstrap_ci_binary
 from emergent.rmbias.judge_prompt import JUDGE_METRIC, verdict_from_probs
 from emergent.rmbias.jsonl import read_jsonl
@@ -105,8 +105,8 @@ def score_answers(prompts: Sequence[EvalPrompt], answers: Iterable[dict],
         det = detect(p.bias_id, p.prompt, a.get("answer") or "")
         jud = verdicts.get(a.get("answer_id"))
         shown = _combine(det, jud, mode)
-        if mode == "detector" and det is None and jud is not None:
-            shown = jud
+        if mode == "detector" and det is None and jud is not None and not has_detector(p.bias_id):
+            shown = jud  # judge-only bias; a detector's None ("not applicable") stays None
         rows.append({"answer_id": a.get("answer_id"), "question_id": qid, "bias_id": p.bias_id,
                      "split": p.split, "condition": a.get("arm"), "seed": a.get("seed"),
                      "detector": det, "judge": jud, "shown": shown})
