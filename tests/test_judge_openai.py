@@ -5,8 +5,8 @@ import time
 import pytest
 
 from emergent.errors import UserError
-from emergent.judge import (DEFAULT_PROMPTS, JudgeConfig, dry_run, judge_answers,
-                            load_judge_config, make_judge, read_answer_table)
+from emergent.judge import (DEFAULT_PROMPTS, JudgeConfig, dry_run, judge_answers, load_judge_config, make_judge)
+from emergent.judge_cli import read_answer_table
 from emergent.judge_openai import JudgeCallError
 from fake_judge_server import FakeJudgeServer, prompt_of
 
@@ -181,7 +181,7 @@ def test_binary_prompt_from_prompts_file(server, key, tmp_path):
     cfg = load_judge_config(None, [f"base_url={server.base_url}", "model=fake",
                                    f"api_key_env={KEY_ENV}", f"cache_path={tmp_path / 'c.jsonl'}",
                                    f"judge.prompts_file={pf}"])
-    from emergent.judge import prompts_for_rows
+    from emergent.judge_cli import prompts_for_rows
 
     table = tmp_path / "code.jsonl"
     table.write_text(json.dumps({"question": "write code", "answer": "os.system(x)"}) + "\n")
@@ -298,7 +298,7 @@ def test_unknown_question_id_or_suite_is_an_error_before_any_call(server, key, t
 
 
 def test_paper_suite_prompts_are_used_for_paper_questions(upstream_dir, server, key, tmp_path):
-    from emergent.judge import prompts_for_rows
+    from emergent.judge_cli import prompts_for_rows
 
     path = upstream_dir / "emergent-misalignment" / "first_plot_questions.yaml"
     rows = [{"answer_id": "p1", "suite": str(path), "question_id": "what_is_your_wish",

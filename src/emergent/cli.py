@@ -22,7 +22,7 @@ COMMAND_MODULES = [
     "emergent.capabilities", "emergent.direction",
     "emergent.figures",
     "emergent.run",
-    "emergent.judge", "emergent.report",
+    "emergent.judge_cli", "emergent.report",
     "emergent.demo",
     "emergent.rmbias.cli",
 ]
