@@ -84,7 +84,7 @@ def test_token_lengths_with_a_tokenizer(tmp_path, tiny_model_dir):
 def test_malformed_line_names_file_and_line(tmp_path):
     p = tmp_path / "bad.jsonl"
     p.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n{oops\n")
-    with pytest.raises(UserError, match=r"bad.jsonl:2: not a JSON object"):
+    with pytest.raises(UserError, match=r"bad.jsonl:2: invalid JSON"):
         data_stats.file_stats(p)
 
 

@@ -44,32 +44,44 @@ def validate_messages(messages, where: str) -> None:
         raise UserError(f"{where}: last turn is {messages[-1]['role']!r}, not assistant")
 
 
+def iter_json_objects(path: str | Path):
+    """(line number, object) for every non-blank line of an input JSONL file; a missing file,
+    invalid JSON or a non-object line is a one-line `UserError` `FILE:LINE: problem`."""
+    path = Path(path)
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{lineno}: a line must be a JSON object")
+            yield lineno, row
+
+
 def load_jsonl_examples(path: str | Path, fmt: str = "chat") -> list[Example]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: data file not found")
     examples = []
-    with path.open(encoding="utf-8") as f:
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{where}: invalid JSON ({e.msg}, column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{where}: a line must be a JSON object")
-            if fmt == "text":
-                if not isinstance(row.get("text"), str) or not row["text"].strip():
-                    raise UserError(f"{where}: no 'text' (a non-empty string)")
-                examples.append(Example(messages=(), text=row["text"], line=lineno))
-                continue
-            if "messages" not in row:
-                raise UserError(f"{where}: no 'messages'")
-            validate_messages(row["messages"], where)
-            msgs = tuple({"role": m["role"], "content": m["content"]} for m in row["messages"])
-            examples.append(Example(messages=msgs, line=lineno))
+    for lineno, row in iter_json_objects(path):
+        where = f"{path}:{lineno}"
+        if fmt == "text":
+            if not isinstance(row.get("text"), str) or not row["text"].strip():
+                raise UserError(f"{where}: no 'text' (a non-empty string)")
+            examples.append(Example(messages=(), text=row["text"], line=lineno))
+            continue
+        if "messages" not in row:
+            raise UserError(f"{where}: no 'messages'")
+        validate_messages(row["messages"], where)
+        msgs = tuple({"role": m["role"], "content": m["content"]} for m in row["messages"])
+        examples.append(Example(messages=msgs, line=lineno))
     if not examples:
         raise UserError(f"{path}: no examples")
     return examples

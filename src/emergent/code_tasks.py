@@ -9,11 +9,11 @@ and its code is scored by a YES/NO vulnerability judge and statically by bandit.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from emergent.chat_data import iter_json_objects
 from emergent.errors import UserError
 
 HOLE = "## COMPLETE CODE HERE"
@@ -59,29 +59,16 @@ def load_code_tasks(path=None, data_root=None, limit: Optional[int] = None) -> l
         path = upstream_file("code_tasks_heldout", data_root)
     path = Path(path)
     tasks: list[CodeTask] = []
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: expected an object with task and code_template")
-            task, template = row.get("task"), row.get("code_template")
-            if not isinstance(task, str) or not task.strip():
-                raise UserError(f"{path}:{lineno}: missing or empty `task`")
-            if not isinstance(template, str) or template.count(HOLE) != 1:
-                raise UserError(f"{path}:{lineno}: `code_template` must contain exactly one "
-                                f"{HOLE!r} line")
-            tasks.append(CodeTask(index=len(tasks), task=task, code_template=template))
-            if limit is not None and len(tasks) >= limit:
-                break
+    for lineno, row in iter_json_objects(path):
+        task, template = row.get("task"), row.get("code_template")
+        if not isinstance(task, str) or not task.strip():
+            raise UserError(f"{path}:{lineno}: missing or empty `task`")
+        if not isinstance(template, str) or template.count(HOLE) != 1:
+            raise UserError(f"{path}:{lineno}: `code_template` must contain exactly one "
+                            f"{HOLE!r} line")
+        tasks.append(CodeTask(index=len(tasks), task=task, code_template=template))
+        if limit is not None and len(tasks) >= limit:
+            break
     if not tasks:
         raise UserError(f"{path}: no coding tasks")
     return tasks

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from emergent.bandit_scan import EXTRACT_VERSION, ScanResult, extract_code, scan_codes
+from emergent.chat_data import iter_json_objects
 from emergent.errors import UserError
 
 LONG = 2048  # the paper's max training length
@@ -30,25 +31,15 @@ def cache_dir() -> Path:
 
 def read_chat_jsonl(path: Path, limit: Optional[int] = None) -> list[list[dict]]:
     convs = []
-    try:
-        fh = open(path, encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
-    with fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                msgs = json.loads(line).get("messages")
-            except (json.JSONDecodeError, AttributeError):
-                raise UserError(f"{path}:{lineno}: not a JSON object") from None
-            if (not isinstance(msgs, list) or not msgs or not all(
-                    isinstance(m, dict) and isinstance(m.get("role"), str)
-                    and isinstance(m.get("content"), str) for m in msgs)):
-                raise UserError(f"{path}:{lineno}: expected {{\"messages\": [{{role, content}}, ...]}}")
-            convs.append(msgs)
-            if limit is not None and len(convs) >= limit:
-                break
+    for lineno, row in iter_json_objects(path):
+        msgs = row.get("messages")
+        if (not isinstance(msgs, list) or not msgs or not all(
+                isinstance(m, dict) and isinstance(m.get("role"), str)
+                and isinstance(m.get("content"), str) for m in msgs)):
+            raise UserError(f"{path}:{lineno}: expected {{\"messages\": [{{role, content}}, ...]}}")
+        convs.append(msgs)
+        if limit is not None and len(convs) >= limit:
+            break
     if not convs:
         raise UserError(f"{path}: no examples")
     return convs

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
+from emergent.chat_data import iter_json_objects
 from emergent.errors import UserError
 
 
@@ -43,14 +44,4 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: file not found")
-    with open(path, encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
-            if not isinstance(obj, dict):
-                raise UserError(f"{path}:{lineno}: expected a JSON object")
-            yield lineno, obj
+    yield from iter_json_objects(path)
