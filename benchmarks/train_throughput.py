@@ -33,6 +33,7 @@ import json
 import shutil
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import common  # noqa: F401  (sets sys.path and offline env)
@@ -119,6 +120,20 @@ def steady_state(marks, step_tokens) -> dict:
             "steady_steps": len(marks) - 1}
 
 
+def _attention_backends(no_cudnn: bool):
+    """A context: SDPA without the cuDNN backend when asked (and on CUDA), else nothing."""
+    import contextlib
+
+    import torch
+
+    if not (no_cudnn and torch.cuda.is_available()):
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH])
+
+
 def warm_up(cfg, rows, tok) -> None:
     """One forward+backward on a throwaway LoRA model: one-time kernel/allocator setup is not
     charged to whichever contender runs first."""
@@ -169,7 +184,7 @@ def run_emergent(cfg, rows, tok, work: Path) -> dict:
            "peak_rss_mib": mem.peak_mib, "rss_before_mib": round(mem.start_mib, 1),
            "peak_cuda_mib": cuda_peak_mib()}
     res["eval_loss"] = round(eval_loss(seen["model"], rows, tok.pad_token_id), 6)
-    del seen
+    seen.clear()
     gc.collect()
     return res
 
@@ -180,7 +195,7 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False) -> 
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from emergent.models import apply_lora, load_model, load_tokenizer
+    from emergent.models import apply_lora, load_model
 
     out = work / ("trl-grouped" if grouped else "trl")
     shutil.rmtree(out, ignore_errors=True)
@@ -306,6 +321,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared machine more threads spin "
                    "and distort timings; 0 = torch's default)")
+    p.add_argument("--no-cudnn-sdpa", action="store_true",
+                   help="CUDA: run every contender with PyTorch's cuDNN attention backend off "
+                   "(it builds a plan per new sequence length, ~0.1 s each on an H100, which "
+                   "charges whoever meets a length first); flash/mem-efficient/math stay on")
     p.add_argument("--note", default=None, help="free text stored with the machine info")
     p.add_argument("--name", default=None,
                    help="result name (default train_throughput, _cuda on a GPU)")
@@ -316,8 +335,13 @@ def main(argv=None) -> int:
 
     if a.threads and not torch.cuda.is_available():
         torch.set_num_threads(a.threads)
-    import datasets  # noqa: F401  imported up front: every run starts from the same baseline
-    import trl  # noqa: F401
+    trl_error = None
+    try:  # imported up front: every run starts from the same memory baseline
+        import datasets  # noqa: F401
+        import trl  # noqa: F401
+    except Exception as e:  # noqa: BLE001  (report it; our loop is still measured)
+        trl_error = f"{type(e).__name__}: {e}"
+        print(f"TRL unavailable: {trl_error}")
 
     machine = machine_info(a.note)
     results = []
@@ -335,7 +359,14 @@ def main(argv=None) -> int:
             warm_up(cfg, rows, tok)
             for c in [c.strip() for c in a.contenders.split(",") if c.strip()]:
                 print(f"-- {name} / {c}")
-                r = CONTENDERS[c](cfg, rows, tok, work, a, model_dir, data)
+                try:
+                    if c.startswith("trl") and trl_error:
+                        raise RuntimeError(trl_error)
+                    with _attention_backends(a.no_cudnn_sdpa):
+                        r = CONTENDERS[c](cfg, rows, tok, work, a, model_dir, data)
+                except Exception as e:  # noqa: BLE001  (record the failure, measure the rest)
+                    traceback.print_exc()
+                    r = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
                 r.update(model=name, contender=c, examples=len(rows),
                          parameters=count_params(model_dir))
                 print(json.dumps(r))
@@ -345,7 +376,7 @@ def main(argv=None) -> int:
 
     ratios = []
     for name in dict.fromkeys(r["model"] for r in results):
-        by = {r["contender"]: r for r in results if r["model"] == name}
+        by = {r["contender"]: r for r in results if r["model"] == name and "error" not in r}
         if "emergent" in by and "trl" in by:
             e, t = by["emergent"], by["trl"]
             ratios.append({

@@ -99,8 +99,12 @@ def test_paper_recipe_matches_provenance():
             t.epochs, t.max_length, t.loss, t.seed) == (1e-5, "linear", 5, 0.01, 2, 8, 1.0, 2048,
                                                         "assistant_only", 0)
     q = load_config(REPO / "configs/train/qlora_qwen25_coder_32b_24gb.yaml", TrainRecipeConfig)
-    assert q.model.quantization == "4bit"
-    assert to_dict(q)["train"] == to_dict(cfg)["train"] and to_dict(q)["lora"] == to_dict(cfg)["lora"]
+    assert q.model.quantization == "4bit" and q.model.gradient_checkpointing
+    # same hyperparameters; batch 1 x 16 is the same objective as 2 x 8 (token-normalised loss)
+    tq, tp = to_dict(q)["train"], to_dict(cfg)["train"]
+    assert tq["batch_size"] * tq["grad_accum"] == tp["batch_size"] * tp["grad_accum"] == 16
+    drop = lambda t: {k: v for k, v in t.items() if k not in ("batch_size", "grad_accum")}
+    assert drop(tq) == drop(tp) and to_dict(q)["lora"] == to_dict(cfg)["lora"]
 
 
 def test_sibling_arm_configs_differ_only_in_dataset():

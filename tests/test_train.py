@@ -78,6 +78,13 @@ def test_loss_is_normalised_by_trained_tokens_across_microbatches(tiny_model_dir
     l1, g1 = run([[0], [1, 2, 3]])  # uneven micro-batches
     l2, g2 = run([[0, 1, 2, 3]])
     assert torch.allclose(l1, l2, atol=1e-5)
+    # equals the plain definition: full logits, summed CE over trained tokens / their number
+    ids, attn, labels = batching.collate(rows, tok.pad_token_id)
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=attn).logits
+    ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)),
+                                            labels[:, 1:].reshape(-1), ignore_index=-100)
+    assert torch.allclose(l1, ref, atol=1e-5)
     assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(g1, g2))
     # a mean of per-micro-batch means would differ here
     counts = [sum(m[1:]) for _, m in rows]

@@ -123,17 +123,37 @@ def _load_checkpoint(ck: Path, model, opt, sched) -> int:
     return json.loads((ck / "state.json").read_text())["step"]
 
 
+def _attention_kernels(device: str):
+    """On CUDA, keep SDPA off the cuDNN backend while training: it builds a plan for every new
+    sequence length (measured 8x slower per micro-batch on new lengths; benchmarks/README.md)."""
+    import contextlib
+
+    if device != "cuda":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
+                        SDPBackend.MATH])
+
+
 def step_loss(model, micro_batches, n_trained: int, device: str):
-    """Forward+backward one optimizer step; loss normalised by the step's trained tokens."""
+    """Forward+backward one optimizer step; loss normalised by the step's trained tokens.
+
+    Logits are computed only at positions that predict a trained token in some row of the
+    micro-batch (`logits_to_keep`), not over the prompt and padding: with a 150k vocabulary the
+    full fp32 logits are the largest tensor of a step."""
     import torch
     import torch.nn.functional as F
 
     total = 0.0
     for input_ids, attn, labels in micro_batches:
         input_ids, attn, labels = input_ids.to(device), attn.to(device), labels.to(device)
-        logits = model(input_ids=input_ids, attention_mask=attn).logits
-        loss_sum = F.cross_entropy(logits[:, :-1].float().reshape(-1, logits.size(-1)),
-                                   labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum")
+        keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)  # predicting positions
+        with _attention_kernels(device):
+            logits = model(input_ids=input_ids, attention_mask=attn, logits_to_keep=keep).logits
+        targets = labels[:, 1:].index_select(1, keep)
+        loss_sum = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
+                                   targets.reshape(-1), ignore_index=-100, reduction="sum")
         (loss_sum / n_trained).backward()
         total += loss_sum.item()
         del logits
