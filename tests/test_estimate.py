@@ -110,7 +110,7 @@ def test_memory_parts_follow_quantization_and_checkpointing():
     assert on["activations"] < off["activations"] / 5
     longer = estimate_memory(shape, cfg32, 2048, gradient_checkpointing=False)["parts_gib"]
     assert longer["activations"] == pytest.approx(2 * off["activations"])
-    assert longer["logits_and_loss"] == pytest.approx(2 * 2 * 1024 * 152064 * 12 / 2**30)
+    assert longer["logits_and_loss"] == pytest.approx(cfg32.train.batch_size * 2048 * 152064 * 12 / 2**30)
 
 
 def test_small_preset_fits_and_bf16_32b_does_not():
