@@ -50,17 +50,6 @@ def make_adapter(base_dir: Path, train_dir: Path, seed: int = 1) -> Path:
     return train_dir / "adapter"
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    """Tiny matmuls on a shared 2-core machine run ~10x faster on one thread; restored after."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def run_dir(tiny_model_dir, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("run")

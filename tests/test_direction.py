@@ -15,14 +15,6 @@ from emergent.errors import UserError
 from emergent.sampler import answer_id
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_mean_difference_of_hand_made_activations():
     mis = torch.tensor([[[1.0, 2.0], [0.0, 4.0]], [[3.0, 2.0], [2.0, 0.0]]])  # [2, layers, d]
     al = torch.tensor([[[0.0, 1.0], [1.0, 1.0]], [[0.0, 3.0], [1.0, 1.0]],

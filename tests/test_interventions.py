@@ -14,14 +14,6 @@ from emergent.questions import Question
 from emergent.sampler import SamplingConfig, sample_questions
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model_tok(tiny_model_dir):
     from emergent.models import load_for_inference

@@ -88,3 +88,15 @@ class JudgeCache:
                 os.fsync(self._fh.fileno())
                 self._fh.close()
                 self._fh = None
+
+
+def pending_tasks(tasks, key, cache) -> list:
+    """Distinct tasks (by `key(task)`) whose result is not in `cache`: exactly the calls a run
+    would make. Shared by both judge backends."""
+    seen, out = set(), []
+    for t in tasks:
+        k = key(t)
+        if k not in seen and (cache is None or k not in cache):
+            seen.add(k)
+            out.append(t)
+    return out

@@ -208,13 +208,10 @@ class HFJudge:
                          t.prompt)
 
     def pending(self, tasks: list[JudgeTask]) -> list[JudgeTask]:
-        seen, out = set(), []
-        for t in tasks:
-            k = self._key(t)
-            if k not in seen and k not in self.cache:
-                seen.add(k)
-                out.append(t)
-        return out
+        """Distinct tasks whose prompt is not cached yet: exactly the calls a run would make."""
+        from emergent.judge_cache import pending_tasks
+
+        return pending_tasks(tasks, self._key, self.cache)
 
     def evaluate(self, tasks: list[JudgeTask], progress: bool = True) -> list[Score]:
         from tqdm.auto import tqdm

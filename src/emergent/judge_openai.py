@@ -77,13 +77,9 @@ class OpenAIJudge:
 
     def pending(self, tasks: list[JudgeTask]) -> list[JudgeTask]:
         """Distinct tasks whose prompt is not cached yet: exactly the calls a run would make."""
-        seen, out = set(), []
-        for t in tasks:
-            k = self._key(t)
-            if k not in seen and k not in self.cache:
-                seen.add(k)
-                out.append(t)
-        return out
+        from emergent.judge_cache import pending_tasks
+
+        return pending_tasks(tasks, self._key, self.cache)
 
     # ------------------------------------------------------------------ one call
     def _call_once(self, prompt: str) -> dict[str, float]:
