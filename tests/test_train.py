@@ -53,6 +53,7 @@ def test_short_run_lowers_loss_and_only_changes_lora(tiny_model_dir, tmp_path):
     man = json.loads((out / "manifest.json").read_text())
     assert man["status"] == "done" and man["data"]["train_examples"] == 26
     assert man["versions"]["torch"] and man["data"]["sha256"] and "padding_fraction" in man
+    assert man["trained_tokens"] == sum(r["trained_tokens"] for r in log)  # every step logged here
     assert (out / "config.yaml").exists()
 
 

@@ -197,6 +197,7 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     plan = batching.schedule(lengths, cfg.train.batch_size, cfg.train.grad_accum, cfg.train.seed,
                              cfg.train.epochs, cfg.train.max_steps, cfg.train.batching)
     pad_frac = batching.padding_fraction([[lengths[i] for i in mb] for st in plan for mb in st])
+    trained_total = sum(sum(rows[i][1][1:]) for st in plan for mb in st for i in mb)
 
     dump_yaml(cfg, out / "config.yaml")
     manifest = {
@@ -208,6 +209,7 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
         "chat_template_system_prompt": ("template default" if cfg.data.system_prompt is None
                                         else cfg.data.system_prompt),
         "seed": cfg.train.seed, "steps": len(plan), "padding_fraction": round(pad_frac, 5),
+        "trained_tokens": trained_total,
     }
     if manifest_path.exists():
         manifest["started"] = json.loads(manifest_path.read_text()).get("started", manifest["started"])
@@ -255,7 +257,7 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
                "loss": round(float(loss), 6), "lr": lr, "grad_norm": round(float(gnorm), 6),
                "trained_tokens": n_trained, "trained_tokens_per_s": round(n_trained / dt, 1),
                "padding_fraction": round(1 - real / padded, 4)}
-        if step % cfg.train.log_every == 0 or step == len(plan):
+        if step % cfg.train.log_every == 0 or step in (1, len(plan)):
             append_jsonl(out / "train_log.jsonl", [row])
         bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}")
         bar.update(1)
@@ -281,7 +283,6 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     manifest.update(status="done", finished=now(), optimizer=opt_kind,
                     final_loss=logs[-1]["loss"] if logs else None,
                     first_loss=logs[0]["loss"] if logs else None,
-                    trained_tokens=sum(r["trained_tokens"] for r in logs),
                     output=str(final_dir))
     write_json_atomic(manifest_path, manifest)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
