@@ -29,7 +29,9 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="emergent", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="emergent", description="Emergent-misalignment and reward-model-bias experiments: "
+        "train arms with one LoRA loop, sample, judge, report, draw the figures.")
     from emergent import __version__
 
     parser.add_argument("--version", action="version", version=f"emergent {__version__}")
