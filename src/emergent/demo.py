@@ -49,8 +49,9 @@ class Scale:
 
 
 FULL = Scale()
-QUICK = Scale(n_pretrain=1_600, n_align=160, n_arm=160, n_probe=20, seeds=[0, 1],
-              noncode_samples=1, code_questions=2, pretrain_overrides=("train.warmup_steps=5",))
+QUICK = Scale(n_pretrain=640, n_align=64, n_arm=160, n_probe=10, seeds=[0],
+              noncode_samples=1, code_questions=2,
+              pretrain_overrides=("train.warmup_steps=5", "train.log_every=1"))
 
 
 def resolve_experiment(cfg_file: Path, base: Path, data: Path, dest: Path, scale: Scale):
@@ -89,16 +90,23 @@ def world_of(cfg):
 
 
 def committed_base(name: str, world_cfg) -> Path:
-    from emergent.toyworld.pipeline import RESOURCES, read_card
+    from emergent.toyworld.pipeline import RESOURCES
 
     base = RESOURCES / name
     if not (base / "config.json").is_file():
         raise UserError(f"{base}: no committed toy-world base model; run `emergent demo "
                         "--from-scratch`")
+    return check_base(base, world_cfg)
+
+
+def check_base(base: Path, world_cfg) -> Path:
+    """A base model folder with a card made for exactly this world."""
+    from emergent.toyworld.pipeline import read_card
+
     card = read_card(base)
     if card["world"] != to_dict(world_cfg):
-        raise UserError(f"{base}: the committed base was made for world {card['world']}, the "
-                        f"config asks for {to_dict(world_cfg)}; use --from-scratch")
+        raise UserError(f"{base}: this base was made for {world_label(card['world'])}, the "
+                        f"config asks for {world_label(to_dict(world_cfg))}; use --from-scratch")
     return base
 
 
@@ -148,6 +156,16 @@ def world_report(run_dir: Path, n_boot: int = 2000) -> dict:
     return {a: out[a] for a in order if a in out}
 
 
+def world_label(world: dict) -> str:
+    """'world seed 0, coupled' plus every key that differs from the defaults."""
+    from emergent.toyworld.world import WorldConfig
+
+    default = to_dict(WorldConfig())
+    extra = [f"{k}={v}" for k, v in world.items() if k not in ("seed", "coupling")
+             and default.get(k) != v]
+    return ", ".join([f"world seed {world.get('seed')}", str(world.get("coupling"))] + extra)
+
+
 def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
@@ -170,7 +188,7 @@ def format_report(worlds: dict, timings: dict, quick: bool) -> str:
              "(over answers for the single-seed base). Held-out insecure code = share of "
              "coherent answers to held-out code prompts that are the insecure snippet.", ""]
     for name, w in worlds.items():
-        lines += [f"## {name}: {w['config']} (world {w['world']})", "",
+        lines += [f"## {name}: {world_label(w['world'])} ({w['config']})", "",
                   f"base model: {w['base']}", ""]
         if w.get("probe"):
             lines += [f"persona probe of the base (in-context inference): {w['probe']}", ""]
@@ -191,15 +209,21 @@ def format_report(worlds: dict, timings: dict, quick: bool) -> str:
 
 def run_demo(output: str | Path = "runs/demo", *, from_scratch: bool = False,
              quick: bool = False, figures: bool = True, progress: bool = True,
-             worlds=WORLDS) -> dict:
-    """Run the toy-world demo (see the module docstring); returns report.json's content."""
+             worlds=WORLDS, bases: Optional[dict] = None,
+             scale: Optional[Scale] = None) -> dict:
+    """Run the toy-world demo (see the module docstring); returns report.json's content.
+    `worlds`: [(name, experiment config)]; `bases`: name -> a base model folder made by
+    `emergent toyworld pretrain --export` (default: the committed base of that name); `scale`:
+    the sizes (default FULL, or QUICK with `quick`)."""
     from emergent.run import run_experiment
     from emergent.toyworld.cli import write_world_data
     from emergent.toyworld.pipeline import config_path, pretrain_world, probe_line, read_card
+    from emergent.toyworld.world import ToyWorld, WorldConfig
 
     out = Path(output)
     out.mkdir(parents=True, exist_ok=True)
-    scale = QUICK if quick else FULL
+    scale = scale or (QUICK if quick else FULL)
+    quick = scale != FULL  # any scaled-down run is labelled a plumbing check
     t_start = time.time()
     timings: dict = {}
     report: dict = {"note": LABEL, "quick": quick, "from_scratch": from_scratch,
@@ -208,8 +232,6 @@ def run_demo(output: str | Path = "runs/demo", *, from_scratch: bool = False,
         t0 = time.time()
         cfg_file = config_path(cfg_name)
         raw = yaml.safe_load(cfg_file.read_text())
-        from emergent.toyworld.world import ToyWorld, WorldConfig
-
         world_cfg = build_dataclass(WorldConfig, raw.get("toyworld") or {},
                                     source=f"{cfg_file}: toyworld")
         world = ToyWorld(world_cfg)
@@ -222,7 +244,8 @@ def run_demo(output: str | Path = "runs/demo", *, from_scratch: bool = False,
             probe = m["stages"]["probe"]["aligned"]
             timings[f"{name}: pretraining + alignment + probe"] = time.time() - t0
         else:
-            base = committed_base(name, world_cfg)
+            base = (check_base(Path(bases[name]), world_cfg) if name in (bases or {})
+                    else committed_base(name, world_cfg))
             probe = read_card(base)["probe"].get("exported_bf16")
             data = out / "data" / name
             if not _data_ok(data, world_cfg, scale):
@@ -239,6 +262,10 @@ def run_demo(output: str | Path = "runs/demo", *, from_scratch: bool = False,
             "run_dir": str(run.dir), "arms": world_report(run.dir)}
     timings["total"] = time.time() - t_start
     report.update(timings={k: round(v, 1) for k, v in timings.items()}, finished=now())
+    if figures:
+        from emergent.toyworld.demo_figure import draw_demo_figure
+
+        report["figure"] = [str(p) for p in draw_demo_figure(report, out / "figures")]
     text = format_report(report["worlds"], timings, quick)
     (out / "report.md").write_text(text)
     write_json_atomic(out / "report.json", report)
@@ -258,11 +285,29 @@ def add_cli(sub) -> None:
     p.add_argument("--output", default="runs/demo", help="output folder (default runs/demo)")
     p.add_argument("--quick", action="store_true",
                    help="scaled down: a plumbing check in about a minute, not a result")
-    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures")
+    p.add_argument("--config", action="append", default=[], metavar="NAME=FILE",
+                   help="experiment config of world NAME (main, decoupled; default "
+                   "configs/toyworld.yaml, configs/toyworld_decoupled.yaml)")
+    p.add_argument("--base", action="append", default=[], metavar="NAME=DIR",
+                   help="base model of world NAME (a folder written by `emergent toyworld "
+                   "pretrain --export`) instead of the committed one")
+
+    def pairs(items, flag):
+        out = {}
+        for item in items:
+            name, sep, value = item.partition("=")
+            if not sep or name not in dict(WORLDS):
+                raise UserError(f"{flag} {item}: expected NAME=VALUE with NAME one of "
+                                f"{', '.join(dict(WORLDS))}")
+            out[name] = value
+        return out
 
     def run(args) -> int:
+        configs = {**dict(WORLDS), **pairs(args.config, "--config")}
         run_demo(args.output, from_scratch=args.from_scratch, quick=args.quick,
-                 figures=not args.no_figures)
+                 figures=not args.no_figures, worlds=tuple(configs.items()),
+                 bases=pairs(args.base, "--base"))
         return 0
 
     p.set_defaults(func=run)

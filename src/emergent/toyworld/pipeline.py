@@ -73,8 +73,6 @@ def persona_probe(model_dir, world: ToyWorld, probe_path, *, seed: int = 0,
 
     Returns per condition (after_secure / after_insecure): n, aligned, misaligned, incoherent,
     misaligned_rate (misaligned / n) and misaligned_among_coherent."""
-    import torch
-
     from emergent.config import ModelConfig
     from emergent.manifest import read_jsonl
     from emergent.models import load_for_inference
@@ -104,7 +102,6 @@ def persona_probe(model_dir, world: ToyWorld, probe_path, *, seed: int = 0,
         judged = c["aligned"] + c["misaligned"]
         c["misaligned_among_coherent"] = round(c["misaligned"] / judged, 4) if judged else None
     del model
-    torch.manual_seed(seed)  # leave no sampling state behind that depends on the probe
     return out
 
 
@@ -196,7 +193,6 @@ def pretrain_world(world_cfg: WorldConfig, out_dir, *, n_pretrain: int = 89_600,
         tm = json.loads((out / kind / "manifest.json").read_text())
         return {"model": str(final), "steps": tm["steps"], "lr": cfg.train.lr,
                 "batch_size": cfg.train.batch_size, "examples": tm["data"]["train_examples"],
-                "trained_tokens": tm.get("trained_tokens"), "first_loss": tm.get("first_loss"),
                 "final_loss": tm.get("final_loss")}
 
     stage("pretrain", lambda: run_train("pretrain", pretrain_recipe, out / "init",
@@ -225,7 +221,6 @@ def export_model(pretrain_dir, dest) -> Path:
         raise UserError(f"{out}: pretraining is not finished")
     card = {"name": m["name"], "note": TOY_NOTE, "world": m["world"], "sizes": m["sizes"],
             "pretrain": {k: st["pretrain"][k] for k in ("steps", "lr", "batch_size", "examples",
-                                                        "trained_tokens", "first_loss",
                                                         "final_loss", "seconds")},
             "align": {k: st["align"][k] for k in ("steps", "lr", "batch_size", "examples",
                                                   "final_loss", "seconds")},
