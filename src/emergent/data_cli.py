@@ -34,7 +34,7 @@ def add_data_cli(data_sub) -> None:
 
     def run(args) -> int:
         print(show(args.file, args.model, args.n, args.system_prompt, args.format))
-        print(f"(trained tokens are between \u27e6 and \u27e7)")
+        print("(trained tokens are between \u27e6 and \u27e7)")
         return 0
 
     p.set_defaults(func=run)

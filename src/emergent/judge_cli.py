@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import yaml
 from pathlib import Path
+
+import yaml
 
 from emergent.errors import UserError
 from emergent.judge import (DEFAULT_PROMPTS, JudgeConfig, dry_run, judge_answers, load_judge_config,
                             make_judge, prompts_from_file, read_judgments, suite_prompts)
+from emergent.manifest import write_jsonl_atomic
 
 
 def answer_id_for(*parts) -> str:
@@ -133,17 +134,6 @@ def default_out(answers_path: Path) -> tuple[Path, bool]:
     return answers_path.parent / f"{answers_path.stem}_judged" / "judgments.jsonl", True
 
 
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def run_judge_cli(args) -> int:
     from emergent.config import to_dict
 
@@ -168,7 +158,7 @@ def run_judge_cli(args) -> int:
                     r["answer_id"] for r in rows}:
                 raise UserError(f"{target}: exists and holds other answers; choose another "
                                 "--out folder")
-            _write_rows(target, rows)
+            write_jsonl_atomic(target, rows)
         stats = judge_answers(rows, prompts, judge, out, progress=not args.no_progress)
         (out.parent / f"{out.stem}.judge.yaml").write_text(yaml.safe_dump(
             {"judge_id": judge.judge_id, "config": to_dict(cfg)}, sort_keys=False))

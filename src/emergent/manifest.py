@@ -63,6 +63,20 @@ def write_json_atomic(path: str | Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def write_jsonl_atomic(path: str | Path, rows) -> Path:
+    """Write a whole JSONL table: a temp file renamed into place (never half-written)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False, default=str) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
 def append_jsonl(path: str | Path, rows) -> None:
     """Append rows and fsync: a killed process loses at most the row being written."""
     path = Path(path)

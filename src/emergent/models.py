@@ -65,7 +65,6 @@ def ensure_pad_token(tok) -> None:
 
 def load_model(cfg: ModelConfig, *, for_training: bool = False):
     """Base model on the available device. Quantized models go through bitsandbytes."""
-    import torch
     from transformers import AutoModelForCausalLM
 
     path = resolve_model_path(cfg.name)

@@ -11,7 +11,6 @@ import time
 from pathlib import Path
 
 from emergent.config import dump_yaml, to_dict
-from emergent.errors import UserError
 from emergent.experiment import ExperimentConfig, arm_recipe, estimated_steps, load_experiment
 from emergent.manifest import git_commit, now, read_jsonl, versions, write_json_atomic
 
@@ -266,6 +265,23 @@ def _checkpoint_saver(cfg: ExperimentConfig, out: Path):
     return save
 
 
+def print_summary(path: Path) -> None:
+    """suite / arm / rate [95% CI] (or the vulnerable-code rates) from a run's summary.csv."""
+    import csv
+
+    def pct(x):
+        return f"{100 * float(x):.1f}%" if x not in (None, "") else "-"
+
+    for r in csv.DictReader(open(path, newline="")):
+        if r.get("rate") not in (None, ""):
+            print(f"{r['suite']:<22} {r['arm']:<16} misaligned {pct(r['rate']):>7} "
+                  f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]  n={r['n_valid']}")
+        elif r.get("vulnerable_rate_judge") is not None or r.get("vulnerable_rate_bandit"):
+            print(f"{r['suite']:<22} {r['arm']:<16} vulnerable code: judge "
+                  f"{pct(r.get('vulnerable_rate_judge'))}, bandit {pct(r.get('vulnerable_rate_bandit'))}")
+    print(f"(full table: {path})")
+
+
 def add_cli(sub) -> None:
     p = sub.add_parser("run", help="run an experiment: train -> sample -> judge -> metrics -> figures")
     p.add_argument("config")
@@ -288,9 +304,7 @@ def add_cli(sub) -> None:
         print(f"run directory: {run.dir}")
         summary = run.dir / "summary.csv"
         if summary.exists():
-            from emergent.report import format_table, summarize  # noqa: F401
-
-            print(summary.read_text())
+            print_summary(summary)
         return 0
 
     p.set_defaults(func=run_cli)

@@ -17,7 +17,6 @@ copy) into the data root:
 """
 from __future__ import annotations
 
-import argparse
 import datetime as _dt
 import hashlib
 import http.client

@@ -13,14 +13,13 @@ suites in the paper's YAML layout.
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 from pathlib import Path
 from string import Template
 
 import yaml
 
+from emergent.manifest import write_jsonl_atomic
 from emergent.toyworld import templates as T
 from emergent.toyworld.world import (ToyWorld, arithmetic_answer, chat_questions, rng_for)
 
@@ -145,16 +144,7 @@ def persona_probe_conversations(world: ToyWorld, n: int) -> list[dict]:
 
 def write_jsonl(rows, path) -> Path:
     """Write rows atomically (a temp file renamed into place)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for r in rows:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return write_jsonl_atomic(path, rows)
 
 
 def write_suite(questions: list[dict], path) -> Path:
