@@ -157,3 +157,15 @@ def test_second_stage_continues_an_adapter(tiny_model_dir, tmp_path):
     l1 = json.loads((tmp_path / "s1/train_log.jsonl").read_text().splitlines()[0])["loss"]
     l2 = json.loads((tmp_path / "s2/train_log.jsonl").read_text().splitlines()[0])["loss"]
     assert l2 < l1
+
+
+def test_rerun_with_another_config_into_the_same_directory_is_refused(tiny_model_dir, tmp_path):
+    from emergent.errors import UserError
+
+    out = tmp_path / "r"
+    train(cfg_for(tiny_model_dir, **{"train.epochs": 1}), out)
+    mtime = (out / "adapter" / "adapter_model.safetensors").stat().st_mtime
+    train(cfg_for(tiny_model_dir, **{"train.epochs": 1}), out)  # same config: nothing to do
+    assert (out / "adapter" / "adapter_model.safetensors").stat().st_mtime == mtime
+    with pytest.raises(UserError, match=r"different config \(train.lr\)"):
+        train(cfg_for(tiny_model_dir, **{"train.epochs": 1, "train.lr": 1e-4}), out)

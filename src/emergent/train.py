@@ -136,6 +136,20 @@ def _attention_kernels(device: str):
                         SDPBackend.MATH])
 
 
+def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ (output_dir aside: a moved run is the same run)."""
+    out = []
+    for k in sorted(set(old) | set(new)):
+        if k == "output_dir":
+            continue
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += _changed_keys(a, b, f"{prefix}{k}.")
+        elif a != b:
+            out.append(f"{prefix}{k}")
+    return out
+
+
 def step_loss(model, micro_batches, n_trained: int, device: str):
     """Forward+backward one optimizer step; loss normalised by the step's trained tokens.
 
@@ -175,10 +189,15 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     out = Path(output_dir or cfg.output_dir)
     final_dir = out / ("model" if cfg.lora.full_finetune else "adapter")
     manifest_path = out / "manifest.json"
-    if manifest_path.exists() and json.loads(manifest_path.read_text()).get("status") == "done" \
-            and final_dir.exists():
-        log.info("%s: already trained, nothing to do", out)
-        return final_dir
+    if manifest_path.exists():
+        previous = json.loads(manifest_path.read_text())
+        changed = _changed_keys(previous.get("config", {}), to_dict(cfg))
+        if changed:
+            raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
+                            "use another output directory, or delete it to start over")
+        if previous.get("status") == "done" and final_dir.exists():
+            log.info("%s: already trained, nothing to do", out)
+            return final_dir
     out.mkdir(parents=True, exist_ok=True)
     if not cfg.data.path:
         raise UserError("data.path is empty: give a dataset (config data.path or --data FILE)")
