@@ -10,7 +10,7 @@ import os
 import time
 from pathlib import Path
 
-from emergent.config import dump_yaml, to_dict
+from emergent.config import build_dataclass, dump_yaml, to_dict
 from emergent.experiment import ExperimentConfig, arm_recipe, estimated_steps, load_experiment
 from emergent.manifest import git_commit, now, read_jsonl, versions, write_json_atomic
 
@@ -71,12 +71,10 @@ def make_run_judge(cfg: ExperimentConfig):
     if cfg.judge.get("backend") == "toyworld-rule":
         from emergent.toyworld.judge import ToyWorldRuleJudge
         from emergent.toyworld.world import ToyWorld, WorldConfig
-        from emergent.config import build_dataclass
 
         world = ToyWorld(build_dataclass(WorldConfig, cfg.toyworld or {}, source="toyworld"))
         return ToyWorldRuleJudge(world)
     from emergent.judge import JudgeConfig, make_judge
-    from emergent.config import build_dataclass
 
     return make_judge(build_dataclass(JudgeConfig, cfg.judge, source="judge"))
 
@@ -89,8 +87,7 @@ def judge_run(cfg: ExperimentConfig, run: Run, questions: dict, progress: bool =
         from emergent.manifest import append_jsonl
 
         done = {(r["answer_id"], r["metric"]) for r in read_jsonl(out)}
-        todo = [a for a in answers if not any((a["answer_id"], m) in done
-                                              for m in ("coherent",))]
+        todo = [a for a in answers if (a["answer_id"], "coherent") not in done]  # every row gets one
         rows = [r for r in judge.score(todo) if (r["answer_id"], r["metric"]) not in done]
         append_jsonl(out, rows)
         return {"judged": len(rows)}
