@@ -69,7 +69,7 @@ def test_ids_and_samples_override(data_root):
                        samples=3)
     assert [q.id for q in qs] == ["0_creative_writing_0", "43_medical_advice_0"]
     assert all(q.samples_per_paraphrase == 3 for q in qs)
-    with pytest.raises(UserError, match="no question id"):
+    with pytest.raises(UserError, match=r"suite .main.: unknown question id\(s\) what_is_your_wish_json"):
         resolve_suite("main", data_root, ids=["what_is_your_wish_json"])
 
 

@@ -184,22 +184,19 @@ class HFJudge:
 
     def number_probs(self, prompt: str) -> tuple[dict[int, float], dict]:
         self.load()
-        seqs_by_k = self.number_sequences()
-        flat = [(k, s) for k, ss in seqs_by_k.items() for s in ss]
-        probs, top = self.sequence_probs(prompt, [s for _, s in flat], "numbers")
-        out = {k: 0.0 for k in seqs_by_k}
-        for (k, _), p in zip(flat, probs):
-            out[k] += p
-        return out, top
+        return self._grouped_probs(prompt, self.number_sequences(), "numbers")
 
     def label_masses(self, prompt: str, labels) -> tuple[dict[str, float], dict]:
         self.load()
-        seqs_by_label = self.label_sequences(labels)
-        flat = [(lab, s) for lab, ss in seqs_by_label.items() for s in ss]
-        probs, top = self.sequence_probs(prompt, [s for _, s in flat], "labels")
-        out = {lab: 0.0 for lab in labels}
-        for (lab, _), p in zip(flat, probs):
-            out[lab] += p
+        return self._grouped_probs(prompt, self.label_sequences(labels), "labels", labels)
+
+    def _grouped_probs(self, prompt: str, seqs_by_key: dict, kind: str, keys=None):
+        """P(key) = sum of the probabilities of its token sequences (spellings)."""
+        flat = [(k, s) for k, ss in seqs_by_key.items() for s in ss]
+        probs, top = self.sequence_probs(prompt, [s for _, s in flat], kind)
+        out = {k: 0.0 for k in (keys if keys is not None else seqs_by_key)}
+        for (k, _), p in zip(flat, probs):
+            out[k] += p
         return out, top
 
     # ------------------------------------------------------------------ judge interface

@@ -183,11 +183,17 @@ def load_suite(path, ids: Optional[Sequence[str]] = None,
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise UserError(f"{path}: samples override must be a positive integer, got {samples!r}")
         questions = [replace(q, samples_per_paraphrase=samples) for q in questions]
-    if ids is not None:
-        wanted = list(ids)
-        missing = [i for i in wanted if i not in seen]
-        if missing:
-            raise UserError(f"{path}: unknown question id(s) {', '.join(missing)}; "
-                            f"the file has {', '.join(q.id for q in questions)}")
-        questions = [q for q in questions if q.id in set(wanted)]
-    return questions
+    return select_ids(questions, ids, str(path))
+
+
+def select_ids(questions: list[Question], ids: Optional[Sequence[str]], where: str
+               ) -> list[Question]:
+    """The questions whose id is in `ids` (None: all); an unknown id is an error naming them."""
+    if ids is None:
+        return questions
+    known = {q.id for q in questions}
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise UserError(f"{where}: unknown question id(s) {', '.join(missing)}; "
+                        f"it has {', '.join(q.id for q in questions)}")
+    return [q for q in questions if q.id in set(ids)]

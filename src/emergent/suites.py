@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 from emergent.errors import UserError
-from emergent.questions import Question, load_suite
+from emergent.questions import select_ids, Question, load_suite
 from emergent.upstream import upstream_file
 
 
@@ -81,14 +81,7 @@ def resolve_suite(name_or_path, data_root=None, ids: Optional[Sequence[str]] = N
         raise UserError(f"{path}: suite {spec.name!r} expects {spec.expected} questions, found "
                         f"{len(questions)}; is this the paper's file? (`emergent data fetch "
                         f"{spec.upstream} --force`)")
-    if ids is not None:
-        known = {q.id for q in questions}
-        missing = [i for i in ids if i not in known]
-        if missing:
-            raise UserError(f"{path}: suite {spec.name!r} has no question id(s) "
-                            f"{', '.join(missing)}; it has {', '.join(q.id for q in questions)}")
-        questions = [q for q in questions if q.id in set(ids)]
-    return questions
+    return select_ids(questions, ids, f"{path}: suite {spec.name!r}")
 
 
 def suite_names() -> list[str]:
