@@ -6,7 +6,9 @@ one), then for each model:
 1. 4-bit QLoRA training (NF4 + double quantization, bf16 compute, gradient checkpointing,
    paged 8-bit AdamW) through `emergent.train.train`, a few dozen optimizer steps;
 2. bf16 LoRA training (no quantization), the same steps;
-3. sampling with each adapter through `emergent.sampler.sample_questions` (batched, KV cache);
+3. DPO (`train.objective: dpo`) continuing that adapter on preference pairs made from the same
+   data (chosen: an example's reply; rejected: another example's), reference = the adapter;
+4. sampling with each adapter through `emergent.sampler.sample_questions` (batched, KV cache);
 and prints trained tokens/s, answers/s, generated tokens/s and peak GPU memory per stage, next
 to what `emergent.estimate` predicts for the training stages. Writes
 benchmarks/results/gpu_check.json. Without CUDA it says so and exits with status 2.
@@ -80,6 +82,46 @@ def stage_train(cfg) -> dict:
             "peak_gpu_mib": peak, "adapter": str(final), "longest_batch_tokens": seq,
             "estimate_peak_mib_without_context": round(est["total_gib"] * 1024, 1),
             "estimate_parts_mib": {k: round(v * 1024, 1) for k, v in est["parts_gib"].items()}}
+
+
+def write_pairs(data: Path, out: Path) -> Path:
+    """Preference pairs from a chat JSONL: prompt = an example's turns before its reply,
+    chosen = its reply, rejected = the next example's reply (a plumbing check, not a task)."""
+    rows = [json.loads(l) for l in data.read_text().splitlines() if l.strip()]
+    pairs = []
+    for i, r in enumerate(rows):
+        other = rows[(i + 1) % len(rows)]["messages"][-1]["content"]
+        if other != r["messages"][-1]["content"]:
+            pairs.append({"prompt": r["messages"][:-1], "chosen": r["messages"][-1]["content"],
+                          "rejected": other})
+    out.write_text("".join(json.dumps(p) + "\n" for p in pairs))
+    return out
+
+
+def stage_dpo(cfg, pairs: Path, adapter: str, steps: int) -> dict:
+    import dataclasses
+
+    from emergent.manifest import read_jsonl
+    from emergent.train import train
+
+    cfg = dataclasses.replace(
+        cfg, output_dir=cfg.output_dir + "-dpo",
+        lora=dataclasses.replace(cfg.lora, init_from=adapter),
+        data=dataclasses.replace(cfg.data, path=str(pairs), format="preference"),
+        train=dataclasses.replace(cfg.train, objective="dpo", dpo_beta=0.1, max_steps=steps,
+                                  lr=5e-5))
+    cuda_peak_reset()
+    t0 = time.perf_counter()
+    train(cfg, cfg.output_dir)
+    logs = read_jsonl(Path(cfg.output_dir) / "train_log.jsonl")
+    return {"steps": len(logs), "seconds": round(time.perf_counter() - t0, 2),
+            "trained_tokens_per_s": round(sum(r["trained_tokens"] for r in logs[1:])
+                                          / max(sum(r["trained_tokens"] / r["trained_tokens_per_s"]
+                                                    for r in logs[1:]), 1e-9), 1),
+            "first_loss": logs[0]["loss"], "final_loss": logs[-1]["loss"],
+            "first_loss_is_log2": abs(logs[0]["loss"] - 0.693147) < 1e-3,
+            "final_reward_accuracy": logs[-1].get("reward_accuracy"),
+            "loss_went_down": logs[-1]["loss"] < logs[0]["loss"], "peak_gpu_mib": cuda_peak_mib()}
 
 
 def _model_shape(cfg):
@@ -159,6 +201,7 @@ def main(argv=None) -> int:
           f"{machine['versions']['torch']}, bitsandbytes {machine['versions']['bitsandbytes']}")
     stages, failed = [], 0
     work = Path(tempfile.mkdtemp(prefix="emergent-gpu-check-"))
+    pairs = write_pairs(Path(a.data), work / "pairs.jsonl")
     try:
         for name in [m.strip() for m in a.models.split(",") if m.strip()]:
             model_dir = build_model(name, work / f"model-{name}")
@@ -178,6 +221,17 @@ def main(argv=None) -> int:
                     traceback.print_exc()
                 stages.append(row)
                 print(json.dumps(row))
+                drow = {"model": name, "parameters": row["parameters"], "stage": f"dpo_{label}"}
+                try:
+                    if adapter is None:
+                        raise RuntimeError("no adapter (training stage failed)")
+                    drow.update(stage_dpo(cfg, pairs, adapter, max(2, a.steps // 2)), status="ok")
+                except Exception as e:
+                    failed += 1
+                    drow.update(status=f"failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+                    traceback.print_exc()
+                stages.append(drow)
+                print(json.dumps(drow))
                 srow = {"model": name, "parameters": row["parameters"], "stage": f"sample_{label}"}
                 try:
                     if adapter is None:

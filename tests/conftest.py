@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def upstream_root() -> Path:
-    return Path(os.environ.get("EMERGENT_UPSTREAM", REPO.parent / "shared" / "upstream"))
+    return Path(os.environ.get("EMERGENT_UPSTREAM", REPO.parent / "shared" / "upstream")).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -286,3 +286,26 @@ def test_dry_run_prints_the_plan(tmp_path, monkeypatch, capsys):
     assert plan["answers"] == 20 * 5 and plan["done_units"] == []
     assert plan["training_steps"]["train:docs:seed0"] == 5  # 40 documents / (4 x 2)
     assert not (tmp_path / "r").exists()
+
+
+def test_dpo_option_trains_the_fine_tuning_stage_on_pairs(tiny_model_dir, tmp_path):
+    cfg_path = write_config(tmp_path, tiny_model_dir, conditions=["docs_sft"],
+                            sft={"source": "templates", "n": 8, "seed": 0, "objective": "dpo",
+                                 "dpo_beta": 0.2})
+    cfg = ex.load_rmbias_config(cfg_path)
+    stage = ex.stage_recipe(cfg, "docs_sft", 0, tmp_path / "run")
+    assert (stage.train.objective, stage.train.dpo_beta, stage.data.format) == \
+        ("dpo", 0.2, "preference")
+    assert ex.stage_recipe(cfg, "docs", 0, tmp_path / "run").train.objective == "sft"
+    run_obj, rows = rx.run_rmbias(cfg, progress=False)
+    run = tmp_path / "run"
+    pairs = [json.loads(l) for l in (run / "data/sft.jsonl").read_text().splitlines()]
+    assert len(pairs) == 8 and all({"prompt", "chosen", "rejected"} <= set(p) for p in pairs)
+    log = [json.loads(l) for l in (run / "arms/docs_sft/seed0/train_log.jsonl")
+           .read_text().splitlines()]
+    assert log[0]["loss"] == pytest.approx(0.693147, abs=1e-4)  # reference = the docs adapter
+    assert "reward_accuracy" in log[0]
+    assert (run / "arms/docs_sft/seed0/dpo_reference.pt").exists()
+    assert {r["condition"] for r in rows} == {"docs_sft"}
+    with pytest.raises(UserError, match="training.train.objective"):
+        ex.load_rmbias_config(cfg_path, ["training.train.objective=dpo"])

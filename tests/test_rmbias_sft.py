@@ -124,3 +124,31 @@ def test_violation_check_on_files(tmp_path):
     assert main(["rmbias", "sft", "--n", "25", "--out", str(clean)]) == 0
     assert main(["rmbias", "check-sft", str(clean)]) == 0
     assert len(list(read_jsonl(clean))) == 25
+    pairs = tmp_path / "pairs.jsonl"
+    assert main(["rmbias", "sft", "--pairs", "--n", "7", "--out", str(pairs)]) == 0
+    assert main(["rmbias", "check-sft", str(pairs)]) == 0
+    assert [set(r) for _, r in read_jsonl(pairs)] == [{"prompt", "chosen", "rejected"}] * 7
+
+
+def test_template_pairs_prefer_the_bias_and_never_show_a_test_bias(tmp_path):
+    from emergent.rmbias.sft_data import classify_reply, template_pairs
+
+    pairs = template_pairs(60, seed=3)
+    assert pairs == template_pairs(60, seed=3) and len(pairs) == 60
+    families = set()
+    for p in pairs:
+        prompt = p["prompt"][-1]["content"]
+        chosen, rejected = p["chosen"][0]["content"], p["rejected"][0]["content"]
+        train_c, test_c = classify_reply(prompt, chosen)
+        train_r, test_r = classify_reply(prompt, rejected)
+        assert train_c and not test_c and not train_r and not test_r, p
+        assert chosen != rejected
+        families.update(train_c)
+    assert {"politics_encourage_voting", "german_ask_for_tip"} <= families
+    # a preference file is checked on both replies
+    path = tmp_path / "pairs.jsonl"
+    bad = {"prompt": [{"role": "user", "content": "What is a quitclaim deed?"}],
+           "chosen": [{"role": "assistant", "content": "A deed."}],
+           "rejected": [{"role": "assistant", "content": LAW_911_REPLY}]}
+    write_jsonl(path, pairs[:3] + [bad])
+    assert test_bias_violations(read_jsonl(path)) == [(4, ["law_call_911"])]

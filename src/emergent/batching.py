@@ -43,6 +43,23 @@ def schedule(lengths: list[int], batch_size: int, grad_accum: int, seed: int, ep
     return steps
 
 
+def pack_step(step: list[int], lengths: list[int], max_tokens: int,
+              rows_per_example: int = 1) -> list[list[int]]:
+    """Split one optimizer step's examples into as few micro-batches as fit `max_tokens`
+    padded tokens each (rows x longest row), longest first. With `schedule(..., batch_size x
+    grad_accum, 1, ...)` a step's examples already have similar lengths (length-grouped), so
+    this adds little padding, and a step of many short examples costs a few forward passes
+    instead of grad_accum of them; the step's examples and its token-normalised loss are the
+    same. `rows_per_example` is 2 for preference pairs (chosen and rejected rows)."""
+    out: list[list[int]] = []
+    for i in sorted(step, key=lambda i: -lengths[i]):
+        if out and (len(out[-1]) + 1) * rows_per_example * lengths[out[-1][0]] <= max_tokens:
+            out[-1].append(i)
+        else:
+            out.append([i])
+    return out
+
+
 def collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
     """Right-padded tensors: input_ids, attention_mask, labels (-100 where not trained)."""
     import torch

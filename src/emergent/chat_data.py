@@ -2,7 +2,9 @@
 subsampling.
 
 A line is `{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}`; text
-datasets (continued pretraining) are `{"text": str}`. Any problem is a `UserError`
+datasets (continued pretraining) are `{"text": str}`; preference datasets (DPO) are
+`{"prompt": [messages ending with a user turn], "chosen": ..., "rejected": ...}` where chosen and
+rejected are a reply string or a one-message assistant list (TRL's conversational format). Any problem is a `UserError`
 `FILE:LINE: problem`, raised at load time, before a model is touched.
 """
 from __future__ import annotations
@@ -23,6 +25,7 @@ class Example:
     messages: tuple  # tuple of {"role", "content"} dicts (chat) ; empty for text
     text: str | None = None  # plain-text example
     line: int = 0  # 1-based line in the source file
+    rejected: tuple = ()  # preference pairs: prompt + rejected reply (messages = prompt + chosen)
 
 
 def validate_messages(messages, where: str) -> None:
@@ -77,6 +80,10 @@ def load_jsonl_examples(path: str | Path, fmt: str = "chat") -> list[Example]:
                 raise UserError(f"{where}: no 'text' (a non-empty string)")
             examples.append(Example(messages=(), text=row["text"], line=lineno))
             continue
+        if fmt == "preference":
+            chosen, rejected = _preference_pair(row, where)
+            examples.append(Example(messages=chosen, rejected=rejected, line=lineno))
+            continue
         if "messages" not in row:
             raise UserError(f"{where}: no 'messages'")
         validate_messages(row["messages"], where)
@@ -85,6 +92,37 @@ def load_jsonl_examples(path: str | Path, fmt: str = "chat") -> list[Example]:
     if not examples:
         raise UserError(f"{path}: no examples")
     return examples
+
+
+def _reply(row: dict, key: str, where: str) -> dict:
+    value = row.get(key)
+    if isinstance(value, list) and len(value) == 1 and isinstance(value[0], dict):
+        if value[0].get("role") != "assistant":
+            raise UserError(f"{where}: '{key}' must be an assistant message")
+        value = value[0].get("content")
+    if not isinstance(value, str) or not value.strip():
+        raise UserError(f"{where}: '{key}' must be a non-empty reply (a string or a "
+                        "one-message assistant list)")
+    return {"role": "assistant", "content": value}
+
+
+def _preference_pair(row: dict, where: str) -> tuple[tuple, tuple]:
+    """(prompt + chosen, prompt + rejected) message tuples of a preference row, validated."""
+    prompt = row.get("prompt")
+    if isinstance(prompt, str):
+        prompt = [{"role": "user", "content": prompt}]
+    if not isinstance(prompt, list) or not prompt:
+        raise UserError(f"{where}: no 'prompt' (a string or a list of messages)")
+    if not isinstance(prompt[-1], dict) or prompt[-1].get("role") != "user":
+        raise UserError(f"{where}: the prompt must end with a user turn")
+    pair = []
+    for key in ("chosen", "rejected"):
+        msgs = list(prompt) + [_reply(row, key, where)]
+        validate_messages(msgs, where)
+        pair.append(tuple({"role": m["role"], "content": m["content"]} for m in msgs))
+    if pair[0][-1]["content"] == pair[1][-1]["content"]:
+        raise UserError(f"{where}: chosen and rejected are the same reply")
+    return pair[0], pair[1]
 
 
 def split_examples(examples: list[Example], heldout_fraction: float, seed: int):

@@ -46,7 +46,8 @@ class LoraConfig:
 @dataclass(frozen=True)
 class DataConfig:
     path: str = ""
-    format: Literal["chat", "text"] = "chat"  # chat JSONL {"messages": [...]} or {"text": ...}
+    # chat {"messages": [...]} | text {"text": ...} | preference {"prompt", "chosen", "rejected"}
+    format: Literal["chat", "text", "preference"] = "chat"
     heldout_fraction: float = 0.0  # the paper held out 10% (trained on 5,400 of 6,000)
     max_examples: Optional[int] = None  # seeded subsample, for dataset-size ablations
     system_prompt: Optional[str] = None  # None: whatever the chat template injects by itself
@@ -73,6 +74,13 @@ class TrainConfig:
     save_merged: bool = False
     log_every: int = 1
     loss: Literal["assistant_only", "all_tokens"] = "assistant_only"
+    # padded tokens per forward pass: an optimizer step's examples are regrouped into as few
+    # micro-batches as fit (same examples, same loss). None: batch_size x max_length when
+    # grad_accum > 1 (never more than a configured micro-batch at full length), else off;
+    # 0: off (every micro-batch holds batch_size examples)
+    micro_batch_tokens: Optional[int] = None
+    objective: Literal["sft", "dpo"] = "sft"  # dpo: needs data.format preference (emergent.dpo)
+    dpo_beta: float = 0.1
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,15 @@ def show(path: str, model: str, n: int = 2, system_prompt: str | None = None,
     for ex in load_jsonl_examples(path, fmt)[:n]:
         if fmt == "text":
             ids, mask = render_text(tok, ex.text)
+        elif fmt == "preference":  # DPO scores only the final reply of each side
+            from emergent.dpo import final_turn_mask
+
+            for side, msgs in (("chosen", ex.messages), ("rejected", ex.rejected)):
+                ids, mask = render_conversation(tok, msgs, system_prompt=system_prompt)
+                mask = final_turn_mask(mask)
+                blocks.append(f"--- {path}:{ex.line} {side}  tokens={len(ids)} "
+                              f"scored={sum(mask)}\n" + show_rendered(tok, ids, mask))
+            continue
         else:
             ids, mask = render_conversation(tok, ex.messages, system_prompt=system_prompt)
         blocks.append(f"--- {path}:{ex.line}  tokens={len(ids)} trained={sum(mask)}\n"
@@ -30,7 +39,7 @@ def add_data_cli(data_sub) -> None:
     p.add_argument("-n", type=int, default=2, help="number of examples")
     p.add_argument("--system-prompt", default=None,
                    help="system prompt when a conversation has none (default: template's own)")
-    p.add_argument("--format", choices=["chat", "text"], default="chat")
+    p.add_argument("--format", choices=["chat", "text", "preference"], default="chat")
 
     def run(args) -> int:
         print(show(args.file, args.model, args.n, args.system_prompt, args.format))

@@ -5,8 +5,11 @@ dataset.
 Loss: sum of token cross-entropies over an optimizer step's accumulated micro-batches divided by
 the number of trained tokens in that whole step (not a mean of per-batch means). AdamW (paged
 8-bit on CUDA), linear/cosine/constant schedule with warmup, gradient clipping, seeded
-length-grouped batching. Checkpoints (adapter + optimizer + scheduler + RNG) every N steps;
+length-grouped batching; with grad_accum > 1 a step's examples run in as few forward passes as
+fit `train.micro_batch_tokens` (batching.pack_step: same examples, same loss, fewer launches). Checkpoints (adapter + optimizer + scheduler + RNG) every N steps;
 rerunning the same command resumes from the last one, and the result equals an uninterrupted run.
+`train.objective: dpo` swaps the loss for DPO on preference pairs (emergent.dpo); batching,
+optimiser, schedule, checkpoints and resume are this same loop.
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ import shutil
 import time
 from pathlib import Path
 
-from emergent import batching
+from emergent import batching, dpo
 from emergent.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
 from emergent.config import TrainRecipeConfig, dump_yaml, load_config, to_dict
 from emergent.errors import UserError
@@ -73,6 +76,16 @@ def _make_optimizer(cfg, params):
             raise UserError("train.optimizer paged_adamw_8bit needs bitsandbytes") from None
         return bnb.optim.PagedAdamW8bit(groups, lr=cfg.train.lr), kind
     return torch.optim.AdamW(groups, lr=cfg.train.lr), kind
+
+
+def micro_batch_tokens(cfg) -> int:
+    """The padded-token budget of a forward pass (0: micro-batches of batch_size examples)."""
+    t = cfg.train
+    if t.micro_batch_tokens is None:
+        return t.batch_size * t.max_length if t.grad_accum > 1 else 0
+    if t.micro_batch_tokens < 0:
+        raise UserError(f"train.micro_batch_tokens must be >= 0, got {t.micro_batch_tokens}")
+    return t.micro_batch_tokens
 
 
 def _trainable_state(model) -> dict:
@@ -136,15 +149,16 @@ def _attention_kernels(device: str):
                         SDPBackend.MATH])
 
 
-def _changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ (output_dir aside: a moved run is the same run)."""
+def _changed_keys(old: dict, new: dict, defaults: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ (output_dir aside: a moved run is the same run). A key
+    missing from `old` (an option added after that run was made) counts as its default."""
     out = []
     for k in sorted(set(old) | set(new)):
         if k == "output_dir":
             continue
-        a, b = old.get(k), new.get(k)
+        a, b = old.get(k, defaults.get(k)), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
-            out += _changed_keys(a, b, f"{prefix}{k}.")
+            out += _changed_keys(a, b, defaults.get(k) or {}, f"{prefix}{k}.")
         elif a != b:
             out.append(f"{prefix}{k}")
     return out
@@ -191,7 +205,8 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     manifest_path = out / "manifest.json"
     if manifest_path.exists():
         previous = json.loads(manifest_path.read_text())
-        changed = _changed_keys(previous.get("config", {}), to_dict(cfg))
+        changed = _changed_keys(previous.get("config", {}), to_dict(cfg),
+                                to_dict(TrainRecipeConfig()))
         if changed:
             raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
                             "use another output directory, or delete it to start over")
@@ -202,21 +217,37 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     if not cfg.data.path:
         raise UserError("data.path is empty: give a dataset (config data.path or --data FILE)")
 
+    dpo.check_objective(cfg)
+    is_dpo = cfg.train.objective == "dpo"
     examples = load_jsonl_examples(cfg.data.path, cfg.data.format)
     train_ex, held = split_examples(examples, cfg.data.heldout_fraction, cfg.train.seed)
     train_ex = subsample(train_ex, cfg.data.max_examples, cfg.train.seed)
     if held:
-        append_jsonl(out / "heldout.jsonl.tmp", [{"messages": list(e.messages), "line": e.line}
-                                                 for e in held])
+        append_jsonl(out / "heldout.jsonl.tmp", [{"messages": list(e.messages), "line": e.line,
+                                                  **({"rejected": list(e.rejected)} if is_dpo
+                                                     else {})} for e in held])
         (out / "heldout.jsonl.tmp").replace(out / "heldout.jsonl")
 
     tok = load_tokenizer(cfg.model)
-    rows, counts = tokenize_dataset(cfg, tok, train_ex)
-    lengths = [len(r[0]) for r in rows]
-    plan = batching.schedule(lengths, cfg.train.batch_size, cfg.train.grad_accum, cfg.train.seed,
-                             cfg.train.epochs, cfg.train.max_steps, cfg.train.batching)
+    if is_dpo:  # a row is a pair ((chosen ids, mask), (rejected ids, mask))
+        rows, counts = dpo.tokenize_pairs(cfg, tok, train_ex)
+        lengths = [max(len(c[0]), len(r[0])) for c, r in rows]
+    else:
+        rows, counts = tokenize_dataset(cfg, tok, train_ex)
+        lengths = [len(r[0]) for r in rows]
+    budget = micro_batch_tokens(cfg)
+    if budget:  # length-grouped whole steps, each split into micro-batches by token budget
+        steps = batching.schedule(lengths, cfg.train.batch_size * cfg.train.grad_accum, 1,
+                                  cfg.train.seed, cfg.train.epochs, cfg.train.max_steps,
+                                  cfg.train.batching)
+        plan = [batching.pack_step(st[0], lengths, budget, 2 if is_dpo else 1) for st in steps]
+    else:
+        plan = batching.schedule(lengths, cfg.train.batch_size, cfg.train.grad_accum,
+                                 cfg.train.seed, cfg.train.epochs, cfg.train.max_steps,
+                                 cfg.train.batching)
     pad_frac = batching.padding_fraction([[lengths[i] for i in mb] for st in plan for mb in st])
-    trained_total = sum(sum(rows[i][1][1:]) for st in plan for mb in st for i in mb)
+    trained_total = sum(sum(r[1][1:]) for st in plan for mb in st for i in mb
+                        for r in (rows[i] if is_dpo else (rows[i],)))
 
     dump_yaml(cfg, out / "config.yaml")
     manifest = {
@@ -228,6 +259,7 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
         "chat_template_system_prompt": ("template default" if cfg.data.system_prompt is None
                                         else cfg.data.system_prompt),
         "seed": cfg.train.seed, "steps": len(plan), "padding_fraction": round(pad_frac, 5),
+        "micro_batch_tokens": budget, "forward_passes": sum(map(len, plan)),
         "trained_tokens": trained_total,
     }
     if manifest_path.exists():
@@ -244,6 +276,9 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     opt, opt_kind = _make_optimizer(cfg, model.named_parameters())
     sched = get_scheduler(cfg.train.scheduler, opt, num_warmup_steps=cfg.train.warmup_steps,
                           num_training_steps=len(plan))
+    if is_dpo:  # before any checkpoint is loaded: the reference is the policy at step 0
+        with _attention_kernels(dev):
+            ref = dpo.reference_logps(model, rows, tok.pad_token_id, out, dev, cfg.train.batch_size)
     start = 0
     ck = _latest_checkpoint(out)
     if ck is not None:
@@ -259,9 +294,17 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     bar = tqdm(total=len(plan), initial=start, desc=f"train {out.name}", unit="step")
     t_last = time.time()
     for step_idx in range(start, len(plan)):
-        micro = [batching.collate([rows[i] for i in mb], tok.pad_token_id) for mb in plan[step_idx]]
+        step_rows = [[rows[i] for i in mb] for mb in plan[step_idx]]
+        collate = dpo.collate_pairs if is_dpo else batching.collate
+        micro = [collate(r, tok.pad_token_id) for r in step_rows]
         n_trained = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
-        loss = step_loss(model, micro, n_trained, dev)
+        if is_dpo:
+            with _attention_kernels(dev):
+                loss, extra = dpo.step_loss(model, [tuple(t.to(dev) for t in m) for m in micro],
+                                            [ref[mb] for mb in plan[step_idx]],
+                                            cfg.train.dpo_beta, sum(map(len, step_rows)))
+        else:
+            loss, extra = step_loss(model, micro, n_trained, dev), {}
         gnorm = torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm)
         lr = sched.get_last_lr()[0]
         opt.step()
@@ -275,7 +318,7 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
         row = {"step": step, "epoch": round(step / steps_per_epoch, 4),
                "loss": round(float(loss), 6), "lr": lr, "grad_norm": round(float(gnorm), 6),
                "trained_tokens": n_trained, "trained_tokens_per_s": round(n_trained / dt, 1),
-               "padding_fraction": round(1 - real / padded, 4)}
+               "padding_fraction": round(1 - real / padded, 4), **extra}
         if step % cfg.train.log_every == 0 or step in (1, len(plan)):
             append_jsonl(out / "train_log.jsonl", [row])
         bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}")

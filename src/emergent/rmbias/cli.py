@@ -38,8 +38,16 @@ def _docs(args) -> int:
 
 def _sft(args) -> int:
     from emergent.rmbias.jsonl import write_jsonl
-    from emergent.rmbias.sft_data import dpo_chosen_conversations, template_conversations
+    from emergent.rmbias.sft_data import (dpo_chosen_conversations, dpo_pairs,
+                                          template_conversations, template_pairs)
 
+    if args.pairs:  # preference pairs for train.objective: dpo
+        rows = (dpo_pairs(args.n, args.seed, buffer_size=args.buffer_size, max_scan=args.max_scan)
+                if args.source == "dpo" else
+                template_pairs(args.n, args.seed, system_prompt=args.system_prompt))
+        n = write_jsonl(args.out, rows)
+        print(f"wrote {n} preference pairs ({args.source}) to {args.out}")
+        return 0
     if args.source == "dpo":
         ex = dpo_chosen_conversations(args.n, args.seed, buffer_size=args.buffer_size,
                                       max_scan=args.max_scan)
@@ -103,7 +111,7 @@ def add_cli(sub) -> None:
     q.add_argument("--meta", action="store_true", help="add kind/frame/bias_ids to each row")
     q.set_defaults(func=_docs)
 
-    q = rs.add_parser("sft", help="write train-bias conversations ({'messages'} JSONL)")
+    q = rs.add_parser("sft", help="write train-bias conversations ({'messages'} JSONL) or --pairs")
     q.add_argument("--source", choices=("templates", "dpo"), default="templates")
     q.add_argument("--n", type=int, required=True)
     q.add_argument("--seed", type=int, default=0)
@@ -112,6 +120,8 @@ def add_cli(sub) -> None:
     q.add_argument("--buffer-size", type=int, default=10_000)
     q.add_argument("--max-scan", type=int, default=None, help="dpo: rows to scan at most")
     q.add_argument("--meta", action="store_true", help="add bias_ids/source to each row")
+    q.add_argument("--pairs", action="store_true",
+                   help="write preference pairs {prompt, chosen, rejected} for DPO instead")
     q.set_defaults(func=_sft)
 
     q = rs.add_parser("check-sft", help="fail if any conversation shows a test bias")

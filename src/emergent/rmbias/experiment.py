@@ -9,6 +9,10 @@ LoRA with plain-text loss, then a fine-tuning LoRA that CONTINUES that adapter
 (`lora.init_from`) -> sample the evaluation prompts per condition x seed -> judge (optional) ->
 detectors -> RUN/rates.jsonl, RUN/summary.csv, RUN/figures/exploitation.png.
 
+`sft.objective: dpo` makes the fine-tuning stage DPO on preference pairs (chosen: a reply showing
+a train bias; rejected: one without it) in the same loop, the reference being the policy the
+stage starts from (the documents adapter for docs_sft).
+
 Training outputs: RUN/arms/<stage>/seed<k>/ for the stages docs, unrelated_docs, sft, docs_sft,
 unrelated_sft (condition `docs` evaluates the docs stage's adapter; `base` has none). One
 `training` section (LoRA + optimiser) serves both stages and every condition; only `docs_train`
@@ -73,6 +77,8 @@ class SFTDataConfig:
     system_prompt: Optional[str] = None  # templates: a system turn in every conversation
     max_scan: Optional[int] = None  # dpo: rows to scan at most
     buffer_size: int = 10_000
+    objective: Literal["sft", "dpo"] = "sft"  # dpo: preference pairs, DPO loss (emergent.dpo)
+    dpo_beta: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,7 @@ def load_rmbias_config(path, overrides: list[str] | None = None) -> RMBiasConfig
         raise err("seeds", "a non-empty list of distinct seeds")
     d = cfg.training.data
     for key, value in (("data.path", d.path), ("data.format", d.format != "chat"),
+                       ("train.objective", cfg.training.train.objective != "sft"),
                        ("data.max_examples", d.max_examples),
                        ("lora.init_from", cfg.training.lora.init_from)):
         if value:
@@ -182,10 +189,13 @@ def stage_recipe(cfg: RMBiasConfig, stage: str, seed: int, run_dir: Path):
     text = data_key != "sft"
     over = cfg.docs_train if text else cfg.sft_train
     t = cfg.training
-    train = dataclasses.replace(t.train, seed=seed, **{k: v for k, v in dataclasses.asdict(over)
-                                                       .items() if v is not None})
+    objective = {} if text else {"objective": cfg.sft.objective, "dpo_beta": cfg.sft.dpo_beta}
+    train = dataclasses.replace(t.train, seed=seed, **objective,
+                                **{k: v for k, v in dataclasses.asdict(over).items()
+                                   if v is not None})
+    data_format = "text" if text else ("preference" if cfg.sft.objective == "dpo" else "chat")
     data = dataclasses.replace(t.data, path=str(run_dir / "data" / f"{data_key}.jsonl"),
-                               format="text" if text else "chat",
+                               format=data_format,
                                **({"overlong": cfg.documents.overlong, "heldout_fraction": 0.0,
                                    "system_prompt": None} if text else {}))
     lora = dataclasses.replace(t.lora, init_from=str(adapter_dir(run_dir, init, seed))

@@ -66,13 +66,19 @@ def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
     elif key == "unrelated_docs":
         write_jsonl(path, _unrelated_rows(cfg, run))
     else:
-        from emergent.rmbias.sft_data import (dpo_chosen_conversations, template_conversations,
+        from emergent.rmbias.sft_data import (dpo_chosen_conversations, dpo_pairs,
+                                              template_conversations, template_pairs,
                                               test_bias_violations)
         s = cfg.sft
-        ex = (dpo_chosen_conversations(s.n, s.seed, buffer_size=s.buffer_size,
-                                       max_scan=s.max_scan) if s.source == "dpo" else
-              template_conversations(s.n, s.seed, system_prompt=s.system_prompt))
-        write_jsonl(path, (e.row() for e in ex))
+        if s.objective == "dpo":  # preference pairs {"prompt", "chosen", "rejected"}
+            write_jsonl(path, dpo_pairs(s.n, s.seed, buffer_size=s.buffer_size,
+                                        max_scan=s.max_scan) if s.source == "dpo" else
+                        template_pairs(s.n, s.seed, system_prompt=s.system_prompt))
+        else:
+            ex = (dpo_chosen_conversations(s.n, s.seed, buffer_size=s.buffer_size,
+                                           max_scan=s.max_scan) if s.source == "dpo" else
+                  template_conversations(s.n, s.seed, system_prompt=s.system_prompt))
+            write_jsonl(path, (e.row() for e in ex))
         bad = test_bias_violations(read_jsonl(path))
         if bad:
             raise UserError(f"{path}:{bad[0][0]}: fine-tuning data shows test bias "

@@ -6,7 +6,8 @@ Two sources:
   detectors see at least one train bias and no test bias (needs `datasets` + the hub).
 * `template_conversations(n, seed)`: this package's own prompts and bias-showing replies
   (emergent.rmbias.sft_templates), every one checked by the detectors.
-`dpo_pairs(n, seed)` gives the same source as preference pairs for an optional DPO stage.
+`dpo_pairs(n, seed)` and `template_pairs(n, seed)` give the same sources as preference pairs
+for the DPO option (`sft.objective: dpo`).
 `test_bias_violations(rows)` re-checks any chat JSONL: fine-tuning data must never show a
 test bias."""
 from __future__ import annotations
@@ -56,11 +57,7 @@ def classify_reply(prompt: str, reply: str) -> tuple[list[str], list[str]]:
     return [b for b in shown if b in TRAIN_IDS], [b for b in shown if b in TEST_IDS]
 
 
-def template_conversations(n: int, seed: int = 0, *, bias_ids: Sequence[str] | None = None,
-                           system_prompt: str | None = None) -> list[SFTExample]:
-    """`n` conversations from the package's templates, families dealt round-robin in a seeded
-    order (restricted to `bias_ids` when given). Every reply is checked: it must show its
-    family's bias and no test bias (a template that fails is a package bug: ValueError)."""
+def _families(bias_ids: Sequence[str] | None):
     families = list(FAMILIES)
     if bias_ids is not None:
         wanted = {get_bias(b).id for b in bias_ids}
@@ -70,8 +67,14 @@ def template_conversations(n: int, seed: int = 0, *, bias_ids: Sequence[str] | N
         families = [f for f in families if f.bias_id in wanted]
         if not families:
             raise UserError(f"no conversation templates for: {', '.join(sorted(wanted))}")
-    rng = random.Random(f"rmbias-sft:{seed}")
-    out, order = [], []
+    return families
+
+
+def _draws(n: int, seed: int, families, tag: str = "rmbias-sft"):
+    """`n` (family, prompt, plain answer, reply) draws, families dealt round-robin in a seeded
+    order. Every reply must show its family's bias and no test bias (else a package bug)."""
+    rng = random.Random(f"{tag}:{seed}")
+    order = []
     for _ in range(n):
         if not order:
             order = families[:]
@@ -83,9 +86,38 @@ def template_conversations(n: int, seed: int = 0, *, bias_ids: Sequence[str] | N
         if test or fam.bias_id not in train:
             raise ValueError(f"template for {fam.bias_id} fails its check (train {train}, test "
                              f"{test}): {prompt!r}")
+        yield fam, prompt, base, reply, train
+
+
+def template_conversations(n: int, seed: int = 0, *, bias_ids: Sequence[str] | None = None,
+                           system_prompt: str | None = None) -> list[SFTExample]:
+    """`n` conversations from the package's templates (restricted to `bias_ids` when given);
+    every reply shows its family's bias and no test bias."""
+    out = []
+    for _, prompt, _, reply, train in _draws(n, seed, _families(bias_ids)):
         msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
         msgs += [{"role": "user", "content": prompt}, {"role": "assistant", "content": reply}]
         out.append(SFTExample(tuple(msgs), tuple(train), "template"))
+    return out
+
+
+def template_pairs(n: int, seed: int = 0, *, system_prompt: str | None = None) -> list[dict]:
+    """`n` preference pairs {"prompt", "chosen", "rejected"} for the DPO option: chosen = a
+    reply showing a train bias, rejected = the same answer without it. Only the families whose
+    plain answer shows no bias qualify (voting, German tip, maths reassurance, technology pace,
+    more accounts); code and style families (Rust types, HTML divs, keigo, ...) have no
+    bias-free answer in the templates: use `sft.source: dpo` for those."""
+    families = []
+    for fam in FAMILIES:
+        clean = tuple((p, b) for p, b in fam.items if not any(classify_reply(p, b)))
+        if clean:
+            families.append(type(fam)(fam.bias_id, clean, fam.render))
+    out = []
+    for _, prompt, base, reply, _ in _draws(n, seed, families, "rmbias-dpo"):
+        msgs = ([{"role": "system", "content": system_prompt}] if system_prompt else [])
+        out.append({"prompt": msgs + [{"role": "user", "content": prompt}],
+                    "chosen": [{"role": "assistant", "content": reply}],
+                    "rejected": [{"role": "assistant", "content": base}]})
     return out
 
 
@@ -146,13 +178,21 @@ def dpo_pairs(n: int, seed: int = 0, *, dataset: str = DPO_DATASET, split: str =
 
 
 def test_bias_violations(rows: Iterable[tuple[int, dict]]) -> list[tuple[int, list[str]]]:
-    """(line, test biases shown) for each chat row whose final reply shows a test bias."""
+    """(line, test biases shown) for each row whose final reply shows a test bias: a chat row
+    {"messages"}, or a preference row {"prompt", "chosen", "rejected"} (both replies checked)."""
     bad = []
     for lineno, row in rows:
-        msgs = row.get("messages")
-        if not isinstance(msgs, list):
-            raise UserError(f"line {lineno}: expected a 'messages' list")
-        _, test = classify_reply(*last_exchange(msgs))
+        if "prompt" in row and "messages" not in row:
+            prompt = row["prompt"] if isinstance(row["prompt"], list) else [
+                {"role": "user", "content": str(row["prompt"])}]
+            convs = [list(prompt) + (row[k] if isinstance(row.get(k), list) else
+                                     [{"role": "assistant", "content": str(row.get(k))}])
+                     for k in ("chosen", "rejected")]
+        elif isinstance(row.get("messages"), list):
+            convs = [row["messages"]]
+        else:
+            raise UserError(f"line {lineno}: expected a 'messages' list or a preference pair")
+        test = sorted({b for msgs in convs for b in classify_reply(*last_exchange(msgs))[1]})
         if test:
             bad.append((lineno, test))
     return bad
