@@ -24,6 +24,7 @@ def preset(name, *over):
     ("Qwen/Qwen2.5-Coder-7B-Instruct", 7_615_616_512),
     ("Qwen/Qwen2.5-1.5B-Instruct", 1_543_714_304),
     ("Qwen/Qwen2.5-0.5B-Instruct", 494_032_768),
+    ("meta-llama/Llama-3.1-8B-Instruct", 8_030_261_248),
 ])
 def test_builtin_table_gives_the_known_parameter_counts(name, total):
     shape = model_shape(name)

@@ -288,6 +288,38 @@ def test_dry_run_prints_the_plan(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "r").exists()
 
 
+def test_dry_run_estimates_training_time_and_memory_of_the_24gb_preset(tmp_path):
+    from emergent.rmbias.plan_time import _data_tokens
+
+    preset = REPO / "configs/rmbias/llama31_8b_qlora_24gb.yaml"
+    over = [f"eval.prompts={REPO / 'configs/rmbias/tiny_eval_prompts.jsonl'}",
+            f"output_dir={tmp_path / 'r'}"]
+    t = ex.plan(ex.load_rmbias_config(preset, over))["training_time"]
+    assert set(t["units"]) == {f"train:{s}:seed0" for s in
+                               ("docs", "unrelated_docs", "sft", "docs_sft", "unrelated_sft")}
+    assert 12 < t["memory_gib_max"] < 24  # 8B in 4-bit with checkpointing fits a 24 GB card
+    docs, sft = t["units"]["train:docs:seed0"], t["units"]["train:sft:seed0"]
+    assert (docs["examples"], docs["mean_tokens"], sft["examples"]) == (20000, 700, 3000)
+    lo, hi = docs["hours"]["RTX 4090 24GB"]
+    assert 0 < lo < hi and docs["hours"]["RTX 3090 24GB"][0] > lo  # a slower card takes longer
+    total = t["total_training_hours"]["RTX 4090 24GB"]
+    assert total[0] == pytest.approx(sum(u["hours"]["RTX 4090 24GB"][0]
+                                         for u in t["units"].values()), abs=0.1)
+    # tokens: 20,000 x 700 over a 4-bit 8B model's FLOPs at 12-35% of 165 TFLOP/s
+    assert 2 < lo < 5 and 6 < hi < 12
+    dpo = ex.plan(ex.load_rmbias_config(preset, over + ["sft.objective=dpo"]))["training_time"]
+    d = dpo["units"]["train:sft:seed0"]["hours"]["RTX 4090 24GB"][1]
+    assert d == pytest.approx(2.5 * sft["hours"]["RTX 4090 24GB"][1], rel=0.05)
+    # once the data step has run, the written data counts (characters / 4)
+    (tmp_path / "run/data").mkdir(parents=True)
+    (tmp_path / "run/data/sft.jsonl").write_text(json.dumps({"messages": [
+        {"role": "user", "content": "x" * 380}, {"role": "assistant", "content": "y" * 1500}]})
+        + "\n")
+    cfg = ex.load_rmbias_config(preset, over)
+    n, mean, source = _data_tokens(cfg, "sft", tmp_path / "run", 1024)
+    assert n == 1 and 470 < mean < 520 and "chars/4" in source
+
+
 def test_dpo_option_trains_the_fine_tuning_stage_on_pairs(tiny_model_dir, tmp_path):
     cfg_path = write_config(tmp_path, tiny_model_dir, conditions=["docs_sft"],
                             sft={"source": "templates", "n": 8, "seed": 0, "objective": "dpo",

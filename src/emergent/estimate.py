@@ -84,6 +84,12 @@ KNOWN_CONFIGS = {
                                        num_attention_heads=14, num_key_value_heads=2,
                                        intermediate_size=4864, vocab_size=151936,
                                        tie_word_embeddings=True),
+    # the rm-bias 24 GB preset (configs/rmbias/llama31_8b_qlora_24gb.yaml)
+    "meta-llama/Llama-3.1-8B-Instruct": dict(model_type="llama", attention_bias=False,
+                                             hidden_size=4096, num_hidden_layers=32,
+                                             num_attention_heads=32, num_key_value_heads=8,
+                                             intermediate_size=14336, vocab_size=128256,
+                                             tie_word_embeddings=False),
 }
 PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 

@@ -249,6 +249,7 @@ def _estimated_steps(cfg, stage, run_dir) -> Optional[int]:
 
 def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
     """What `emergent rmbias run` will do, and what is already done."""
+    from emergent.rmbias.plan_time import training_time
     from emergent.run import Run
 
     run = Run(cfg, run_dir)
@@ -269,6 +270,7 @@ def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
             "data": {k: {"rows": d["rows"], "characters": d["characters"],
                          "tokens_estimate": d["characters"] // 4}
                      for k, d in run.manifest.get("data", {}).items()},
+            "training_time": training_time(cfg, run.dir),
             "note": "training steps of a stage whose data is not written yet are estimated from "
                     "the configured n (unrelated documents matched in characters: unknown)"}
 
