@@ -3,9 +3,10 @@ subsampling.
 
 A line is `{"messages": [{"role": "system"|"user"|"assistant", "content": str}, ...]}`; text
 datasets (continued pretraining) are `{"text": str}`; preference datasets (DPO) are
-`{"prompt": [messages ending with a user turn], "chosen": ..., "rejected": ...}` where chosen and
-rejected are a reply string or a one-message assistant list (TRL's conversational format). Any problem is a `UserError`
-`FILE:LINE: problem`, raised at load time, before a model is touched.
+`{"prompt": [messages ending with a user turn], "chosen": ..., "rejected": ...}` where chosen
+and rejected are a reply string or a one-message assistant list (TRL's conversational format).
+Any problem is a `UserError` `FILE:LINE: problem`, raised at load time, before a model is
+touched.
 """
 from __future__ import annotations
 
