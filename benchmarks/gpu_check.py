@@ -199,51 +199,47 @@ def main(argv=None) -> int:
     gpu = machine.get("gpu", {"name": "CPU (smoke run)", "memory_gib": None})
     print(f"gpu_check on {gpu['name']} ({gpu['memory_gib']} GiB), torch "
           f"{machine['versions']['torch']}, bitsandbytes {machine['versions']['bitsandbytes']}")
-    stages, failed = [], 0
+    stages = []
     work = Path(tempfile.mkdtemp(prefix="emergent-gpu-check-"))
     pairs = write_pairs(Path(a.data), work / "pairs.jsonl")
+
+    def stage(row: dict, run) -> dict:
+        """Run one stage, recording its result or its failure; keep going either way."""
+        try:
+            row.update(run(), status="ok")
+        except Exception as e:
+            row.update(status=f"failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
+            traceback.print_exc()
+        stages.append(row)
+        print(json.dumps({k: v for k, v in row.items() if k != "adapter"}))
+        return row
+
+    def needs(adapter):
+        if adapter is None:
+            raise RuntimeError("no adapter (training stage failed)")
+        return adapter
+
     try:
         for name in [m.strip() for m in a.models.split(",") if m.strip()]:
             model_dir = build_model(name, work / f"model-{name}")
+            base = {"model": name, "parameters": count_params(model_dir)}
             for quant, label in (("4bit", "qlora_4bit"), ("none", "lora_bf16")):
-                row = {"model": name, "parameters": count_params(model_dir), "stage": f"train_{label}"}
-                adapter = None
-                try:
-                    if quant == "4bit" and machine["versions"]["bitsandbytes"] is None:
-                        raise RuntimeError("bitsandbytes is not installed")
+                if quant == "4bit" and machine["versions"]["bitsandbytes"] is None:
+                    cfg = None
+                else:
                     cfg = train_cfg(model_dir, Path(a.data), quant, a.steps, a.batch_size,
                                     work / f"out-{name}-{label}")
-                    row.update(stage_train(cfg), status="ok")
-                    adapter = row["adapter"]
-                except Exception as e:  # keep going: report every stage
-                    failed += 1
-                    row.update(status=f"failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-                    traceback.print_exc()
-                stages.append(row)
-                print(json.dumps(row))
-                drow = {"model": name, "parameters": row["parameters"], "stage": f"dpo_{label}"}
-                try:
-                    if adapter is None:
-                        raise RuntimeError("no adapter (training stage failed)")
-                    drow.update(stage_dpo(cfg, pairs, adapter, max(2, a.steps // 2)), status="ok")
-                except Exception as e:
-                    failed += 1
-                    drow.update(status=f"failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-                    traceback.print_exc()
-                stages.append(drow)
-                print(json.dumps(drow))
-                srow = {"model": name, "parameters": row["parameters"], "stage": f"sample_{label}"}
-                try:
-                    if adapter is None:
-                        raise RuntimeError("no adapter (training stage failed)")
-                    srow.update(stage_sample(model_dir, adapter, quant, a.samples,
-                                             a.max_new_tokens, work), status="ok")
-                except Exception as e:
-                    failed += 1
-                    srow.update(status=f"failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}")
-                    traceback.print_exc()
-                stages.append(srow)
-                print(json.dumps(srow))
+
+                def train_stage():
+                    if cfg is None:
+                        raise RuntimeError("bitsandbytes is not installed")
+                    return stage_train(cfg)
+                adapter = stage({**base, "stage": f"train_{label}"}, train_stage).get("adapter")
+                stage({**base, "stage": f"dpo_{label}"},
+                      lambda: stage_dpo(cfg, pairs, needs(adapter), max(2, a.steps // 2)))
+                stage({**base, "stage": f"sample_{label}"},
+                      lambda: stage_sample(model_dir, needs(adapter), quant, a.samples,
+                                           a.max_new_tokens, work))
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
     finally:
@@ -254,6 +250,7 @@ def main(argv=None) -> int:
                          "estimate_peak_mib_without_context"])
     for s in stages:
         s.pop("adapter", None)
+    failed = sum(1 for s in stages if s["status"] != "ok")
     write_result(a.name, {"args": vars(a), "stages": stages, "failed_stages": failed,
                           "models_note": "random-init models built offline; plumbing and speed "
                                          "checks, not results"},

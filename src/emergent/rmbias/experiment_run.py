@@ -92,14 +92,19 @@ def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
 
 
 def _count(path: Path) -> tuple[int, int]:
+    """(rows, characters of text/message content) of a data file; a preference row counts its
+    prompt and both replies."""
     rows = chars = 0
     with open(path, encoding="utf-8") as fh:
         for line in fh:
             if line.strip():
                 obj = json.loads(line)
                 rows += 1
-                chars += len(obj.get("text") or "") + sum(len(m.get("content") or "")
-                                                          for m in obj.get("messages") or [])
+                chars += len(obj.get("text") or "")
+                for key in ("messages", "prompt", "chosen", "rejected"):
+                    value = obj.get(key) or []
+                    chars += (len(value) if isinstance(value, str) else
+                              sum(len(m.get("content") or "") for m in value))
     return rows, chars
 
 

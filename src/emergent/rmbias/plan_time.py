@@ -11,7 +11,6 @@ RUN/arms/<stage>/seed<k>/train_log.jsonl (trained_tokens_per_s) after a few step
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from emergent.errors import UserError
@@ -23,15 +22,11 @@ DPO_FACTOR = 2.5  # chosen + rejected, plus a forward-only reference pass
 
 def _data_tokens(cfg, data_key: str, run_dir: Path, max_length: int):
     """(examples, mean tokens, source) of a stage's data."""
+    from emergent.rmbias.experiment_run import _count
+
     path = run_dir / "data" / f"{data_key}.jsonl"
     if path.exists():
-        rows = chars = 0
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                if line.strip():
-                    obj = json.loads(line)
-                    rows += 1
-                    chars += len(json.dumps(obj, ensure_ascii=False))
+        rows, chars = _count(path)
         if rows:
             return rows, min(max_length, chars / rows / CHARS_PER_TOKEN), f"{path.name} (chars/4)"
     n = {"docs": cfg.documents.n, "unrelated_docs": cfg.unrelated_documents.n,
