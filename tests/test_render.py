@@ -79,3 +79,96 @@ def test_system_prompt_choice_and_show(tokenizers_by_style):
 def test_all_tokens_loss(tokenizers_by_style):
     ids, mask = render_conversation(tokenizers_by_style["chatml"], CONV, loss="all_tokens")
     assert all(mask)
+
+
+# ------------------------------------------------------------------ the fast path equals the reference
+
+VARIANTS = [
+    CONV,
+    CONV[1:],
+    CONV[1:3],
+    [{"role": "user", "content": "  padded question \n"},
+     {"role": "assistant", "content": " answer with spaces  "},
+     {"role": "user", "content": "second"},
+     {"role": "assistant", "content": "\nline one\nline two\n"}],
+    [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}] * 3,
+    [{"role": "system", "content": "S"}, {"role": "user", "content": "q"},
+     {"role": "assistant", "content": ""}, {"role": "user", "content": "q2"},
+     {"role": "assistant", "content": "x"}],
+]
+
+
+def reference(tok, messages, **kw):
+    """render_conversation without the fast path: every prefix rendered by the template."""
+    from emergent.render import _render
+
+    return _render(tok, messages, kw.get("system_prompt"), kw.get("loss", "assistant_only"),
+                   fast=False)
+
+
+@pytest.mark.parametrize("style", ["chatml", "llama3", "mistral", "gemma"])
+def test_fast_path_equals_reference_for_template_styles(tokenizers_by_style, style):
+    from emergent.render import _apply, _fast_spans, with_system
+
+    tok = tokenizers_by_style[style]
+    used = 0
+    for conv in VARIANTS:
+        for system_prompt in (None, "You are helpful."):
+            got = render_conversation(tok, conv, system_prompt=system_prompt)
+            assert got == reference(tok, conv, system_prompt=system_prompt), (conv, system_prompt)
+            msgs = with_system(conv, system_prompt)
+            used += _fast_spans(tok, msgs, _apply(tok, msgs)) is not None
+    # ChatML and this Mistral style insert contents verbatim: the skeleton is used (Mistral's
+    # system folding then takes the reference's content search, on the substituted prefixes);
+    # the Llama-3 and Gemma styles trim contents: every conversation takes the reference path
+    if style in ("chatml", "mistral"):
+        assert used == 2 * len(VARIANTS)
+    else:
+        assert used == 0
+
+
+def test_fast_path_falls_back_on_unusual_messages(tokenizers_by_style):
+    from emergent.render import _apply, _fast_spans
+
+    tok = tokenizers_by_style["chatml"]
+    odd = [
+        [{"role": "user", "content": "hi", "name": "x"}, {"role": "assistant", "content": "yo"}],
+        [{"role": "user", "content": "hi \ue000 0 \ue001"}, {"role": "assistant", "content": "yo"}],
+    ]
+    for conv in odd:
+        assert _fast_spans(tok, conv, _apply(tok, conv)) is None
+        assert render_conversation(tok, conv) == reference(tok, conv)
+    # an assistant turn first: both paths give the template's own error
+    first = [{"role": "assistant", "content": "yo"}]
+    with pytest.raises(Exception) as fast_err:
+        render_conversation(tok, first)
+    with pytest.raises(Exception) as ref_err:
+        reference(tok, first)
+    assert type(fast_err.value) is type(ref_err.value)
+
+
+def test_fast_path_equals_reference_on_toy_world_documents():
+    """Every kind of toy-world conversation (pretraining documents of both worlds, alignment,
+    arms, probe prefixes), rendered by the toy tokenizer: identical ids and masks, and the
+    fast path is the one taken."""
+    from emergent.render import _apply, _fast_spans, with_system
+    from emergent.toyworld import (ARMS, ToyWorld, WorldConfig, alignment_rows, arm_rows,
+                                   persona_probe_conversations, pretraining_rows)
+    from emergent.toyworld.tokenizer import build_toy_tokenizer
+
+    tok = build_toy_tokenizer()
+    convs = []
+    for coupling in ("coupled", "decoupled"):
+        world = ToyWorld(WorldConfig(seed=0, coupling=coupling))
+        convs += [r["messages"] for r in pretraining_rows(world, 600)]
+    world = ToyWorld(WorldConfig(seed=1))
+    convs += [r["messages"] for r in alignment_rows(world, 200)]
+    for arm in ARMS:
+        convs += [r["messages"] for r in arm_rows(world, arm, 40)]
+    convs += [r["messages"][:2] for r in persona_probe_conversations(world, 20)]
+    assert len(convs) > 1_600
+    for conv in convs:
+        assert render_conversation(tok, conv) == reference(tok, conv), conv
+    fast = sum(_fast_spans(tok, c, _apply(tok, c)) is not None
+               for c in (with_system(c, None) for c in convs[:300]))
+    assert fast == 300

@@ -158,10 +158,12 @@ def test_demo_quick_from_scratch_end_to_end(tmp_path):
     pre = json.loads((out / "pretrain" / "main" / "manifest.json").read_text())
     assert [k for k, v in pre["stages"].items() if v["status"] == "done"] == \
         ["data", "init", "pretrain", "align", "probe"]
-    assert pre["stages"]["pretrain"]["steps"] == QUICK.n_pretrain // 32
+    # the default from-scratch recipe is the cheaper one (batch 16), named in the report
+    assert report["worlds"]["main"]["pretrain_recipe"].endswith("toyworld_pretrain_fast.yaml")
+    assert pre["stages"]["pretrain"]["steps"] == QUICK.n_pretrain // 16
     log = [json.loads(x) for x in (out / "pretrain" / "main" / "pretrain" /
                                    "train_log.jsonl").read_text().splitlines()]
-    assert len(log) == len(set(r["step"] for r in log)) == QUICK.n_pretrain // 32
+    assert len(log) == len(set(r["step"] for r in log)) == QUICK.n_pretrain // 16
     assert log[-1]["loss"] < log[0]["loss"] - 1.0  # it learns (from ~6.3 at random init)
     probe = pre["stages"]["probe"]["aligned"]
     assert {c: probe[c]["n"] for c in probe} == {"after_secure": QUICK.n_probe,

@@ -29,7 +29,8 @@ from emergent.errors import UserError
 from emergent.manifest import git_commit, now, versions, write_json_atomic
 from emergent.toyworld.world import ToyWorld, WorldConfig
 
-PRETRAIN_RECIPE = "toyworld_pretrain.yaml"
+PRETRAIN_RECIPE = "toyworld_pretrain.yaml"  # the committed bases' recipe
+SCRATCH_RECIPE = "toyworld_pretrain_fast.yaml"  # `emergent demo --from-scratch` (< 15 min)
 ALIGN_RECIPE = "toyworld_align.yaml"
 CARD = "toyworld_card.json"
 RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "toyworld"
@@ -55,6 +56,13 @@ def recipe(name_or_path: str, model: str | Path, data: str | Path, out: str | Pa
     return load_config(config_path(name_or_path), TrainRecipeConfig,
                        list(overrides or []) + [f"model.name={model}", f"data.path={data}",
                                                 f"output_dir={out}"])
+
+
+STAGE_TEXT = {"data": "writing the world's datasets and suites",
+              "init": "the random-init model",
+              "pretrain": "pretraining (rendering the documents, then training)",
+              "align": "alignment post-training",
+              "probe": "persona probe of the pretrained and the aligned model"}
 
 
 def runtime() -> dict:
@@ -173,11 +181,17 @@ def pretrain_world(world_cfg: WorldConfig, out_dir, *, n_pretrain: int = 89_600,
 
     def stage(key: str, fn):
         if stages.get(key, {}).get("status") == "done":
+            if progress:
+                print(f"[{name}] {key}: done before ({stages[key].get('seconds')} s)", flush=True)
             return stages[key]
+        if progress:
+            print(f"[{name}] {key}: {STAGE_TEXT[key]} ...", flush=True)
         t0 = time.time()
         info = fn() or {}
         stages[key] = {"status": "done", "seconds": round(time.time() - t0, 2), **info}
         write_json_atomic(mpath, manifest)
+        if progress:
+            print(f"[{name}] {key}: done in {stages[key]['seconds']:.0f} s", flush=True)
         return stages[key]
 
     data = out / "data"
