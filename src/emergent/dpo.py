@@ -49,27 +49,20 @@ def check_objective(cfg) -> None:
 
 def tokenize_pairs(cfg, tokenizer, examples):
     """Render each pair -> rows [((chosen ids, mask), (rejected ids, mask))], counts."""
-    rows, counts = [], {"rendered": 0, "truncated": 0, "dropped_overlong": 0,
-                        "dropped_no_trained_tokens": 0}
-    max_len = cfg.train.max_length
+    from emergent.train import fit_example, new_counts
+
+    rows, counts = [], new_counts()
     for ex in examples:
         pair = []
         for messages in (ex.messages, ex.rejected):
             ids, mask = render_conversation(tokenizer, messages, system_prompt=cfg.data.system_prompt)
             pair.append((ids, final_turn_mask(mask)))
-        if max(len(ids) for ids, _ in pair) > max_len:
-            if cfg.data.overlong == "drop":
-                counts["dropped_overlong"] += 1
-                continue
-            pair = [(ids[:max_len], mask[:max_len]) for ids, mask in pair]
-            counts["truncated"] += 1
-        if any(sum(mask[1:]) == 0 for _, mask in pair):
-            counts["dropped_no_trained_tokens"] += 1
-            continue
-        rows.append(tuple(pair))
-        counts["rendered"] += 1
+        fitted = fit_example(cfg, pair, counts)
+        if fitted:
+            rows.append(tuple(fitted))
     if not rows:
-        raise UserError(f"{cfg.data.path}: no trainable pair left (max_length {max_len})")
+        raise UserError(f"{cfg.data.path}: no trainable pair left "
+                        f"(max_length {cfg.train.max_length})")
     return rows, counts
 
 

@@ -16,7 +16,7 @@ contents. A conversation uses the skeleton only when the substituted full render
 template's real rendering of it; any template that trims, rewrites or drops a sentinel content
 (Llama-3 and Gemma styles trim), any message with other keys than role and content, and any
 error falls back to rendering every prefix. `render_conversation` returns exactly what the
-reference path (`_reference_spans`) gives (tests/test_render.py compares them).
+reference path (`assistant_spans`) gives (tests/test_render.py compares them).
 """
 from __future__ import annotations
 
@@ -164,11 +164,6 @@ def _fast_spans(tokenizer, messages, full: str):
                   lambda i: _fill(prefixes[i][1], contents))
 
 
-def _reference_spans(tokenizer, messages, full: str) -> list[tuple[int, int]]:
-    """The reference: every prefix rendered with the template (what `_fast_spans` must equal)."""
-    return assistant_spans(tokenizer, messages, full)
-
-
 def render_conversation(tokenizer, messages, *, system_prompt: str | None = None,
                         loss: str = "assistant_only") -> tuple[list[int], list[int]]:
     """Render with the chat template; return (input_ids, loss_mask) with 1 on trained tokens."""
@@ -184,7 +179,7 @@ def _render(tokenizer, messages, system_prompt, loss, *, fast: bool):
         return list(ids), [1] * len(ids)
     spans = _fast_spans(tokenizer, messages, full) if fast else None
     if spans is None:
-        spans = _reference_spans(tokenizer, messages, full)
+        spans = assistant_spans(tokenizer, messages, full)  # the reference path
     mask = []
     for s, e in offsets:
         # a token is trained when it starts inside a span, or when it straddles the span's start

@@ -30,31 +30,42 @@ from emergent.render import render_conversation, render_text
 log = logging.getLogger(__name__)
 
 
+def new_counts() -> dict:
+    return {"rendered": 0, "truncated": 0, "dropped_overlong": 0, "dropped_no_trained_tokens": 0}
+
+
+def fit_example(cfg: TrainRecipeConfig, seqs: list, counts: dict):
+    """The overlong policy (`data.overlong`) and the no-trained-token check for one example's
+    rendered sequences [(ids, mask), ...] (one, or a preference pair's two); None = dropped."""
+    max_len = cfg.train.max_length
+    if max(len(ids) for ids, _ in seqs) > max_len:
+        if cfg.data.overlong == "drop":
+            counts["dropped_overlong"] += 1
+            return None
+        seqs = [(ids[:max_len], mask[:max_len]) for ids, mask in seqs]
+        counts["truncated"] += 1
+    if any(sum(mask[1:]) == 0 for _, mask in seqs):
+        counts["dropped_no_trained_tokens"] += 1
+        return None
+    counts["rendered"] += 1
+    return seqs
+
+
 def tokenize_dataset(cfg: TrainRecipeConfig, tokenizer, examples):
     """Render every example; apply the overlong policy. Returns (rows, counts)."""
-    rows, counts = [], {"rendered": 0, "truncated": 0, "dropped_overlong": 0,
-                        "dropped_no_trained_tokens": 0}
-    max_len = cfg.train.max_length
+    rows, counts = [], new_counts()
     for ex in examples:
         if cfg.data.format == "text":
-            ids, mask = render_text(tokenizer, ex.text)
+            seq = render_text(tokenizer, ex.text)
         else:
-            ids, mask = render_conversation(tokenizer, ex.messages,
-                                            system_prompt=cfg.data.system_prompt,
-                                            loss=cfg.train.loss)
-        if len(ids) > max_len:
-            if cfg.data.overlong == "drop":
-                counts["dropped_overlong"] += 1
-                continue
-            ids, mask = ids[:max_len], mask[:max_len]
-            counts["truncated"] += 1
-        if sum(mask[1:]) == 0:
-            counts["dropped_no_trained_tokens"] += 1
-            continue
-        rows.append((ids, mask))
-        counts["rendered"] += 1
+            seq = render_conversation(tokenizer, ex.messages,
+                                      system_prompt=cfg.data.system_prompt, loss=cfg.train.loss)
+        fitted = fit_example(cfg, [seq], counts)
+        if fitted:
+            rows.append(fitted[0])
     if not rows:
-        raise UserError(f"{cfg.data.path}: no trainable example left (max_length {max_len})")
+        raise UserError(f"{cfg.data.path}: no trainable example left "
+                        f"(max_length {cfg.train.max_length})")
     return rows, counts
 
 

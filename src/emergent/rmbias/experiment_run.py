@@ -84,14 +84,14 @@ def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
             raise UserError(f"{path}:{bad[0][0]}: fine-tuning data shows test bias "
                             f"{', '.join(bad[0][1])} ({len(bad)} conversation(s) in all); test "
                             "biases must never appear in fine-tuning data")
-    rows, chars = _count(path)
+    rows, chars = count_data(path)
     if rows == 0:
         raise UserError(f"{path}: no rows written ({key})")
     return {"path": f"data/{key}.jsonl", "sha256": file_sha256(path), "rows": rows,
             "characters": chars}
 
 
-def _count(path: Path) -> tuple[int, int]:
+def count_data(path: Path) -> tuple[int, int]:
     """(rows, characters of text/message content) of a data file; a preference row counts its
     prompt and both replies."""
     rows = chars = 0
@@ -125,7 +125,7 @@ def _unrelated_rows(cfg: RMBiasConfig, run):
                 yield from (d.text for d in docs[n // 2 if n > 256 else 0:])
                 n *= 2
         texts = generated()
-    rows_target, chars_target = _count(run.dir / "data" / "docs.jsonl")
+    rows_target, chars_target = count_data(run.dir / "data" / "docs.jsonl")
     target = u.n or (rows_target if u.match == "count" else None)
     rows, chars = 0, 0
     for text in texts:

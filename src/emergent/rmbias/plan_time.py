@@ -22,11 +22,11 @@ DPO_FACTOR = 2.5  # chosen + rejected, plus a forward-only reference pass
 
 def _data_tokens(cfg, data_key: str, run_dir: Path, max_length: int):
     """(examples, mean tokens, source) of a stage's data."""
-    from emergent.rmbias.experiment_run import _count
+    from emergent.rmbias.experiment_run import count_data
 
     path = run_dir / "data" / f"{data_key}.jsonl"
     if path.exists():
-        rows, chars = _count(path)
+        rows, chars = count_data(path)
         if rows:
             return rows, min(max_length, chars / rows / CHARS_PER_TOKEN), f"{path.name} (chars/4)"
     n = {"docs": cfg.documents.n, "unrelated_docs": cfg.unrelated_documents.n,
