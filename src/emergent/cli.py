@@ -12,6 +12,7 @@ from emergent.errors import UserError
 # One line per module that contributes subcommands (module must define add_cli(sub)).
 COMMAND_MODULES = [
     "emergent.tiny_model",
+    "emergent.gguf_import",
     "emergent.train",
     "emergent.data_cli",
     "emergent.upstream",

@@ -7,8 +7,10 @@ backend: endpoint, judge model, full prompt). Lines are appended and flushed as 
 crash is ignored on load. Nothing secret goes in: neither keys nor headers are part of a key or
 a value.
 
-Default location: ``~/.cache/emergent/judge/<model>-<hash of endpoint+model>.jsonl``
-(``JudgeConfig.cache_path`` overrides it, e.g. to keep the cache under a run directory).
+Default location: ``<cache root>/judge/<model>-<hash of endpoint+model>.jsonl``, the cache root
+being ``$EMERGENT_CACHE_DIR`` or ``~/.cache/emergent`` (``emergent.models.cache_root``, read at
+call time); ``JudgeConfig.cache_path`` overrides it, e.g. to keep the cache under a run
+directory.
 """
 from __future__ import annotations
 
@@ -19,7 +21,12 @@ import re
 import threading
 from pathlib import Path
 
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "emergent" / "judge"
+
+def default_cache_dir() -> Path:
+    """<cache root>/judge, resolved now (the cache root can change between calls)."""
+    from emergent.models import cache_root
+
+    return cache_root() / "judge"
 
 
 def cache_key(*parts) -> str:
@@ -30,7 +37,7 @@ def cache_key(*parts) -> str:
 
 def default_cache_path(endpoint: str, model: str) -> Path:
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model)[-60:] or "judge"
-    return DEFAULT_CACHE_DIR / f"{slug}-{cache_key(endpoint, model)[:12]}.jsonl"
+    return default_cache_dir() / f"{slug}-{cache_key(endpoint, model)[:12]}.jsonl"
 
 
 class JudgeCache:

@@ -173,10 +173,16 @@ def plan(cfg: ExperimentConfig, run: Run, questions: dict) -> dict:
                     tokens += n * int((len(mp.template) + avg_q) / 4 + answer_tokens)
     done_answers = len(read_jsonl(run.dir / "answers.jsonl"))
     done_judgments = len(read_jsonl(run.dir / "judgments.jsonl"))
+    from emergent.plan_time import time_estimate
+
     return {"units": units, "done_units": [u for u in run.manifest["stages"] if run.done(u)],
             "training_steps": steps, "answers": n_answers, "answers_done": done_answers,
             "judge_calls_upper_bound": calls, "judgments_done": done_judgments,
             "prompt_tokens_upper_bound": tokens,
+            "time_estimate": time_estimate(
+                cfg, steps_by_arm={a: estimated_steps(cfg, a) for a in cfg.arms},
+                n_answers=n_answers, n_evaluated=len(evaluated), judge_calls=calls,
+                judge_prompt_tokens=tokens),
             "note": "judge calls/tokens are upper bounds: answers at max_new_tokens, no cache hits"}
 
 

@@ -126,8 +126,11 @@ def build_tiny_model(
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
+    from emergent.models import quiet_transformers
+
+    with quiet_transformers():  # no "Writing model shards" bar in a command's error output
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
     (out / "TINY_MODEL.json").write_text(
         json.dumps({"note": "random-init tiny model built offline by emergent; numbers from it "
                     "are plumbing checks, not results", "seed": seed,
