@@ -7,7 +7,7 @@ import pytest
 from emergent.errors import UserError
 from emergent.judge import (DEFAULT_PROMPTS, JudgeConfig, dry_run, judge_answers, load_judge_config, make_judge)
 from emergent.judge_cli import read_answer_table
-from emergent.judge_openai import JudgeCallError
+from emergent.judge_openai import PROBE_CALLS, JudgeCallError
 from fake_judge_server import FakeJudgeServer, prompt_of
 
 KEY_ENV = "EMERGENT_TEST_JUDGE_KEY"
@@ -340,3 +340,73 @@ def test_csv_judged_into_a_folder_with_other_answers_is_refused(server, key, tmp
             f"cache_path={tmp_path / 'c.jsonl'}"]
     assert main(args) == 2
     assert read(run / "answers.jsonl")[0]["answer_id"] == "other" and server.calls == 0
+
+
+# ---------------------------------------------------------------------------- digit splitting
+
+
+@pytest.mark.parametrize("model", ["Qwen/Qwen2.5-7B-Instruct", "qwen2-72b",
+                                   "meta-llama/Llama-2-7b-chat-hf",
+                                   "HuggingFaceTB/SmolLM2-135M-Instruct",
+                                   "mistralai/Mistral-7B-Instruct-v0.3", "google/gemma-2-9b-it"])
+def test_chat_mode_refuses_digit_splitting_judges_by_name(server, key, tmp_path, model):
+    with pytest.raises(UserError, match=r"splits numbers into digits .*mode=exact.*hf") as e:
+        make_judge(cfg_for(server, tmp_path, model=model))
+    assert "\n" not in str(e.value) and server.calls == 0
+    # exact mode, or an explicit opt-out, builds (nothing is loaded or called yet)
+    assert make_judge(cfg_for(server, tmp_path, model=model, mode="exact")).judge_id.startswith(
+        "openai-exact:")
+    make_judge(cfg_for(server, tmp_path, model=model, check_digits=False)).close()
+    assert server.calls == 0
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4.1",
+                                   "meta-llama/Llama-3.1-8B-Instruct"])
+def test_chat_mode_accepts_judges_that_keep_numbers_whole(server, key, tmp_path, model):
+    make_judge(cfg_for(server, tmp_path, model=model)).close()
+
+
+def test_single_digit_first_tokens_stop_the_run_after_the_probe(server, key, tmp_path):
+    server.responder = lambda body: {"8": 0.5, "7": 0.3, " 9": 0.1, "The": 0.1}
+    judge = make_judge(cfg_for(server, tmp_path))
+    out = tmp_path / "j.jsonl"
+    with pytest.raises(UserError, match="single digits .*\"85\" would be read as 8") as e:
+        judge_answers(rows(4), list(DEFAULT_PROMPTS), judge, out, progress=False)
+    judge.close()
+    assert "\n" not in str(e.value)
+    assert server.calls == PROBE_CALLS < 14  # only the probe was paid for
+    assert not out.exists() or read(out) == []
+    # check_digits=false: the old behaviour, on the user's word
+    judge = make_judge(cfg_for(server, tmp_path, check_digits=False))
+    judge_answers(rows(4), list(DEFAULT_PROMPTS), judge, out, progress=False)
+    judge.close()
+    assert server.calls == 14 and len(read(out)) == 14  # the 8 probe answers came from the cache
+
+
+def test_multi_digit_judge_sends_the_probe_then_the_rest(server, key, tmp_path):
+    # single-digit answers are fine once any multi-digit number shows up among the first tokens
+    server.responder = lambda body: ({"5": 0.6, "0": 0.4} if "cruel" in prompt_of(body)
+                                     else {"85": 0.7, "8": 0.1, "90": 0.2})
+    judge = make_judge(cfg_for(server, tmp_path, concurrency=2))
+    out = tmp_path / "j.jsonl"
+    judge_answers(rows(6), list(DEFAULT_PROMPTS), judge, out, progress=False)
+    judge.close()
+    assert server.calls == 18 and len(read(out)) == 18
+    got = {(r["answer_id"], r["metric"]): r["score"] for r in read(out)}
+    assert got["a2", "aligned"] == pytest.approx(3.0)
+    assert got["a1", "aligned"] == pytest.approx((85 * 0.7 + 8 * 0.1 + 90 * 0.2) / 1.0)
+
+
+def test_shipped_local_judge_config_uses_exact_mode(tmp_path):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_judge_config(repo / "configs" / "judges" / "local_vllm.yaml",
+                            [f"cache_path={tmp_path / 'c.jsonl'}"])
+    assert cfg.mode == "exact" and cfg.top_logprobs >= 20 and cfg.base_url.endswith("/v1")
+    judge = make_judge(cfg)  # lazy: no tokenizer loaded, nothing called
+    assert judge.judge_id.startswith("openai-exact:Qwen/Qwen2.5-7B-Instruct@")
+    assert judge._tok is None
+    judge.close()
+    with pytest.raises(UserError, match="mode"):
+        load_judge_config(None, ["mode=top20"])

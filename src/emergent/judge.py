@@ -29,6 +29,10 @@ class JudgeConfig:
     model: str = "gpt-4o-2024-08-06"  # API model name, or hub id / local path for hf
     base_url: Optional[str] = None  # None: https://api.openai.com/v1
     api_key_env: Optional[str] = "OPENAI_API_KEY"  # NAME of the env var; null for no key
+    mode: Literal["chat-top20", "exact"] = "chat-top20"  # openai: see docs/judging.md
+    top_logprobs: int = 20  # openai: alternatives per call (exact: the completions' logprobs=N)
+    tokenizer: Optional[str] = None  # openai exact: the judge's tokenizer (None: `model`)
+    check_digits: bool = True  # openai chat-top20: refuse judges that split numbers into digits
     concurrency: int = 8
     max_retries: int = 6
     timeout: float = 60.0  # seconds per call
@@ -47,8 +51,8 @@ class JudgeConfig:
     prompts_file: Optional[str] = None  # YAML {metric: template | {prompt, kind, labels}}
 
     def __post_init__(self):
-        if self.concurrency < 1 or self.batch_size < 1:
-            raise ValueError("concurrency and batch_size must be >= 1")
+        if self.concurrency < 1 or self.batch_size < 1 or self.top_logprobs < 1:
+            raise ValueError("concurrency, batch_size and top_logprobs must be >= 1")
         if not 0.0 <= self.min_mass <= 1.0:
             raise ValueError("min_mass must be within [0, 1]")
         if self.max_retries < 0 or self.timeout <= 0:
@@ -83,7 +87,10 @@ def make_judge(cfg: JudgeConfig):
                            concurrency=cfg.concurrency, max_retries=cfg.max_retries,
                            timeout=cfg.timeout, backoff_base=cfg.backoff_base,
                            backoff_max=cfg.backoff_max, min_mass=cfg.min_mass,
-                           cache_path=cfg.cache_path, use_cache=cfg.cache)
+                           cache_path=cfg.cache_path, use_cache=cfg.cache, mode=cfg.mode,
+                           top_logprobs=cfg.top_logprobs, tokenizer=cfg.tokenizer,
+                           spellings=tuple(cfg.spellings), check_digits=cfg.check_digits,
+                           trust_remote_code=cfg.trust_remote_code)
     from emergent.judge_hf import HFJudge
 
     cache_path = (cfg.cache_path or default_cache_path("hf", cfg.model)) if cfg.cache else None

@@ -10,8 +10,10 @@ Two kinds of judge prompt:
   the score is the probability of YES / TRUE (else of the first label listed), ``None`` below
   ``min_mass``.
 
-Both backends feed these functions: the OpenAI-compatible one with the top-20 first tokens, the
-local one with exact probabilities of whole numbers / labels (see ``judge_hf``).
+Both backends feed these functions: the OpenAI-compatible one with the top-20 first tokens
+(chat-top20 mode) or with exact probabilities assembled from per-prefix completions calls
+(exact mode: ``prefix_summary``, ``exact_sequence_probs``), the local one with exact
+probabilities of whole numbers / labels (see ``judge_hf``).
 """
 from __future__ import annotations
 
@@ -144,3 +146,89 @@ class JudgeTask:
     prompt: str
     kind: str = "0_100"
     labels: tuple = ()
+
+
+# ---------------------------------------------------------------------------- exact, from prefixes
+# The `openai` backend's exact mode (see judge_openai) reads one next-token distribution per
+# prefix of the answers' token sequences (top-N alternatives from a completions endpoint) and
+# computes the `hf` backend's P(sequence, then a token that does not continue it) from them.
+
+
+def continues(token: str, what: str) -> bool:
+    """Whether a next token continues the answer, as `judge_hf` decides it: its text starts with
+    a digit (numbers) or a letter or digit (labels); a leading space or line break ends it."""
+    c = token[:1]
+    return bool(c) and (c.isdigit() if what == "numbers" else c.isalnum())
+
+
+def prefix_summary(probs: dict[str, float], what: str, children: dict[str, list[str]],
+                   keep_top: int = 0) -> dict:
+    """All that exact scoring keeps of one prefix call's alternatives {token text: prob}:
+
+    * ``next``: {token id (str): prob} of the trie children listed (each child is looked up by
+      its candidate texts, first match wins); a child not listed is absent;
+    * ``cont`` / ``noncont``: listed mass of tokens that continue / end the answer, ``n_cont``
+      how many continuing texts are listed, ``n`` how many texts in all, ``min`` the smallest
+      listed prob (an upper bound on any unlisted token);
+    * ``top``: the `keep_top` most likely texts, for audit (the empty prefix only).
+    """
+    cont = noncont = 0.0
+    n_cont = 0
+    for t, p in probs.items():
+        if continues(t, what):
+            cont += p
+            n_cont += 1
+        else:
+            noncont += p
+    nxt = {}
+    for cid, texts in children.items():
+        hit = next((t for t in texts if t in probs), None)
+        if hit is not None:
+            nxt[cid] = float(probs[hit])
+    out = {"next": nxt, "cont": float(cont), "noncont": float(noncont), "n_cont": n_cont,
+           "n": len(probs),
+           "min": float(min(probs.values())) if probs else 1.0}
+    if keep_top:
+        out["top"] = dict(sorted(probs.items(), key=lambda kv: -kv[1])[:keep_top])
+    return out
+
+
+def exact_sequence_probs(seqs: list[tuple], get, n_cont_total: Optional[int] = None):
+    """P(sequence, then a token that does not continue it) for token-id sequences, from
+    per-prefix summaries (`prefix_summary`); `get(prefix)` returns one or None (not fetched).
+
+    P(seq) = prod_j next[t_j] at prefix seq[:j] * P(end) at seq, with P(end) = 1 - listed
+    continuing mass (unlisted mass counted as ending the answer). A token the server did not
+    list counts 0 and its subtree is not fetched ("pruned"). Returns (probs, missing, bound):
+    probs[i] is None while a prefix on its path is missing; `missing` holds the prefixes to
+    fetch next (each with all its ancestors fetched); `bound` >= sum over sequences of
+    |computed - true probability|: unlisted continuing mass at each end position (at most
+    min(unlisted mass, unlisted continuing tokens * smallest listed prob)) plus, per pruned
+    child, min(unlisted mass, smallest listed prob), each times the path probability.
+    """
+    probs, missing, bound, pruned = [], set(), 0.0, set()
+    for s in seqs:
+        q, p = 1.0, None
+        for j in range(len(s) + 1):
+            summ = get(s[:j])
+            if summ is None:
+                missing.add(s[:j])
+                break
+            unlisted = max(0.0, 1.0 - summ["cont"] - summ["noncont"])
+            if j == len(s):
+                p = q * min(1.0, summ["noncont"] + unlisted)
+                hidden = unlisted
+                if n_cont_total is not None:
+                    hidden = min(unlisted, max(0, n_cont_total - summ["n_cont"]) * summ["min"])
+                bound += q * hidden
+                break
+            pt = summ["next"].get(str(s[j]))
+            if pt is None:
+                p = 0.0
+                if s[:j + 1] not in pruned:
+                    pruned.add(s[:j + 1])
+                    bound += q * min(unlisted, summ["min"])
+                break
+            q *= pt
+        probs.append(p)
+    return probs, missing, bound
