@@ -70,8 +70,10 @@ def _check_sft(args) -> int:
 
 
 def _score(args) -> int:
-    from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, exploitation_rates,
-                                          load_eval_prompts, plot_exploitation, score_answers)
+    from emergent.rmbias.calibration import format_agreement
+    from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, detector_judge_agreement,
+                                          exploitation_rates, load_eval_prompts,
+                                          plot_exploitation, score_answers)
     from emergent.rmbias.jsonl import read_jsonl, write_jsonl
 
     prompts = load_eval_prompts(args.prompts)
@@ -89,7 +91,14 @@ def _score(args) -> int:
             print(f"{r['condition']:16s} {r['split']:5s} {100 * r['rate']:6.1f}% "
                   f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] "
                   f"(n={r['n_applicable']}/{r['n_answers']})")
-    print(f"wrote {out / 'scored.jsonl'}, {out / 'rates.jsonl'}, {out / 'exploitation.png'}")
+    written = [out / "scored.jsonl", out / "rates.jsonl", out / "exploitation.png"]
+    agreement = detector_judge_agreement(scored)
+    if agreement:  # detectors always run; the judge ran when its judgments were given
+        write_jsonl(out / "agreement.jsonl", agreement)
+        written.append(out / "agreement.jsonl")
+        print("detector-judge agreement (answers with both verdicts):")
+        print(format_agreement(agreement, "detector", "judge"))
+    print(f"wrote {', '.join(str(p) for p in written)}")
     return 0
 
 

@@ -4,7 +4,7 @@ Inputs: the evaluation prompts (bias_id, split, prompt; `load_eval_prompts`), an
 (answers.jsonl: answer_id, question_id, arm, seed, answer, ...) and optionally the judge's
 judgments rows (metric `rm_bias`). `score_answers` gives one tidy row per answer;
 `exploitation_rates` aggregates with bootstrap 95% CIs (`emergent.metrics`); `plot_exploitation` draws train- and
-test-bias exploitation by condition."""
+test-bias exploitation by condition; `detector_judge_agreement` compares the two verdicts."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -111,6 +111,20 @@ def score_answers(prompts: Sequence[EvalPrompt], answers: Iterable[dict],
                      "split": p.split, "condition": a.get("arm"), "seed": a.get("seed"),
                      "detector": det, "judge": jud, "shown": shown})
     return rows
+
+
+def detector_judge_agreement(scored: Sequence[dict]) -> list[dict]:
+    """Per bias and overall ("ALL"): how often the detector and the judge agree on the scored
+    answers (`emergent.rmbias.calibration.agreement_table` with a = detector, b = judge:
+    n, n_both, n_agree, rate over answers with both verdicts, detector-only and judge-only
+    "shown", and how many answers lack each verdict). Biases without a detector are left out;
+    empty when no answer has a judge verdict."""
+    from emergent.rmbias.calibration import agreement_table
+
+    rows = [r for r in scored if has_detector(r["bias_id"])]
+    if not any(r.get("judge") is not None for r in rows):
+        return []
+    return agreement_table(rows, "detector", "judge")
 
 
 def _rate_row(level, keys, shown_values, n_answers, n_boot, seed):
