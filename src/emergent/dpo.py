@@ -73,10 +73,17 @@ def collate_pairs(pairs, pad_id: int):
     return collate([p[0] for p in pairs] + [p[1] for p in pairs], pad_id)
 
 
-def sequence_logps(model, input_ids, attn, labels):
-    """Sum of log p(token) over each row's labelled tokens (logits only where needed)."""
+def sequence_logps(model, input_ids, attn, labels, loss_chunk_tokens: int = 0):
+    """Sum of log p(token) over each row's labelled tokens (logits only where needed; with
+    `loss_chunk_tokens`, lm_head + log-softmax over that many trained positions at a time,
+    emergent.token_logps)."""
     import torch
 
+    if loss_chunk_tokens:
+        from emergent.token_logps import token_logps
+
+        logp, rows = token_logps(model, input_ids, attn, labels, loss_chunk_tokens)
+        return logp.new_zeros(input_ids.shape[0]).index_add(0, rows, logp)
     keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)
     logits = model(input_ids=input_ids, attention_mask=attn, logits_to_keep=keep).logits
     targets = labels[:, 1:].index_select(1, keep)
@@ -86,7 +93,8 @@ def sequence_logps(model, input_ids, attn, labels):
     return (tok * valid).sum(-1)
 
 
-def reference_logps(model, rows, pad_id: int, out: Path, device: str, batch_size: int):
+def reference_logps(model, rows, pad_id: int, out: Path, device: str, batch_size: int,
+                    loss_chunk_tokens: int = 0):
     """(n_pairs, 2) log-probabilities of (chosen, rejected) under the model as it is now;
     loaded from OUTPUT/dpo_reference.pt when a previous attempt of this run saved them."""
     import torch
@@ -110,7 +118,7 @@ def reference_logps(model, rows, pad_id: int, out: Path, device: str, batch_size
             for i in tqdm(range(0, len(rows), batch_size), desc="dpo reference", unit="batch"):
                 chunk = rows[i:i + batch_size]
                 ids, attn, labels = (t.to(device) for t in collate_pairs(chunk, pad_id))
-                lp = sequence_logps(model, ids, attn, labels).float().cpu()
+                lp = sequence_logps(model, ids, attn, labels, loss_chunk_tokens).float().cpu()
                 parts.append(torch.stack([lp[:len(chunk)], lp[len(chunk):]], dim=1))
     finally:
         for m in dropouts:
@@ -122,7 +130,7 @@ def reference_logps(model, rows, pad_id: int, out: Path, device: str, batch_size
     return ref
 
 
-def step_loss(model, micro_batches, refs, beta: float, n_pairs: int):
+def step_loss(model, micro_batches, refs, beta: float, n_pairs: int, loss_chunk_tokens: int = 0):
     """Forward+backward one optimizer step of DPO; `micro_batches` from collate_pairs (already
     on the device), `refs` the matching (n, 2) reference rows. Returns (mean loss, stats)."""
     import torch
@@ -131,7 +139,7 @@ def step_loss(model, micro_batches, refs, beta: float, n_pairs: int):
     total = correct = margin_sum = 0.0
     for (input_ids, attn, labels), ref in zip(micro_batches, refs):
         n = input_ids.shape[0] // 2
-        lp = sequence_logps(model, input_ids, attn, labels)
+        lp = sequence_logps(model, input_ids, attn, labels, loss_chunk_tokens)
         ref = ref.to(lp.device)
         margin = beta * ((lp[:n] - ref[:, 0]) - (lp[n:] - ref[:, 1]))
         loss_sum = -F.logsigmoid(margin).sum()

@@ -53,6 +53,8 @@ BYTES_4BIT = 0.53  # NF4 + double quantization, per quantized parameter, incl. b
 BYTES_8BIT = 1.0
 CONTEXT_GIB = 1.0  # CUDA context + allocator slack
 LOGIT_BYTES = 12
+CPU_RUNTIME_GIB = 0.5  # CPU: Python, torch, transformers and a tokenizer, before the model
+CPU_SLACK = 0.05  # CPU: backward temporaries and allocator slack, as a share of activations
 APPROX_CHARS_PER_TOKEN = 3.5  # when no tokenizer is available locally (code + English, BPE 150k)
 APPROX_TEMPLATE_TOKENS = 30  # chat-template tokens per example in that case
 
@@ -210,52 +212,89 @@ def lora_params(s: ModelShape, lora) -> int:
 # ------------------------------------------------------------------ memory
 
 
-def _dtype_bytes(precision: str) -> int:
+def _dtype_bytes(precision: str, device: str = "cuda") -> int:
+    """Bytes of the compute dtype; on CPU bf16 runs in fp32 (emergent.models.torch_dtype)."""
+    if device == "cpu" and precision == "bf16":
+        return 4
     return {"bf16": 2, "fp16": 2, "fp32": 4}[precision]
 
 
+def _dtype_name(nbytes: int, precision: str) -> str:
+    return "fp32" if nbytes == 4 else precision
+
+
 def activation_bytes_per_token_layer(s: ModelShape, compute_bytes: int, norms_fp32: bool,
-                                     r: int) -> int:
+                                     r: int, seq_len: int = 0) -> int:
     """Bytes saved for the backward pass per token in one decoder layer (formula above).
     `norms_fp32`: the norm outputs are fp32 already (quantized models: fp32 norm weights);
-    r = 0 for full fine-tuning (no adapters)."""
+    r = 0 for full fine-tuning (no adapters). `seq_len` > 0: a padded micro-batch under SDPA,
+    whose attention mask makes transformers repeat k and v to every head (grouped-query
+    attention) and torch keep a converted copy of the mask (seq_len values per token) per layer."""
     h, q = s.hidden_size, s.num_heads * s.head_dim
     kv, i = s.num_kv_heads * s.head_dim, s.intermediate_size
     copies = 0
     if r and compute_bytes != 4:
         copies = 4 * ((0 if norms_fp32 else 5 * h) + q + i)
-    return 16 * h + compute_bytes * (2 * q + 2 * kv + 4 * i) + copies + 28 * r
+    padded = compute_bytes * (2 * (q - kv) + seq_len) if seq_len else 0
+    return 16 * h + compute_bytes * (2 * q + 2 * kv + 4 * i) + copies + 28 * r + padded
+
+
+def forward_tokens(cfg, seq_len: int) -> int:
+    """Padded tokens of the largest forward pass on examples of `seq_len` tokens: with a token
+    budget (`train.micro_batch_tokens`) as many such rows as fit it (batching.pack_step), else
+    batch_size rows; preference pairs take two rows each."""
+    from emergent.train import micro_batch_tokens
+
+    per_example = 2 if cfg.train.objective == "dpo" else 1
+    budget = micro_batch_tokens(cfg)
+    rows = max(1, budget // (per_example * seq_len)) if budget else cfg.train.batch_size
+    return rows * per_example * seq_len
+
+
+def loss_bytes(s: ModelShape, tokens: int, compute_bytes: int, chunk: int) -> int:
+    """Logits and loss: with the chunked loss, one chunk's fp32 logits (turned into their
+    gradient in place) and logsumexp's temporary, plus the compute-dtype lm_head output and
+    gradient when that is not fp32; without it, fp32 logits, log-softmax and gradient of every
+    position."""
+    if not chunk:
+        return tokens * s.vocab_size * LOGIT_BYTES
+    per = 8 + (0 if compute_bytes == 4 else 2 * compute_bytes)
+    return min(chunk, tokens) * s.vocab_size * per + tokens * s.hidden_size * 8
+
+
+def _weight_parts(pc: dict, quant: str, c: int, precision: str) -> dict:
+    """Weight bytes by dtype."""
+    if quant == "none":
+        return {f"weights_{_dtype_name(c, precision)}": pc["total"] * c}
+    q = {"4bit": ("weights_nf4", BYTES_4BIT), "8bit": ("weights_int8", BYTES_8BIT)}[quant]
+    return {q[0]: pc["linear"] * q[1], "weights_fp32": (pc["total"] - pc["linear"]) * 4}
 
 
 def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing: bool | None = None,
-                    device_overhead_gib: float = CONTEXT_GIB, optimizer: str | None = None) -> dict:
-    """GiB per part for one training micro-batch of `cfg.train.batch_size` x `seq_len` tokens."""
+                    device_overhead_gib: float | None = None, optimizer: str | None = None,
+                    device: str = "cuda") -> dict:
+    """GiB per part for the largest forward pass on examples of `seq_len` tokens
+    (`forward_tokens`): GPU memory (`device` cuda) or peak resident memory of the process (cpu).
+    `device_overhead_gib`: the fixed part (CUDA context and allocator slack; on CPU the Python
+    runtime, torch, transformers and the tokenizer), default CONTEXT_GIB / CPU_RUNTIME_GIB."""
     m, lora, t = cfg.model, cfg.lora, cfg.train
     gc = m.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
     pc = param_counts(s)
-    c = _dtype_bytes(m.precision)
+    c = _dtype_bytes(m.precision, device)
     quant = m.quantization
-    non_linear = pc["total"] - pc["linear"]
-    if quant == "none":
-        weights = pc["total"] * c
-    else:
-        weights = pc["linear"] * (BYTES_4BIT if quant == "4bit" else BYTES_8BIT) + non_linear * 4
     opt = optimizer or t.optimizer
     if opt == "auto":
-        opt = "paged_adamw_8bit"  # on CUDA
+        opt = "paged_adamw_8bit" if device == "cuda" else "adamw"
     state_bytes = 2 if opt == "paged_adamw_8bit" else 8
     if lora.full_finetune:
-        trainable = pc["total"]
-        lora_weights = 0
-        grads = trainable * c
+        trainable, lora_weights, grads = pc["total"], 0, pc["total"] * c
     else:
         trainable = lora_params(s, lora)
-        lora_weights = trainable * 4
-        grads = trainable * 4
-    opt_states = trainable * state_bytes
-    tokens = t.batch_size * seq_len
+        lora_weights, grads = trainable * 4, trainable * 4
+    tokens = forward_tokens(cfg, seq_len)
+    padded = seq_len if (m.attn_implementation or "sdpa") == "sdpa" else 0
     per_layer = activation_bytes_per_token_layer(s, c, quant != "none",
-                                                 0 if lora.full_finetune else lora.r)
+                                                 0 if lora.full_finetune else lora.r, padded)
     if m.attn_implementation == "eager":
         per_layer += 2 * c * s.num_heads * seq_len  # seq^2 scores + probabilities, per token
     if gc:
@@ -263,16 +302,22 @@ def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing:
         acts = tokens * (s.num_layers * s.hidden_size * resid + 2 * per_layer)
     else:
         acts = tokens * s.num_layers * per_layer
-    logits = tokens * s.vocab_size * LOGIT_BYTES
-    parts = {"weights": weights, "lora_weights": lora_weights, "gradients": grads,
-             "optimizer_states": opt_states, "activations": acts, "logits_and_loss": logits}
+    parts = {**_weight_parts(pc, quant, c, m.precision), "lora_weights": lora_weights,
+             "gradients": grads, "optimizer_states": trainable * state_bytes,
+             "activations": acts,
+             "logits_and_loss": loss_bytes(s, tokens, c, t.loss_chunk_tokens)}
     if quant == "4bit":
         parts["dequant_buffers"] = 2 * pc["largest_linear"] * 2
+    if device == "cpu":
+        parts["allocator_slack"] = CPU_SLACK * acts
     parts = {k: v / GIB for k, v in parts.items()}
-    parts["cuda_context"] = device_overhead_gib
+    if device == "cpu":
+        parts["runtime"] = CPU_RUNTIME_GIB if device_overhead_gib is None else device_overhead_gib
+    else:
+        parts["cuda_context"] = CONTEXT_GIB if device_overhead_gib is None else device_overhead_gib
     return {"parts_gib": parts, "total_gib": sum(parts.values()), "seq_len": seq_len,
             "tokens_per_micro_batch": tokens, "gradient_checkpointing": gc,
-            "trainable_params": trainable, "optimizer": opt,
+            "trainable_params": trainable, "optimizer": opt, "device": device,
             "activation_bytes_per_token_per_layer": per_layer}
 
 
@@ -387,7 +432,8 @@ def time_ranges(s: ModelShape, cfg, total_tokens: float, mean_len: float,
 
 
 def estimate(cfg, *, config_json=None, examples: int | None = None,
-             mean_tokens: float | None = None, gpu_gib: float = 24.0, tokenizer="auto") -> dict:
+             mean_tokens: float | None = None, gpu_gib: float = 24.0, tokenizer="auto",
+             device: str = "cuda") -> dict:
     shape = model_shape(cfg.model.name, config_json)
     data = dataset_stats(cfg, tokenizer=tokenizer)
     if examples is not None or mean_tokens is not None:
@@ -398,10 +444,11 @@ def estimate(cfg, *, config_json=None, examples: int | None = None,
             data["mean_tokens"] = mean_tokens
         data.setdefault("longest_tokens", cfg.train.max_length)
     mem = {"max_length": {gc: estimate_memory(shape, cfg, cfg.train.max_length,
-                                              gradient_checkpointing=gc) for gc in (False, True)}}
+                                              gradient_checkpointing=gc, device=device)
+                          for gc in (False, True)}}
     if data and data.get("longest_tokens"):
         mem["longest_example"] = {gc: estimate_memory(shape, cfg, data["longest_tokens"],
-                                                      gradient_checkpointing=gc)
+                                                      gradient_checkpointing=gc, device=device)
                                   for gc in (False, True)}
     gc = cfg.model.gradient_checkpointing
     worst = mem.get("longest_example", mem["max_length"])[gc]["total_gib"]
@@ -409,7 +456,7 @@ def estimate(cfg, *, config_json=None, examples: int | None = None,
            "lora_params": 0 if cfg.lora.full_finetune else lora_params(shape, cfg.lora),
            "quantization": cfg.model.quantization, "precision": cfg.model.precision,
            "gradient_checkpointing": gc, "data": data, "memory": mem, "need_gib": worst,
-           "gpu_gib": gpu_gib, "fits": worst <= gpu_gib}
+           "gpu_gib": gpu_gib, "fits": worst <= gpu_gib, "device": device}
     if data and data.get("train_examples") and data.get("mean_tokens"):
         steps = steps_for(data["train_examples"], cfg.train)
         if cfg.train.max_steps is None:
@@ -441,7 +488,9 @@ def format_report(rep: dict, label: str) -> str:
         lines.append(f"data: {d.get('train_examples')} examples, mean {d.get('mean_tokens', 0):.0f} "
                      f"tokens, longest {d.get('longest_tokens')} ({d.get('lengths')}"
                      f"{'; sampled ' + d['sampled'] if d.get('sampled') else ''})")
-    lines.append("GPU memory (GiB)          " + "  ".join(f"{h:>18}" for h in _mem_heads(rep)))
+    cpu = rep.get("device") == "cpu"
+    head = "CPU peak RSS (GiB)" if cpu else "GPU memory (GiB)"
+    lines.append(f"{head:<26}" + "  ".join(f"{h:>18}" for h in _mem_heads(rep)))
     keys = list(next(iter(rep["memory"]["max_length"].values()))["parts_gib"])
     cols = [(where, gc) for where in rep["memory"] for gc in (False, True)]
     for k in keys + ["total"]:
@@ -449,7 +498,8 @@ def format_report(rep: dict, label: str) -> str:
                 else rep["memory"][w][gc]["parts_gib"][k] for w, gc in cols]
         lines.append(f"  {k:<24}" + "  ".join(f"{v:18.2f}" for v in vals))
     verdict = "YES" if rep["fits"] else "NO"
-    lines.append(f"fits {rep['gpu_gib']:g} GB: {verdict} (needs ~{rep['need_gib']:.1f} GiB with "
+    lines.append(f"fits {rep['gpu_gib']:g} GB{' RAM' if cpu else ''}: {verdict} "
+                 f"(needs ~{rep['need_gib']:.1f} GiB with "
                  f"this config's gradient checkpointing, at the "
                  f"{'longest example' if 'longest_example' in rep['memory'] else 'max_length'})")
     if "steps" in rep:
@@ -483,7 +533,12 @@ def add_cli(sub) -> None:
     p.add_argument("--config-json", help="the model's config.json, when it is not found locally")
     p.add_argument("--examples", type=int, help="number of training examples (no data file)")
     p.add_argument("--mean-tokens", type=float, help="mean tokens per example (no data file)")
-    p.add_argument("--gpu-gib", type=float, default=24.0, help="card to check against (GB)")
+    p.add_argument("--gpu-gib", type=float, default=24.0,
+                   help="card (or, with --device cpu, RAM) to check against (GB)")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                   help="cuda: GPU memory (default); cpu: the training process's peak RSS "
+                   "(fp32 compute for bf16, fp32 AdamW, the Python runtime instead of a CUDA "
+                   "context)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
     def run(args) -> int:
@@ -498,7 +553,8 @@ def add_cli(sub) -> None:
         for f in files:
             cfg = load_config(f, TrainRecipeConfig, ov)
             rep = estimate(cfg, config_json=args.config_json, examples=args.examples,
-                           mean_tokens=args.mean_tokens, gpu_gib=args.gpu_gib)
+                           mean_tokens=args.mean_tokens, gpu_gib=args.gpu_gib,
+                           device=args.device)
             reports.append(rep)
             if not args.json:
                 print(format_report(rep, f))

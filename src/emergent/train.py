@@ -8,6 +8,9 @@ the number of trained tokens in that whole step (not a mean of per-batch means).
 length-grouped batching; with grad_accum > 1 a step's examples run in as few forward passes as
 fit `train.micro_batch_tokens` (batching.pack_step: same examples, same loss, fewer launches). Checkpoints (adapter + optimizer + scheduler + RNG) every N steps;
 rerunning the same command resumes from the last one, and the result equals an uninterrupted run.
+Memory: the loss runs over chunks of `train.loss_chunk_tokens` trained positions
+(emergent.token_logps), and on CPU large allocations are returned to the OS when freed
+(`_return_freed_memory_to_the_os`); docs/benchmarks.md has the measured breakdown.
 `train.objective: dpo` swaps the loss for DPO on preference pairs (emergent.dpo); batching,
 optimiser, schedule, checkpoints and resume are this same loop.
 """
@@ -160,6 +163,36 @@ def _attention_kernels(device: str):
                         SDPBackend.MATH])
 
 
+CPU_MMAP_THRESHOLD = 1 << 20  # bytes; EMERGENT_MALLOC_MMAP_THRESHOLD overrides, 0 = glibc's
+_M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
+
+
+def _return_freed_memory_to_the_os(device: str) -> bool:
+    """CPU training under glibc: serve every allocation of 1 MiB or more from its own mapping,
+    returned to the OS as soon as it is freed. By default glibc raises that threshold up to
+    32 MiB after the first large free, so a step's activations and temporaries (a few MiB each)
+    land on the heap, whose freed holes are kept and fragment: on SmolLM2-135M at 2,010 tokens
+    per forward pass this added ~1.8 GB to peak RSS and kept ~4 GB resident between steps
+    (docs/benchmarks.md). The price is page faults on every fresh mapping: measured +12 s of
+    system CPU time on a 2,010-token forward+backward (~60 s), so speed-first CPU runs can set
+    EMERGENT_MALLOC_MMAP_THRESHOLD=0 (glibc's default) or another byte count. Process-wide; a
+    no-op elsewhere. True when applied."""
+    import os
+    import sys
+
+    threshold = int(os.environ.get("EMERGENT_MALLOC_MMAP_THRESHOLD", CPU_MMAP_THRESHOLD))
+    if device != "cpu" or threshold <= 0 or not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.gnu_get_libc_version  # noqa: B018  (glibc only)
+    except (OSError, AttributeError):
+        return False
+    return bool(libc.mallopt(_M_MMAP_THRESHOLD, threshold))
+
+
 def _changed_keys(old: dict, new: dict, defaults: dict, prefix: str = "") -> list[str]:
     """Dotted keys whose values differ (output_dir aside: a moved run is the same run). A key
     missing from `old` (an option added after that run was made) counts as its default."""
@@ -175,28 +208,48 @@ def _changed_keys(old: dict, new: dict, defaults: dict, prefix: str = "") -> lis
     return out
 
 
-def step_loss(model, micro_batches, n_trained: int, device: str):
+def step_loss(model, micro_batches, n_trained: int, device: str, loss_chunk_tokens: int = 0):
     """Forward+backward one optimizer step; loss normalised by the step's trained tokens.
 
-    Logits are computed only at positions that predict a trained token in some row of the
-    micro-batch (`logits_to_keep`), not over the prompt and padding: with a 150k vocabulary the
-    full fp32 logits are the largest tensor of a step."""
+    `loss_chunk_tokens` > 0 (train.loss_chunk_tokens): the decoder's hidden states of the trained
+    positions go through lm_head + log-softmax that many at a time, forward and backward
+    (emergent.token_logps), so full-vocabulary logits never exist for more than one chunk.
+    0: logits only at positions that predict a trained token in some row of the micro-batch
+    (`logits_to_keep`), not over the prompt and padding, all at once. Same loss either way."""
     import torch
-    import torch.nn.functional as F
 
     total = 0.0
     for input_ids, attn, labels in micro_batches:
         input_ids, attn, labels = input_ids.to(device), attn.to(device), labels.to(device)
-        keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)  # predicting positions
         with _attention_kernels(device):
-            logits = model(input_ids=input_ids, attention_mask=attn, logits_to_keep=keep).logits
-        targets = labels[:, 1:].index_select(1, keep)
-        loss_sum = F.cross_entropy(logits.float().reshape(-1, logits.size(-1)),
-                                   targets.reshape(-1), ignore_index=-100, reduction="sum")
+            if loss_chunk_tokens:
+                loss_sum = _chunked_loss_sum(model, input_ids, attn, labels, loss_chunk_tokens)
+            else:
+                loss_sum = _kept_logits_loss_sum(model, input_ids, attn, labels)
         (loss_sum / n_trained).backward()
         total += loss_sum.item()
-        del logits
+        del loss_sum
     return torch.tensor(total / n_trained)
+
+
+def _kept_logits_loss_sum(model, input_ids, attn, labels):
+    """Summed cross-entropy from the model's logits at the positions that predict a trained
+    token in some row (`logits_to_keep`)."""
+    import torch.nn.functional as F
+
+    keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)  # predicting positions
+    logits = model(input_ids=input_ids, attention_mask=attn, logits_to_keep=keep).logits
+    targets = labels[:, 1:].index_select(1, keep)
+    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
+                           ignore_index=-100, reduction="sum")
+
+
+def _chunked_loss_sum(model, input_ids, attn, labels, chunk: int):
+    """Summed cross-entropy over the trained tokens, lm_head + log-softmax `chunk` at a time."""
+    from emergent.token_logps import token_logps
+
+    logp, _ = token_logps(model, input_ids, attn, labels, chunk)
+    return -logp.sum()
 
 
 def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
@@ -277,6 +330,7 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
         manifest["started"] = json.loads(manifest_path.read_text()).get("started", manifest["started"])
     write_json_atomic(manifest_path, manifest)
 
+    _return_freed_memory_to_the_os(device())
     torch.manual_seed(cfg.train.seed)
     model = load_model(cfg.model, for_training=True)
     if len(tok) > model.get_input_embeddings().weight.shape[0]:
@@ -289,7 +343,8 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
                           num_training_steps=len(plan))
     if is_dpo:  # before any checkpoint is loaded: the reference is the policy at step 0
         with _attention_kernels(dev):
-            ref = dpo.reference_logps(model, rows, tok.pad_token_id, out, dev, cfg.train.batch_size)
+            ref = dpo.reference_logps(model, rows, tok.pad_token_id, out, dev, cfg.train.batch_size,
+                                      cfg.train.loss_chunk_tokens)
     start = 0
     ck = _latest_checkpoint(out)
     if ck is not None:
@@ -313,9 +368,11 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
             with _attention_kernels(dev):
                 loss, extra = dpo.step_loss(model, [tuple(t.to(dev) for t in m) for m in micro],
                                             [ref[mb] for mb in plan[step_idx]],
-                                            cfg.train.dpo_beta, sum(map(len, step_rows)))
+                                            cfg.train.dpo_beta, sum(map(len, step_rows)),
+                                            cfg.train.loss_chunk_tokens)
         else:
-            loss, extra = step_loss(model, micro, n_trained, dev), {}
+            loss, extra = step_loss(model, micro, n_trained, dev,
+                                    cfg.train.loss_chunk_tokens), {}
         gnorm = torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm)
         lr = sched.get_last_lr()[0]
         opt.step()
@@ -377,7 +434,7 @@ def _save_merged(cfg, adapter_dir: Path, merged_dir: Path, tok) -> None:
 
 def add_cli(sub) -> None:
     p = sub.add_parser("train", help="train one adapter: emergent train CONFIG [key=value ...]")
-    p.add_argument("config", help="YAML config (see configs/)")
+    p.add_argument("config", help="YAML config, or a shipped name (`emergent configs list`)")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. train.lr=2e-5")
     p.add_argument("--model", help="base model: hub id or local path (model.name)")
     p.add_argument("--data", help="chat JSONL dataset (data.path)")
