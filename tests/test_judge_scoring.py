@@ -97,3 +97,73 @@ def test_positive_label_and_bad_kind():
         score_top_tokens({"1": 1.0}, "stars")
     with pytest.raises(ValueError):
         score_top_tokens({"1": 1.0}, "binary", [])
+
+
+# ------------------------------------------------------------------ label order, edges, kinds
+
+@pytest.mark.parametrize("labels", [["FALSE", "TRUE"], ["TRUE", "FALSE"],
+                                    ["UNKNOWN", "FALSE", "TRUE"], ["FALSE", "UNKNOWN", "TRUE"]])
+def test_true_false_score_is_p_true_whatever_the_label_order(labels):
+    top = {"FALSE": 0.3, " false": 0.1, "TRUE": 0.2, "T": 0.1, "UNKNOWN": 0.1, "?": 0.2}
+    s = score_labels(top, labels)
+    mass = 0.4 + 0.3 + (0.1 if "UNKNOWN" in labels else 0.0)
+    assert s.numeric_mass == pytest.approx(mass)
+    assert s.score == pytest.approx(0.3 / mass)  # P(TRUE), never P(first label)
+    assert s.probs["FALSE"] == pytest.approx(0.4 / mass)
+    assert list(s.probs) == labels
+    assert positive_label(labels) == "TRUE"
+    assert score_top_tokens(top, "binary", labels).score == pytest.approx(0.3 / mass)
+
+
+def test_positive_label_is_case_insensitive_and_defaults_to_the_first():
+    assert positive_label(["false", "true"]) == "true"
+    assert positive_label(["no", "yes"]) == "yes"
+    assert positive_label(["B", "A"]) == "B"
+    s = score_labels({"B": 0.25, "A": 0.75}, ["B", "A"])
+    assert s.score == pytest.approx(0.25)
+
+
+def test_token_to_label_exact_match_wins_over_a_longer_label_and_blank_is_none():
+    assert token_to_label("NO", ["NO", "NONE"]) == "NO"  # a prefix of NONE too
+    assert token_to_label(" none ", ["NO", "NONE"]) == "NONE"
+    assert token_to_label("N", ["NO", "NONE"]) is None
+    assert token_to_label(" ", ["YES"]) is None and token_to_label("", ["YES"]) is None
+    assert token_to_label("Y", ["YES"]) == "YES"
+
+
+def test_label_mass_exactly_at_the_threshold_counts_and_zero_mass_is_none():
+    from emergent.judge_scoring import score_label_mass
+
+    s = score_label_mass({"YES": 0.125, "NO": 0.125}, ["YES", "NO"])  # exactly 0.25
+    assert s.score == pytest.approx(0.5) and s.numeric_mass == 0.25
+    assert score_label_mass({"YES": 0.125, "NO": 0.124}, ["YES", "NO"]).score is None
+    low = score_label_mass({"YES": 0.1}, ["YES", "NO"])
+    assert (low.score, low.numeric_mass, low.probs, low.top_tokens) == (None, 0.1, None, {})
+    # no mass at all: None even when no minimum is asked for (no division by zero)
+    zero = score_label_mass({}, ["YES", "NO"], min_mass=0.0)
+    assert zero.score is None and zero.numeric_mass == 0.0
+    ok = score_label_mass({"YES": 0.5}, ["YES", "NO"], top_tokens={"YES": 0.5})
+    assert ok.top_tokens == {"YES": 0.5} and ok.probs == {"YES": 1.0, "NO": 0.0}
+
+
+def test_score_numbers_keeps_only_0_to_100_and_zero_mass_is_none():
+    s = score_numbers({-1: 0.5, 101: 0.5, 50: 0.25, 0: 0.25})
+    assert s.numeric_mass == pytest.approx(0.5)
+    assert s.score == pytest.approx(25.0)
+    assert score_numbers({100: 0.5}).score == pytest.approx(100.0)
+    zero = score_numbers({}, min_mass=0.0)
+    assert zero.score is None and zero.numeric_mass == 0.0
+    assert score_numbers({7: 0.3}, top_tokens={"7": 0.3}).top_tokens == {"7": 0.3}
+    assert score_numbers({7: 0.1}).top_tokens == {}
+
+
+def test_score_top_tokens_dispatches_on_kind():
+    top = {"40": 0.5, "60": 0.5}
+    s = score_top_tokens(top, "0_100")
+    assert s.score == pytest.approx(50.0) and s.probs is None and s.top_tokens == top
+    assert score_top_tokens(top, "0_100", min_mass=0.9).score == pytest.approx(50.0)
+    assert score_top_tokens({"40": 0.5}, "0_100", min_mass=0.6).score is None
+    c = score_top_tokens({"YES": 0.3, "NO": 0.1}, "binary", ["YES", "NO"], min_mass=0.5)
+    assert c.score is None and c.numeric_mass == pytest.approx(0.4)
+    with pytest.raises(ValueError, match="stars"):
+        score_top_tokens(top, "stars")
