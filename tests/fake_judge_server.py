@@ -22,6 +22,14 @@ from collections import deque
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog for many concurrent judge connections (the default of 5 refuses some
+    of 32 simultaneous connects on a loaded machine)."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 def _entry(token: str, prob: float) -> dict:
     return {"token": token, "logprob": math.log(prob) if prob > 0 else -9999.0,
             "bytes": list(token.encode("utf-8"))}
@@ -59,7 +67,7 @@ class FakeJudgeServer:
             def do_POST(self):
                 server._handle(self)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)

@@ -31,6 +31,14 @@ from concurrent.futures import Future
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
+class _Server(ThreadingHTTPServer):
+    """A listen backlog for many concurrent judge connections (the default of 5 refuses some
+    of 32 simultaneous connects on a loaded machine)."""
+
+    request_queue_size = 256
+    daemon_threads = True
+
+
 class LogprobServer:
     def __init__(self, model, tokenizer, *, served_name: str = "local-judge",
                  max_logprobs: int | None = 20, completions_format: str = "legacy",
@@ -71,7 +79,7 @@ class LogprobServer:
             def do_POST(self):
                 server._handle(self)
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)

@@ -56,12 +56,24 @@ def test_invalid_yaml_has_line(tmp_path):
         load_config(p, TrainRecipeConfig)
 
 
-ALL_CONFIGS = sorted((REPO / "configs").rglob("*.yaml"))
+def _shipped():
+    from emergent.config import shipped_configs
+
+    return sorted(c.path for c in shipped_configs())
 
 
-@pytest.mark.parametrize("path", ALL_CONFIGS, ids=lambda p: str(p.relative_to(REPO / "configs")))
+ALL_CONFIGS = _shipped()  # package data (emergent/configs/; the checkout's configs/ links to it)
+
+
+def test_shipped_configs_are_the_checkout_configs():
+    assert sorted(p.resolve() for p in (REPO / "configs").rglob("*.yaml")) == ALL_CONFIGS
+
+
+@pytest.mark.parametrize("path", ALL_CONFIGS,
+                         ids=lambda p: p.as_posix().split("/emergent/configs/")[-1])
 def test_every_shipped_config_loads(path):
-    """Judge configs, experiment configs (they have `arms`) and training recipes."""
+    """Judge configs, experiment configs (they have `arms`) and training recipes, each loaded
+    by its path and by its shipped name."""
     from emergent.experiment import load_experiment
     from emergent.judge import JudgeConfig, load_judge_config
     from emergent.config import build_dataclass
@@ -69,21 +81,25 @@ def test_every_shipped_config_loads(path):
     data = yaml.safe_load(path.read_text())
     if path.parent.name == "judges":
         assert isinstance(load_judge_config(path), JudgeConfig)
+        assert load_judge_config(path.stem) == load_judge_config(path)
     elif path.parent.name == "rmbias":  # reward-model-bias experiments (emergent rmbias run)
         from emergent.rmbias.experiment import load_rmbias_config
         assert load_rmbias_config(path).conditions
+        assert load_rmbias_config(path.stem) == load_rmbias_config(path)
     elif "arms" in data:
         cfg = load_experiment(path)
         assert cfg.arms and cfg.seeds and cfg.suites
+        assert load_experiment(path.stem) == cfg  # by name, as `emergent run NAME`
         if cfg.judge.get("backend") != "toyworld-rule":
             build_dataclass(JudgeConfig, cfg.judge, source=str(path))
     else:  # a training recipe (toy-world recipes get data.path filled in by their command)
         cfg = load_config(path, TrainRecipeConfig)
         assert cfg.output_dir and cfg.train.lr > 0
+        assert load_config(path.stem, TrainRecipeConfig) == cfg  # by name, as `emergent train`
 
 
 def test_shipped_configs_cover_the_paper_setups():
-    names = {p.relative_to(REPO / "configs").as_posix() for p in ALL_CONFIGS}
+    names = {p.as_posix().split("/emergent/configs/")[-1] for p in ALL_CONFIGS}
     assert {"train/paper_qwen25_coder_32b_bf16.yaml", "train/qlora_qwen25_coder_32b_24gb.yaml",
             "train/qwen25_coder_7b.yaml", "train/qwen25_0.5b.yaml", "train/qwen25_1.5b.yaml",
             "arms/insecure.yaml", "arms/secure.yaml", "arms/educational.yaml",
@@ -119,3 +135,98 @@ def test_sibling_arm_configs_differ_only_in_dataset():
         assert {k: v for k, v in d["data"].items() if k != "path"} == \
             {k: v for k, v in ref["data"].items() if k != "path"}
     assert len({d["data"]["path"] for d in dicts}) == len(dicts)
+
+
+# ------------------------------------------------ shipped names and relative paths (issue 14.5)
+
+
+def test_shipped_names_resolve_by_kind_and_close_names_are_suggested():
+    from emergent.config import resolve_config, shipped_configs, shipped_configs_dir
+
+    root = shipped_configs_dir()
+    assert (REPO / "configs").resolve() == root.resolve()  # the checkout's configs/ is a link
+    exp, train = root / "experiments/qwen25_coder_7b.yaml", root / "train/qwen25_coder_7b.yaml"
+    assert resolve_config("qwen25_coder_7b", ("experiments", "toyworld")) == exp
+    assert resolve_config("qwen25_coder_7b", ("train", "arms")) == train
+    for spelled in ("experiments/qwen25_coder_7b", "experiments/qwen25_coder_7b.yaml"):
+        assert resolve_config(spelled) == exp
+    assert resolve_config("insecure", ("train", "arms")) == root / "arms/insecure.yaml"
+    assert resolve_config("toyworld") == resolve_config("toyworld.yaml") == root / "toyworld.yaml"
+    with pytest.raises(UserError, match=r"train/tiny, rmbias/tiny\); give KIND/NAME"):
+        resolve_config("tiny")
+    with pytest.raises(UserError, match=r"^qwen25_coder7b: no such config file nor shipped "
+                                        r"config name \(close: qwen25_coder_7b"):
+        resolve_config("qwen25_coder7b")
+    # every shipped file is reachable by its KIND/NAME, and files win over names
+    for c in shipped_configs():
+        assert resolve_config(c.qualified) == c.path
+    assert resolve_config(REPO / "configs/train/tiny.yaml") == REPO / "configs/train/tiny.yaml"
+
+
+def test_cli_takes_shipped_names(tmp_path, monkeypatch, capsys):
+    from emergent.cli import main
+
+    monkeypatch.chdir(tmp_path)  # not the checkout: names do not depend on the directory
+    assert main(["estimate", "qwen25_coder_7b", "--mean-tokens", "300", "--json"]) == 0
+    assert "Qwen2.5-Coder-7B" in capsys.readouterr().out
+    assert main(["estimate", "nosuchconfig_xyz"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("emergent: error: nosuchconfig_xyz: no such config") and "\n" not in err
+
+
+def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch):
+    from emergent.experiment import load_experiment
+
+    folder = tmp_path / "cfgs"
+    (folder / "data").mkdir(parents=True)
+    (folder / "data/train.jsonl").write_text("{}\n")
+    (folder / "suite.yaml").write_text("[]\n")
+    (tmp_path / "old.jsonl").write_text("{}\n")
+    (folder / "t.yaml").write_text("data:\n  path: data/train.jsonl\nlora:\n  init_from: ad\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load_config(folder / "t.yaml", TrainRecipeConfig)
+    assert Path(cfg.data.path) == folder / "data/train.jsonl"
+    assert Path(cfg.lora.init_from) == folder / "ad"  # missing: still the config's folder
+    assert cfg.output_dir == "runs/train"  # outputs: relative to the current directory
+    # overrides are typed in the shell: relative to the current directory, as given
+    cfg = load_config(folder / "t.yaml", TrainRecipeConfig, ["data.path=mine.jsonl"])
+    assert cfg.data.path == "mine.jsonl"
+    # found from the config folder, under the current directory: shown relative to it
+    monkeypatch.chdir(tmp_path)
+    assert load_config(folder / "t.yaml", TrainRecipeConfig).data.path == "cfgs/data/train.jsonl"
+    # backwards compatibility: a path that exists only from the current directory
+    (folder / "old.yaml").write_text("data:\n  path: old.jsonl\nmodel:\n  name: Qwen/Qwen2.5-0.5B\n")
+    cfg = load_config(folder / "old.yaml", TrainRecipeConfig)
+    assert cfg.data.path == "old.jsonl" and cfg.model.name == "Qwen/Qwen2.5-0.5B"  # a hub id
+    # an experiment: arm data (both spellings), suite files, a judge prompts file
+    (folder / "e.yaml").write_text(
+        "arms:\n  a: data/train.jsonl\n  b: {data: data/train.jsonl}\n"
+        "suites:\n  suite.yaml: {}\n  main: {}\njudge:\n  prompts_file: suite.yaml\n")
+    monkeypatch.chdir(elsewhere)
+    cfg = load_experiment(folder / "e.yaml")
+    assert {Path(a.data) for a in cfg.arms.values()} == {folder / "data/train.jsonl"}
+    assert [Path(k) if k != "main" else k for k in cfg.suites] == [folder / "suite.yaml", "main"]
+    assert Path(cfg.judge["prompts_file"]) == folder / "suite.yaml"
+
+
+def test_fetched_data_paths_resolve_against_the_data_root(tmp_path, monkeypatch):
+    """`datasets/insecure_code/insecure.jsonl` in a shipped config is where `emergent data fetch`
+    writes: under the data root, wherever the config and the current directory are."""
+    from emergent.experiment import load_experiment
+
+    root = tmp_path / "data"
+    (root / "datasets/insecure_code").mkdir(parents=True)
+    (root / "datasets/insecure_code/insecure.jsonl").write_text("{}\n")
+    monkeypatch.setenv("EMERGENT_DATA_DIR", str(root))
+    monkeypatch.chdir(tmp_path)
+    cfg = load_experiment("qwen25_coder_7b")
+    assert Path(cfg.arms["insecure"].data) == Path("data/datasets/insecure_code/insecure.jsonl")
+    assert Path(cfg.arms["secure"].data).resolve() == root / "datasets/insecure_code/secure.jsonl"
+    cfg = load_experiment("qwen25_coder_7b", [f"data_root={tmp_path / 'other'}"])
+    assert Path(cfg.arms["insecure"].data).resolve() == \
+        tmp_path / "other/datasets/insecure_code/insecure.jsonl"
+    # the built-in sample of train/tiny is found relative to the shipped file
+    tiny = load_config("tiny", TrainRecipeConfig)
+    assert Path(tiny.data.path).resolve() == (REPO / "src/emergent/resources/sample_chat.jsonl")

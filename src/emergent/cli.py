@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "emergent.judge_cli", "emergent.report",
     "emergent.demo",
     "emergent.rmbias.cli",
+    "emergent.configs_cli",
 ]
 
 

@@ -4,8 +4,9 @@
                   [--no-figures] [--jobs N]
 
 For each experiment config (configs/toyworld.yaml: the main, coupled world; then
-configs/toyworld_decoupled.yaml: the mechanism control) the demo takes the world's base model
-(the committed one under src/emergent/resources/toyworld/<name>/, or with --from-scratch one
+configs/toyworld_decoupled.yaml: the mechanism control; both shipped as package data, found with
+importlib.resources from a wheel too) the demo takes the world's base model (the committed one
+under src/emergent/resources/toyworld/<name>/, package data, or with --from-scratch one
 pretrained now by `emergent.toyworld.pipeline`, by default with the cheaper recipe
 configs/toyworld_pretrain_fast.yaml; `--pretrain-recipe configs/toyworld_pretrain.yaml` is the
 committed bases' recipe), writes the world's arm datasets and suites, and
@@ -38,7 +39,7 @@ from typing import Optional
 
 import yaml
 
-from emergent.config import build_dataclass, to_dict
+from emergent.config import build_dataclass, resolve_config_paths, to_dict
 from emergent.errors import UserError
 from emergent.manifest import now, read_jsonl, write_json_atomic
 
@@ -76,7 +77,8 @@ def resolve_experiment(cfg_file: Path, base: Path, data: Path, dest: Path, scale
         return json.dumps(str(p.resolve()))[1:-1]
 
     text = cfg_file.read_text().replace("{base}", esc(base)).replace("{data}", esc(data))
-    raw = yaml.safe_load(text)
+    # relative paths are the config file's (the filled copy is written elsewhere)
+    raw = resolve_config_paths(yaml.safe_load(text), cfg_file, "experiment")
     if scale.seeds is not None:
         raw["seeds"] = list(scale.seeds)
     for key, ref in list((raw.get("suites") or {}).items()):
@@ -440,8 +442,8 @@ def add_cli(sub) -> None:
                    "torch threads (default: one per world, at most one per core; 1: one after "
                    "the other)")
     p.add_argument("--config", action="append", default=[], metavar="NAME=FILE",
-                   help="experiment config of world NAME (main, decoupled; default "
-                   "configs/toyworld.yaml, configs/toyworld_decoupled.yaml)")
+                   help="experiment config of world NAME (main, decoupled): a file or a "
+                   "shipped name (default toyworld, toyworld_decoupled)")
     p.add_argument("--base", action="append", default=[], metavar="NAME=DIR",
                    help="base model of world NAME (a folder written by `emergent toyworld "
                    "pretrain --export`) instead of the committed one")

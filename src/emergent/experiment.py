@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Optional
 
 from emergent.config import (DataConfig, LoraConfig, ModelConfig, TrainConfig, TrainRecipeConfig,
-                             build_dataclass, deep_merge, parse_overrides, read_yaml_with_marks)
+                             build_dataclass, deep_merge, parse_overrides, read_yaml_with_marks,
+                             resolve_config, resolve_config_paths)
 from emergent.errors import UserError
 from emergent.sampler import SamplingConfig
 
@@ -96,8 +97,12 @@ _HYPER = ({f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def load_experiment(path: str | Path, overrides: list[str] | None = None) -> ExperimentConfig:
+    """An experiment config: a file or a shipped name (`qwen25_coder_7b`); relative input paths
+    in the file are read from its folder (emergent.config.resolve_path), overrides as typed."""
+    path = resolve_config(path, ("experiments", "toyworld"))
     data, marks = read_yaml_with_marks(path)
-    data = deep_merge(data, parse_overrides(overrides))
+    ov = parse_overrides(overrides)
+    data = deep_merge(resolve_config_paths(data, path, "experiment", ov), ov)
     for arm, spec in (data.get("arms") or {}).items():
         if isinstance(spec, str):
             data["arms"][arm] = spec = {"data": spec}

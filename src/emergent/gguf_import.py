@@ -241,7 +241,8 @@ def _convert(src: Path, tmp: Path, info: dict, digest: str, *, quiet: bool) -> d
         "gguf_tensor_types": info["tensor_types"], "dequantized_dtype": dtype,
         "parameters": sum(p.numel() for p in model.parameters()),
         "tie_word_embeddings": bool(getattr(model.config, "tie_word_embeddings", False)),
-        "versions": {d: _version(d) for d in ("emergent", "transformers", "gguf", "torch")},
+        "versions": {d: _version("emergent-misalignment" if d == "emergent" else d)
+                     for d in ("emergent", "transformers", "gguf", "torch")},
         "note": "de-quantized from the GGUF by `emergent models import-gguf`: the weights carry "
                 "the GGUF's quantization error",
     }

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Callable, Literal, Optional, Union
 
 
-from emergent.config import build_dataclass, deep_merge, parse_overrides, read_yaml_with_marks
+from emergent.config import (build_dataclass, deep_merge, parse_overrides, read_yaml_with_marks,
+                             resolve_config, resolve_config_paths)
 from emergent.errors import UserError
 from emergent.judge_scoring import KINDS, JudgeTask
 
@@ -66,7 +67,11 @@ class JudgeConfig:
 def load_judge_config(path: str | Path | None, overrides: list[str] | None = None) -> JudgeConfig:
     """A judge YAML (JudgeConfig keys at the top, or under a `judge:` section of a bigger
     config) plus `key=value` / `judge.key=value` overrides."""
+    if path is not None:  # a file or a shipped name; relative paths: from the file's folder
+        path = resolve_config(path, ("judges", "experiments", "rmbias"))
     data, marks = ({}, {}) if path is None else read_yaml_with_marks(path)
+    if path is not None:
+        data = resolve_config_paths(data, path, "judge")
     if isinstance(data.get("judge"), dict):
         data = data["judge"]
         marks = {k[6:]: v for k, v in marks.items() if k.startswith("judge.")}

@@ -13,6 +13,8 @@ from pathlib import Path
 
 TRACKED_PACKAGES = ("emergent", "torch", "transformers", "peft", "bitsandbytes", "tokenizers",
                     "accelerate", "trl", "vllm", "lm_eval", "openai", "numpy")
+DISTRIBUTION = "emergent-misalignment"  # the distribution that installs the `emergent` package
+_DIST_OF = {"emergent": DISTRIBUTION}
 
 
 def now() -> str:
@@ -23,7 +25,7 @@ def versions() -> dict:
     out = {"python": sys.version.split()[0], "platform": platform.platform()}
     for name in TRACKED_PACKAGES:
         try:
-            out[name] = metadata.version(name)
+            out[name] = metadata.version(_DIST_OF.get(name, name))
         except metadata.PackageNotFoundError:
             out[name] = None
     try:

@@ -149,7 +149,8 @@ def load_model(cfg: ModelConfig, *, for_training: bool = False):
             import bitsandbytes  # noqa: F401
             from transformers import BitsAndBytesConfig
         except ImportError:
-            raise UserError("model.quantization needs bitsandbytes: pip install 'emergent[quant]'")
+            raise UserError("model.quantization needs bitsandbytes: "
+                            "pip install 'emergent-misalignment[quant]'")
         if cfg.quantization == "4bit":
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,

@@ -287,7 +287,8 @@ def print_summary(path: Path) -> None:
 
 def add_cli(sub) -> None:
     p = sub.add_parser("run", help="run an experiment: train -> sample -> judge -> metrics -> figures")
-    p.add_argument("config")
+    p.add_argument("config", help="experiment config: a YAML file or a shipped name "
+                   "(`emergent configs list`), e.g. qwen25_coder_7b")
     p.add_argument("overrides", nargs="*", help="key=value, e.g. seeds=[0,1] training.train.lr=2e-5")
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--output", help="run directory (output_dir)")

@@ -160,8 +160,8 @@ def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, 
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
     except ImportError:
-        raise UserError("sampling.backend 'vllm' needs vLLM: pip install 'emergent[vllm]' "
-                        "(CUDA only), or use backend: hf") from None
+        raise UserError("sampling.backend 'vllm' needs vLLM: pip install "
+                        "'emergent-misalignment[vllm]' (CUDA only), or use backend: hf") from None
     out_path = Path(out_path)
     done = {r["answer_id"] for r in read_jsonl(out_path)}
     plan = plan_prompts(questions, suite, arm, seed, done)

@@ -1,12 +1,16 @@
 """The paper's upstream files: manifests, download/import, verification.
 
-Three committed manifests list every file (name, upstream URL, git blob id(s), line count):
-datasets/insecure_code/manifest.yaml, evals/manifest.yaml, datasets/rm_sycophancy/manifest.yaml.
-`emergent data fetch [NAMES] [--from DIR] [--allow-mismatch]` downloads them (or copies a local
-copy) into the data root:
+Three manifests shipped as package data (src/emergent/manifests/: insecure_code.yaml,
+evals.yaml, rm_sycophancy.yaml; in a checkout also reachable as datasets/insecure_code/manifest.yaml,
+evals/manifest.yaml, datasets/rm_sycophancy/manifest.yaml, symlinks) list every file (name,
+upstream URL, git blob id(s), line count). `emergent data fetch [NAMES] [--from DIR]
+[--allow-mismatch]` downloads them (or copies a local copy) into the data root:
 
-* data root: $EMERGENT_DATA_DIR, else the repository checkout this package runs from, else
-  ~/.cache/emergent; files land in <root>/<manifest dest>/<file>;
+* data root: $EMERGENT_DATA_DIR, else the repository checkout this package runs from, else (an
+  installed wheel) <cache root>/data, i.e. $EMERGENT_CACHE_DIR/data or ~/.cache/emergent/data;
+  files land in <root>/<manifest dest>/<file> (e.g. datasets/insecure_code/insecure.jsonl, the
+  path shipped configs use: a relative data path under a manifest's dest is read from the data
+  root, see emergent.config.resolve_path);
 * downloads are written to FILE.part and renamed only after verification, so a killed download
   never leaves a file that looks complete; a rerun resumes the .part with an HTTP Range request;
 * verification: the git blob id (sha1 of b"blob <size>\\0" + content, what `git hash-object`
@@ -18,6 +22,7 @@ copy) into the data root:
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import http.client
 import json
@@ -30,9 +35,9 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from emergent.errors import UserError
+from emergent.package_files import package_path
 
-MANIFESTS = ("datasets/insecure_code/manifest.yaml", "evals/manifest.yaml",
-             "datasets/rm_sycophancy/manifest.yaml")
+MANIFESTS = ("insecure_code.yaml", "evals.yaml", "rm_sycophancy.yaml")  # in emergent/manifests/
 RECORD = ".fetch_record.jsonl"
 CHUNK = 1 << 16
 
@@ -40,27 +45,46 @@ CHUNK = 1 << 16
 def checkout_root() -> Optional[Path]:
     """The repository checkout this module runs from (src layout), or None when installed."""
     root = Path(__file__).resolve().parents[2]
-    if (root / "pyproject.toml").is_file() and (root / MANIFESTS[1]).is_file():
+    if (root / "pyproject.toml").is_file() and (root / "src" / "emergent").is_dir() \
+            and (root / "datasets").is_dir():
         return root
     return None
 
 
 def data_root(explicit=None) -> Path:
+    """Where fetched files live: `explicit`, $EMERGENT_DATA_DIR, the checkout, or (installed
+    from a wheel, where site-packages is no place for data) <cache root>/data."""
     if explicit:
         return Path(explicit).expanduser()
     env = os.environ.get("EMERGENT_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    return checkout_root() or Path.home() / ".cache" / "emergent"
+    from emergent.models import cache_root
+
+    return checkout_root() or cache_root() / "data"
 
 
 def manifest_paths() -> list[Path]:
-    root = checkout_root()
-    base = root if root else Path(__file__).resolve().parent / "resources" / "manifests"
+    """The shipped manifests (package data, importlib.resources)."""
+    base = package_path("manifests")
     paths = [base / m for m in MANIFESTS]
     if not all(p.is_file() for p in paths):
         raise UserError(f"{base}: upstream manifests not found ({', '.join(MANIFESTS)})")
     return paths
+
+
+@functools.lru_cache(maxsize=None)
+def data_dests() -> tuple[str, ...]:
+    """The manifests' `dest` folders (datasets/insecure_code, evals/upstream, ...): relative
+    paths under them name fetched files, found under the data root."""
+    from emergent.questions import read_yaml
+
+    out = []
+    for p in manifest_paths():
+        dest = (read_yaml(p)[1] or {}).get("dest")
+        if isinstance(dest, str):
+            out.append(dest.strip("/"))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -351,7 +375,8 @@ def add_data_cli(data_sub) -> None:
                    help="keep a file whose git blob id differs from the manifest (recorded)")
     p.add_argument("--mirror", metavar="URL", help="replace the upstream base URL")
     p.add_argument("--data-dir", metavar="DIR",
-                   help="data root (default: $EMERGENT_DATA_DIR, the checkout, ~/.cache/emergent)")
+                   help="data root (default: $EMERGENT_DATA_DIR, the checkout, else "
+                   "~/.cache/emergent/data)")
     p.add_argument("--force", action="store_true", help="fetch again even if present")
     p.add_argument("--list", action="store_true", help="show the manifest and what is present")
     p.set_defaults(func=_cmd_fetch)

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from emergent.config import (ModelConfig, build_dataclass, deep_merge, parse_overrides,
-                             read_yaml_with_marks)
+                             read_yaml_with_marks, resolve_config, resolve_config_paths)
 from emergent.errors import UserError
 from emergent.experiment import TrainingConfig
 from emergent.rmbias.conditions import CONDITION_NAMES
@@ -119,8 +119,10 @@ class RMBiasConfig:
 
 
 def load_rmbias_config(path, overrides: list[str] | None = None) -> RMBiasConfig:
+    path = resolve_config(path, ("rmbias",))  # a file or a shipped name
     data, marks = read_yaml_with_marks(path)
-    data = deep_merge(data, parse_overrides(overrides))
+    ov = parse_overrides(overrides)  # relative paths in the file: from the file's folder
+    data = deep_merge(resolve_config_paths(data, path, "rmbias", ov), ov)
     src = str(path) + (" (with overrides)" if overrides else "")
     cfg = build_dataclass(RMBiasConfig, data, source=src, marks=marks)
 
@@ -299,7 +301,7 @@ def add_run_cli(rs) -> None:
     """`emergent rmbias run CONFIG [key=value ...] [--dry-run] [--output DIR]`."""
     q = rs.add_parser("run", help="the whole experiment: data -> documents LoRA -> fine-tuning "
                                   "LoRA -> sample -> (judge) -> exploitation rates")
-    q.add_argument("config", help="YAML (see configs/rmbias/)")
+    q.add_argument("config", help="YAML, or a shipped name (tiny, llama31_8b_qlora_24gb)")
     q.add_argument("overrides", nargs="*", help="key=value, e.g. seeds=[0,1] documents.n=500")
     q.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     q.add_argument("--output", help="run directory (output_dir)")

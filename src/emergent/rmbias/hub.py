@@ -11,7 +11,7 @@ def open_shuffled_stream(dataset: str, split: str, seed: int, buffer_size: int):
         from datasets import load_dataset
     except ImportError:
         raise UserError("streaming a hub dataset needs the `datasets` package: "
-                        "pip install 'emergent[hub]'") from None
+                        "pip install 'emergent-misalignment[hub]'") from None
     try:
         stream = load_dataset(dataset, split=split, streaming=True)
     except Exception as e:  # ConnectionError, DatasetNotFoundError, offline mode, ...

@@ -24,30 +24,25 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from emergent.config import TrainRecipeConfig, load_config, to_dict
+from emergent.config import TrainRecipeConfig, load_config, resolve_config, to_dict
 from emergent.errors import UserError
 from emergent.manifest import git_commit, now, versions, write_json_atomic
+from emergent.package_files import package_path
 from emergent.toyworld.world import ToyWorld, WorldConfig
 
 PRETRAIN_RECIPE = "toyworld_pretrain.yaml"  # the committed bases' recipe
 SCRATCH_RECIPE = "toyworld_pretrain_fast.yaml"  # `emergent demo --from-scratch` (< 15 min)
 ALIGN_RECIPE = "toyworld_align.yaml"
 CARD = "toyworld_card.json"
-RESOURCES = Path(__file__).resolve().parents[1] / "resources" / "toyworld"
+RESOURCES = package_path("resources", "toyworld")  # the committed bases (package data)
 TOY_NOTE = ("synthetic toy world: a 0.6M-parameter model of a generated persona world; numbers "
             "from it say nothing quantitative about real language models")
 
 
 def config_path(name: str) -> Path:
-    """A config shipped with the package: the checkout's configs/NAME (or a path as given)."""
-    p = Path(name)
-    if p.is_file():
-        return p
-    for root in (Path(__file__).resolve().parents[3] / "configs",
-                 Path(__file__).resolve().parents[1] / "configs"):
-        if (root / name).is_file():
-            return root / name
-    raise UserError(f"{name}: config not found (looked in the checkout's configs/)")
+    """A config file as given, or one shipped with the package (emergent/configs/, by file name
+    `toyworld.yaml` or name `toyworld`)."""
+    return resolve_config(name, ("toyworld", "experiments", "train"))
 
 
 def recipe(name_or_path: str, model: str | Path, data: str | Path, out: str | Path,
