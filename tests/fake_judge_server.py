@@ -19,15 +19,8 @@ import math
 import threading
 import time
 from collections import deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-
-class _Server(ThreadingHTTPServer):
-    """A listen backlog for many concurrent judge connections (the default of 5 refuses some
-    of 32 simultaneous connects on a loaded machine)."""
-
-    request_queue_size = 256
-    daemon_threads = True
+from loopback_server import LoopbackServer
 
 
 def _entry(token: str, prob: float) -> dict:
@@ -35,7 +28,7 @@ def _entry(token: str, prob: float) -> dict:
             "bytes": list(token.encode("utf-8"))}
 
 
-class FakeJudgeServer:
+class FakeJudgeServer(LoopbackServer):
     def __init__(self, responder=None, max_requests: int = 500):
         self.responder = responder or (lambda body: {"50": 1.0})
         self.max_requests = max_requests
@@ -44,48 +37,11 @@ class FakeJudgeServer:
         self.bodies: deque = deque(maxlen=max_requests)
         self._faults: deque = deque()
         self._lock = threading.Lock()
-        self._httpd = None
-        self._thread = None
 
     # ------------------------------------------------------------------ control
     def inject(self, *faults) -> None:
         with self._lock:
             self._faults.extend(faults)
-
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
-    def start(self) -> "FakeJudgeServer":
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def do_POST(self):
-                server._handle(self)
-
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(timeout=5)
-            self._httpd = None
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # ------------------------------------------------------------------ serving
     def _send(self, h, status: int, payload: dict, headers: dict | None = None) -> None:

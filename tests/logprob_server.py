@@ -28,18 +28,11 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from concurrent.futures import Future
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from loopback_server import LoopbackServer
 
 
-class _Server(ThreadingHTTPServer):
-    """A listen backlog for many concurrent judge connections (the default of 5 refuses some
-    of 32 simultaneous connects on a loaded machine)."""
-
-    request_queue_size = 256
-    daemon_threads = True
-
-
-class LogprobServer:
+class LogprobServer(LoopbackServer):
     def __init__(self, model, tokenizer, *, served_name: str = "local-judge",
                  max_logprobs: int | None = 20, completions_format: str = "legacy",
                  max_requests: int = 20000, kept_prompts: int = 4, max_batch: int = 32,
@@ -60,52 +53,22 @@ class LogprobServer:
         self._worker = None
         self._texts: dict[int, str] = {}
         self._lock = threading.Lock()
-        self._httpd = None
-        self._thread = None
 
     # ------------------------------------------------------------------ control
-    @property
-    def base_url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}/v1"
-
     def start(self) -> "LogprobServer":
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def do_POST(self):
-                server._handle(self)
-
-        self._httpd = _Server(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever,
-                                        kwargs={"poll_interval": 0.05}, daemon=True)
-        self._thread.start()
+        super().start()
         self._worker = threading.Thread(target=self._work, daemon=True)
         self._worker.start()
         return self
 
     def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._thread.join(timeout=5)
-            self._httpd = None
+        super().stop()
         if self._worker is not None:
             self._queue.put(None)
             self._worker.join(timeout=30)
             self._worker = None
         self._roots.clear()
         self._memo.clear()
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc):
-        self.stop()
 
     # ------------------------------------------------------------------ the model
     def text(self, token_id: int) -> str:
