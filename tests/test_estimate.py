@@ -224,3 +224,18 @@ def test_cpu_estimate_itemises_the_training_process(tiny_model_dir, capsys):
     for part in ("weights_", "lora_weights", "gradients", "optimizer_states", "activations",
                  "logits_and_loss", "allocator_slack", "runtime"):
         assert f"  {part}" in out, part
+
+
+def test_cli_takes_an_experiment_config_one_report_per_arm(capsys):
+    """`emergent estimate configs/experiments/X.yaml` (the README's command) estimates every
+    arm's training recipe; a training config still gives one report."""
+    from emergent.cli import main
+
+    exp = str(REPO / "configs/experiments/qwen25_coder_7b.yaml")
+    assert main(["estimate", exp, "--examples", "100", "--mean-tokens", "300", "--json"]) == 0
+    reports = json.loads(capsys.readouterr().out)
+    assert isinstance(reports, list) and len(reports) == 4
+    assert {r["model"] for r in reports} == {"Qwen/Qwen2.5-Coder-7B-Instruct"}
+    assert main(["estimate", str(REPO / "configs/train/qwen25_coder_7b.yaml"), "--examples", "100",
+                 "--mean-tokens", "300", "--json"]) == 0
+    assert isinstance(json.loads(capsys.readouterr().out), dict)

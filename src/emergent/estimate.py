@@ -46,7 +46,9 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from emergent.config import TrainRecipeConfig, load_config, read_yaml_with_marks, resolve_config
 from emergent.errors import UserError
+from emergent.experiment import arm_recipe, load_experiment
 
 GIB = 2**30
 BYTES_4BIT = 0.53  # NF4 + double quantization, per quantized parameter, incl. block scales
@@ -524,11 +526,24 @@ def _mem_heads(rep) -> list[str]:
     return out
 
 
+def recipes_of(name_or_path: str, overrides: list[str]) -> list[tuple[str, TrainRecipeConfig]]:
+    """(label, training recipe) pairs to estimate: one for a training config, one per arm (first
+    seed) for an experiment config (a file with `arms`, e.g. configs/experiments/X.yaml)."""
+    path = resolve_config(name_or_path, ("train", "arms", "experiments"))
+    data, _ = read_yaml_with_marks(path)
+    if isinstance(data, dict) and "arms" in data:
+        exp = load_experiment(path, overrides)
+        return [(f"{name_or_path} [{arm}]", arm_recipe(exp, arm, exp.seeds[0], Path(arm)))
+                for arm in exp.arms]
+    return [(str(name_or_path), load_config(path, TrainRecipeConfig, overrides))]
+
+
 def add_cli(sub) -> None:
     p = sub.add_parser("estimate", help="GPU memory, steps and time of a training config, "
                        "before starting: emergent estimate CONFIG [CONFIG ...] [key=value ...]")
     p.add_argument("configs", nargs="+", metavar="CONFIG",
-                   help="training config YAML(s) (one per arm); key=value items are overrides")
+                   help="training config YAML(s) (one per arm) or an experiment config (every arm); "
+                   "key=value items are overrides")
     p.add_argument("overrides", nargs="*", default=[], help=argparse.SUPPRESS)
     p.add_argument("--config-json", help="the model's config.json, when it is not found locally")
     p.add_argument("--examples", type=int, help="number of training examples (no data file)")
@@ -542,22 +557,20 @@ def add_cli(sub) -> None:
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
 
     def run(args) -> int:
-        from emergent.config import TrainRecipeConfig, load_config
-
         items = list(args.configs) + list(args.overrides or [])
         ov = [x for x in items if "=" in x and not Path(x).is_file()]
         files = [x for x in items if x not in ov]
         if not files:
-            raise UserError("estimate: give at least one training config YAML")
+            raise UserError("estimate: give at least one training or experiment config")
         reports = []
         for f in files:
-            cfg = load_config(f, TrainRecipeConfig, ov)
-            rep = estimate(cfg, config_json=args.config_json, examples=args.examples,
-                           mean_tokens=args.mean_tokens, gpu_gib=args.gpu_gib,
-                           device=args.device)
-            reports.append(rep)
-            if not args.json:
-                print(format_report(rep, f))
+            for label, cfg in recipes_of(f, ov):
+                rep = estimate(cfg, config_json=args.config_json, examples=args.examples,
+                               mean_tokens=args.mean_tokens, gpu_gib=args.gpu_gib,
+                               device=args.device)
+                reports.append(rep)
+                if not args.json:
+                    print(format_report(rep, label))
         if args.json:
             print(json.dumps(reports if len(reports) > 1 else reports[0], indent=1, default=str))
         return 0
