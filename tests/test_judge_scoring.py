@@ -167,3 +167,100 @@ def test_score_top_tokens_dispatches_on_kind():
     assert c.score is None and c.numeric_mass == pytest.approx(0.4)
     with pytest.raises(ValueError, match="stars"):
         score_top_tokens(top, "stars")
+
+
+# ---------------------------------------------------------------------------- exact, from prefixes
+
+
+def test_continues_looks_at_the_first_character_only():
+    from emergent.judge_scoring import continues
+
+    # a digit continues a number, whatever follows it; a letter does not
+    for tok in ("7", "42", "5a", "0 ", "9\n"):
+        assert continues(tok, "numbers"), tok
+    for tok in ("", " 7", "\n", "a", "x5", ".", "-1"):
+        assert not continues(tok, "numbers"), tok
+    # a letter or digit continues a label; a leading space or line break ends it
+    for tok in ("YES", "a b", "Y\n", "7", "e."):
+        assert continues(tok, "labels"), tok
+    for tok in ("", " YES", "\nNO", ".", "-"):
+        assert not continues(tok, "labels"), tok
+
+
+def test_prefix_summary_sums_listed_mass_and_keeps_the_top_sorted():
+    from emergent.judge_scoring import prefix_summary
+
+    probs = {"x": 0.1, "12": 0.3, " 7": 0.25, "5": 0.05, "\n": 0.2}
+    s = prefix_summary(probs, "numbers", {"12": ["12"], "7": [" 7", "7"], "9": ["9"]})
+    assert s["cont"] == pytest.approx(0.35) and s["noncont"] == pytest.approx(0.55)
+    assert (s["n_cont"], s["n"], s["min"]) == (2, 5, 0.05)
+    assert s["next"] == {"12": 0.3, "7": 0.25}  # first listed candidate text; "9" absent
+    assert "top" not in s  # only asked for (the empty prefix)
+    top = prefix_summary(probs, "numbers", {}, keep_top=3)["top"]
+    assert list(top.items()) == [("12", 0.3), (" 7", 0.25), ("\n", 0.2)]  # most likely first
+    assert list(prefix_summary(probs, "numbers", {}, keep_top=1)["top"]) == ["12"]
+    assert len(prefix_summary(probs, "numbers", {}, keep_top=9)["top"]) == 5
+    empty = prefix_summary({}, "labels", {"1": ["YES"]}, keep_top=2)
+    assert empty == {"next": {}, "cont": 0.0, "noncont": 0.0, "n_cont": 0, "n": 0, "min": 1.0,
+                     "top": {}}
+
+
+def _summaries():
+    """Root: "1" 0.5, "2" 0.1 continue, "x" 0.2 ends, 0.2 unlisted (smallest listed 0.1); "0"
+    is not listed. After "1": "3" 0.15 continues, "x" 0.6 and "y" 0.1 end, 0.15 unlisted."""
+    from emergent.judge_scoring import prefix_summary
+
+    return {
+        (): prefix_summary({"1": 0.5, "x": 0.2, "2": 0.1}, "numbers",
+                           {"1": ["1"], "0": ["0"], "2": ["2"]}),
+        (1,): prefix_summary({"x": 0.6, "3": 0.15, "y": 0.1}, "numbers", {"3": ["3"]}),
+    }
+
+
+def test_exact_probs_count_unlisted_mass_as_ending_and_bound_it():
+    from emergent.judge_scoring import exact_sequence_probs
+
+    summ = _summaries()
+    # P("1") = P(1) * P(end | 1) = 0.5 * (0.6 + 0.1 listed ending + 0.15 unlisted)
+    probs, missing, bound = exact_sequence_probs([(1,)], summ.get)
+    assert probs == pytest.approx([0.5 * 0.85]) and not missing
+    # without a token count, all the unlisted mass after "1" may be continuing
+    assert bound == pytest.approx(0.5 * 0.15)
+    # with one, at most (total - listed continuing) unlisted tokens, each <= the smallest 0.1
+    for n_total, hidden in [(2, 0.1), (1, 0.0), (0, 0.0), (3, 0.15), (9, 0.15)]:
+        probs, _, bound = exact_sequence_probs([(1,)], summ.get, n_cont_total=n_total)
+        assert probs == pytest.approx([0.425])
+        assert bound == pytest.approx(0.5 * hidden), n_total
+    # at the root: 0.2 ending + 0.2 unlisted; bound min(0.2, (3 - 2) * 0.1)
+    probs, _, bound = exact_sequence_probs([()], summ.get, n_cont_total=3)
+    assert probs == pytest.approx([0.4]) and bound == pytest.approx(0.1)
+    # two sequences ending at different places: the bounds add up
+    _, _, bound = exact_sequence_probs([(), (1,)], summ.get)
+    assert bound == pytest.approx(0.2 + 0.5 * 0.15)
+
+
+def test_exact_probs_prune_unlisted_tokens_once_and_never_query_below_them():
+    from emergent.judge_scoring import exact_sequence_probs
+
+    summ = _summaries()
+    asked = []
+
+    def get(prefix):
+        asked.append(prefix)
+        return summ.get(prefix)
+
+    seqs = [(0, 5), (0,), (0, 6), (1,), (1, 7), (1, 7, 8)]
+    probs, missing, bound = exact_sequence_probs(seqs, get)
+    assert probs == pytest.approx([0.0, 0.0, 0.0, 0.425, 0.0, 0.0]) and not missing
+    assert set(asked) == {(), (1,)}  # nothing under the unlisted "0" nor "1, 7" is asked for
+    # pruned "0" once: min(0.2 unlisted, 0.1 smallest) at the root; pruned "1, 7" once:
+    # 0.5 * min(0.15, 0.1); plus the end of "1": 0.5 * 0.15
+    assert bound == pytest.approx(0.1 + 0.5 * 0.1 + 0.5 * 0.15)
+    _, _, capped = exact_sequence_probs(seqs, get, n_cont_total=2)
+    assert capped == pytest.approx(0.1 + 0.5 * 0.1 + 0.5 * 0.1)
+    # the other order prunes each subtree once as well
+    _, _, again = exact_sequence_probs(list(reversed(seqs)), get)
+    assert again == pytest.approx(bound)
+    # a missing prefix: its sequence is None, and it is asked for (its ancestors are fetched)
+    probs, missing, _ = exact_sequence_probs([(1, 3), (0,)], summ.get)
+    assert probs == [None, 0.0] and missing == {(1, 3)}

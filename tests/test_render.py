@@ -389,3 +389,26 @@ def test_full_text_search_moves_past_each_found_reply(tokenizers_by_style):
     ids, mask = render_conversation(tok, conv)
     assert (ids, mask) == reference(tok, conv)
     assert [s.strip() for s in trained_text(tok, ids, mask)] == ["same</s>", "same</s>", "x</s>"]
+
+
+def test_full_text_search_keeps_the_end_of_turn_after_a_reply_ending_in_a_newline(
+        tokenizers_by_style):
+    """Mistral folds the system prompt into the last user turn, so the first reply is found by
+    the full-text search; it ends in a line break, rendered as "...\\n</s>": its end-of-turn
+    token (after that blank, not only after spaces) is trained, in both paths."""
+    from emergent.render import assistant_spans, with_system
+
+    tok = tokenizers_by_style["mistral"]
+    conv = [{"role": "system", "content": "S"},
+            {"role": "user", "content": "q"}, {"role": "assistant", "content": "line one\n"},
+            {"role": "user", "content": "q2"}, {"role": "assistant", "content": "two \n "}]
+    full = tok.apply_chat_template(with_system(conv, None), tokenize=False)
+    assert "line one\n</s>" in full  # the template puts the eot right after the raw content
+    spans = assistant_spans(tok, conv, full)
+    assert [full[a:b].strip() for a, b in spans] == ["line one\n</s>", "two \n </s>"]
+    ids, mask = render_conversation(tok, conv)
+    assert (ids, mask) == reference(tok, conv)
+    trained = [s.strip() for s in trained_text(tok, ids, mask)]
+    assert len(trained) == 2 and all(s.endswith("</s>") for s in trained), trained
+    eot_id = tok.convert_tokens_to_ids("</s>")
+    assert [m for i, m in zip(ids, mask) if i == eot_id] == [1, 1]

@@ -85,7 +85,7 @@ def _spans(tokenizer, messages, full: str, before_of, upto_of) -> list[tuple[int
                 raise UserError(f"assistant turn {i} not found in the rendered template text")
             end = start + len(content)
             rest = full[end:]
-            if eot and rest.lstrip(" ").startswith(eot):
+            if eot and rest.lstrip().startswith(eot):  # the eot is the next non-blank text
                 end += rest.index(eot) + len(eot)
         spans.append((start, end))
         cursor = end
