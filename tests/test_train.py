@@ -328,6 +328,7 @@ def test_chunked_loss_applies_final_logit_scaling_and_softcapping(tiny_model_dir
         assert _close(g_ref[k], g_chunked[k]), k
 
 
+@pytest.mark.filterwarnings("ignore:Model has `tie_word_embeddings=True`:UserWarning")  # LoRA on a tied lm_head, on purpose
 def test_chunked_loss_refuses_an_lm_head_it_does_not_know(tiny_model_dir):
     from emergent.errors import UserError
     from emergent.token_logps import token_logps
