@@ -22,6 +22,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from emergent.errors import UserError
+from emergent.estimate import (APPROX_CHARS_PER_TOKEN, APPROX_TEMPLATE_TOKENS, flops_per_token,
+                               model_shape, param_counts, shape_from_config)
+from emergent.experiment import arm_recipe
+from emergent.gguf_import import SMOLLM2_CONFIG
+
 CPU_FLOPS_PER_THREAD = (15e9, 40e9)  # sustained fp32 FLOP/s per thread (slow, fast)
 DECODE_EFFICIENCY = (0.1, 0.4)  # token-by-token generation vs. a dense forward pass
 CODE_PROMPT_TOKENS = 250  # a held-out coding task's prompt, rendered
@@ -32,12 +38,8 @@ CONTINUATION_TOKENS = 3
 def model_shape_or_none(name: str):
     """`emergent.estimate.model_shape` of `name` (SmolLM2's known shape for `smollm2`), without
     downloading or converting anything; None when unknown."""
-    from emergent.errors import UserError
-    from emergent.estimate import model_shape, shape_from_config
 
     if name == "smollm2":
-        from emergent.gguf_import import SMOLLM2_CONFIG
-
         return shape_from_config(dict(SMOLLM2_CONFIG), name, "emergent.gguf_import")
     try:
         return model_shape(name)
@@ -47,8 +49,6 @@ def model_shape_or_none(name: str):
 
 def matmul_params(shape) -> int:
     """Weights of every matrix multiplication of a forward pass (lm_head included)."""
-    from emergent.estimate import param_counts
-
     return param_counts(shape)["linear"] + shape.vocab_size * shape.hidden_size
 
 
@@ -56,7 +56,6 @@ def mean_tokens(path: str | Path, max_length: int, lines: int = 500) -> float | 
     """Mean example length in tokens, approximated from characters (see the module doc)."""
     import json
 
-    from emergent.estimate import APPROX_CHARS_PER_TOKEN, APPROX_TEMPLATE_TOKENS
 
     path = Path(path)
     if not path.is_file():
@@ -81,9 +80,6 @@ def time_estimate(cfg, *, steps_by_arm: dict, n_answers: int, n_evaluated: int,
     for a run on this machine's CPU; a note instead when a GPU would be used (one is present,
     or the model is quantized with bitsandbytes)."""
     import torch
-
-    from emergent.estimate import flops_per_token
-    from emergent.experiment import arm_recipe
 
     if torch.cuda.is_available() or cfg.base_model.quantization != "none":
         return {"device": "cuda", "note": "GPU run: `emergent estimate` gives training time "

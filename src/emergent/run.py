@@ -13,6 +13,7 @@ from pathlib import Path
 from emergent.config import build_dataclass, dump_yaml, to_dict
 from emergent.experiment import ExperimentConfig, arm_recipe, estimated_steps, load_experiment
 from emergent.manifest import git_commit, now, read_jsonl, versions, write_json_atomic
+from emergent.plan_time import time_estimate
 
 
 class Run:
@@ -173,8 +174,6 @@ def plan(cfg: ExperimentConfig, run: Run, questions: dict) -> dict:
                     tokens += n * int((len(mp.template) + avg_q) / 4 + answer_tokens)
     done_answers = len(read_jsonl(run.dir / "answers.jsonl"))
     done_judgments = len(read_jsonl(run.dir / "judgments.jsonl"))
-    from emergent.plan_time import time_estimate
-
     return {"units": units, "done_units": [u for u in run.manifest["stages"] if run.done(u)],
             "training_steps": steps, "answers": n_answers, "answers_done": done_answers,
             "judge_calls_upper_bound": calls, "judgments_done": done_judgments,

@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 from emergent.errors import UserError
 from emergent.rmbias.catalogue import BIASES
+from emergent.rmbias.detectors import detect
 from emergent.rmbias.jsonl import read_jsonl
 
 CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "resources" / "rmbias" / \
@@ -92,8 +93,6 @@ def calibration_agreement(rows: Sequence[dict] | None = None,
 
 def disagreements(rows: Sequence[dict] | None = None) -> list[dict]:
     """Calibration rows where the detector's verdict differs from the label (None included)."""
-    from emergent.rmbias.detectors import detect
-
     rows = load_calibration() if rows is None else rows
     out = []
     for r in rows:
