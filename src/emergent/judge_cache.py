@@ -8,7 +8,7 @@ crash is ignored on load. Nothing secret goes in: neither keys nor headers are p
 a value.
 
 Default location: ``<cache root>/judge/<model>-<hash of endpoint+model>.jsonl``, the cache root
-being ``$EMERGENT_CACHE_DIR`` or ``~/.cache/emergent`` (``emergent.models.cache_root``, read at
+being ``$EMERGENT_CACHE_DIR`` or ``~/.cache/emergent`` (``emergent.local_cache.cache_root``, read at
 call time); ``JudgeConfig.cache_path`` overrides it, e.g. to keep the cache under a run
 directory.
 """
@@ -21,11 +21,11 @@ import re
 import threading
 from pathlib import Path
 
+from emergent.local_cache import cache_root
+
 
 def default_cache_dir() -> Path:
     """<cache root>/judge, resolved now (the cache root can change between calls)."""
-    from emergent.models import cache_root
-
     return cache_root() / "judge"
 
 

@@ -2,25 +2,17 @@
 tokenizer, and wrapping it with LoRA. The same functions serve training, sampling and judging."""
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
+import shutil
 from pathlib import Path
 
 from emergent.config import LoraConfig, ModelConfig
 from emergent.errors import UserError
+from emergent.gguf_import import smollm2_cached
+from emergent.local_cache import cache_root, move_into_place, private_dir_beside
+from emergent.tiny_model import build_tiny_model
 
 log = logging.getLogger(__name__)
-
-CACHE_ENV = "EMERGENT_CACHE_DIR"
-
-
-def cache_root() -> Path:
-    """The package's cache folder: $EMERGENT_CACHE_DIR, else ~/.cache/emergent. Read at every
-    call (not at import), so tests and users can point it elsewhere at any time."""
-    env = os.environ.get(CACHE_ENV)
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "emergent"
-
 
 def tiny_cache() -> Path:
     """Where `model.name: tiny` is built (once): <cache root>/tiny-model."""
@@ -37,8 +29,6 @@ def resolve_model_path(name: str) -> str:
             _build_tiny_atomically(path)
         return str(path)
     if name == "smollm2":
-        from emergent.gguf_import import smollm2_cached
-
         return str(smollm2_cached())
     return name
 
@@ -46,54 +36,12 @@ def resolve_model_path(name: str) -> str:
 def _build_tiny_atomically(path: Path) -> None:
     """Build into a private folder beside `path`, then rename it into place: a concurrent
     process never sees a half-written model, and the first one to finish wins."""
-    import shutil
-
-    from emergent.gguf_import import move_into_place, private_dir_beside
-    from emergent.tiny_model import build_tiny_model
-
     tmp = private_dir_beside(path)
     try:
         build_tiny_model(tmp)
         move_into_place(tmp, path, lambda p: (p / "config.json").exists())
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def quiet_transformers(gguf: bool = False):
-    """Silence transformers' progress bars ("Writing model shards", "Loading weights"; with
-    `gguf`, the GGUF de-quantization bar too) and its warnings for an internal model build, so
-    a command's error output holds only what the command itself says; the previous settings
-    are restored."""
-    from transformers.utils import logging as hf_logging
-
-    bars, verbosity = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    gguf_utils = _gguf_utils_module() if gguf else None
-    gguf_tqdm = getattr(gguf_utils, "tqdm", None)
-    if gguf_tqdm is not None:  # it imports tqdm directly, outside the switch above
-        gguf_utils.tqdm = _no_bar
-    try:
-        yield
-    finally:
-        if gguf_tqdm is not None:
-            gguf_utils.tqdm = gguf_tqdm
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
-def _gguf_utils_module():
-    try:
-        from transformers import modeling_gguf_pytorch_utils
-    except ImportError:
-        return None
-    return modeling_gguf_pytorch_utils
-
-
-def _no_bar(iterable=None, *args, **kwargs):
-    return iterable
 
 
 def device() -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from emergent.local_cache import quiet_transformers
+
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
     "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
@@ -126,8 +128,6 @@ def build_tiny_model(
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id
     )
-    from emergent.models import quiet_transformers
-
     with quiet_transformers():  # no "Writing model shards" bar in a command's error output
         model.save_pretrained(out)
         tokenizer.save_pretrained(out)

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from emergent.errors import UserError
+from emergent.local_cache import cache_root
 from emergent.package_files import package_path
 
 MANIFESTS = ("insecure_code.yaml", "evals.yaml", "rm_sycophancy.yaml")  # in emergent/manifests/
@@ -59,8 +60,6 @@ def data_root(explicit=None) -> Path:
     env = os.environ.get("EMERGENT_DATA_DIR")
     if env:
         return Path(env).expanduser()
-    from emergent.models import cache_root
-
     return checkout_root() or cache_root() / "data"
 
 
