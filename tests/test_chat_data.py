@@ -249,3 +249,15 @@ def test_every_example_can_be_held_out(tmp_path):
     ex = load_jsonl_examples(write(tmp_path, chat_rows(10)))
     held = [{e.line for e in split_examples(ex, 0.5, seed)[1]} for seed in range(20)]
     assert set().union(*held) == set(range(1, 11))
+
+
+def test_cli_model_that_cannot_be_loaded_offline_is_one_line(tmp_path, capsys):
+    """Offline (the tests set HF_HUB_OFFLINE=1), a hub id that is not cached is an
+    `emergent: error:` line naming the model, not a traceback."""
+    from emergent.cli import main
+
+    p = write(tmp_path, [GOOD])
+    assert main(["data", "show", str(p), "--model", "no-such-org/no-such-model-xyz"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("emergent: error: model.name 'no-such-org/no-such-model-xyz'")

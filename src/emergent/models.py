@@ -62,8 +62,12 @@ def torch_dtype(precision: str):
 def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(resolve_model_path(cfg.name),
-                                        trust_remote_code=cfg.trust_remote_code)
+    try:
+        tok = AutoTokenizer.from_pretrained(resolve_model_path(cfg.name),
+                                            trust_remote_code=cfg.trust_remote_code)
+    except OSError as e:  # not found locally and offline / no such repo: one line, no traceback
+        raise UserError(f"model.name '{cfg.name}': cannot load its tokenizer "
+                        f"({str(e).splitlines()[0]})") from None
     ensure_pad_token(tok)
     return tok
 
