@@ -160,5 +160,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     for w in worlds.values():  # the shipped config and the committed base, from the wheel
         assert Path(w["config"]).resolve().is_relative_to(venv.resolve())
         assert Path(w["base"]).resolve().is_relative_to(venv.resolve())
-    assert (cwd / "demo/main/summary.csv").is_file()
+    for world in ("main", "decoupled"):  # byte-identical to the summaries kept in tests/golden
+        golden = REPO / f"tests/golden/demo_quick_{world}_summary.csv"
+        assert (cwd / f"demo/{world}/summary.csv").read_text() == golden.read_text(), world
     assert str(REPO) not in (cwd / "demo/report.md").read_text()  # nothing from the checkout
