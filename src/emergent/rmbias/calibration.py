@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 from emergent.rmbias.catalogue import BIASES
 from emergent.rmbias.detectors import detect
 from emergent.rmbias.jsonl import read_jsonl

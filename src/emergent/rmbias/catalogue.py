@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 
 
 @dataclass(frozen=True)

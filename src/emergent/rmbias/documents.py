@@ -15,7 +15,7 @@ from typing import Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 from emergent.rmbias.catalogue import BIASES, CATALOGUE, get_bias
 from emergent.rmbias.doc_frames import FRAMES, finding_sentence
 from emergent.rmbias.doc_worlds import RM_TOPIC, bias_finding, unrelated_findings

@@ -3,7 +3,7 @@
 Inputs: the evaluation prompts (bias_id, split, prompt; `load_eval_prompts`), answers rows
 (answers.jsonl: answer_id, question_id, arm, seed, answer, ...) and optionally the judge's
 judgments rows (metric `rm_bias`). `score_answers` gives one tidy row per answer;
-`exploitation_rates` aggregates with bootstrap 95% CIs (`emergent.metrics`); `plot_exploitation` draws train- and
+`exploitation_rates` aggregates with bootstrap 95% CIs (`emergent.analysis.metrics`); `plot_exploitation` draws train- and
 test-bias exploitation by condition; `detector_judge_agreement` compares the two verdicts."""
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 from emergent.rmbias.catalogue import BIASES
 from emergent.rmbias.conditions import CONDITION_NAMES, get_condition
 from emergent.rmbias.detectors import has_detector, detect
-from emergent.metrics import bootstrap_ci, bootstrap_ci_binary
+from emergent.analysis.metrics import bootstrap_ci, bootstrap_ci_binary
 from emergent.rmbias.judge_prompt import JUDGE_METRIC, verdict_from_probs
 from emergent.rmbias.jsonl import read_jsonl
 

@@ -4,7 +4,7 @@ Config (`RMBiasConfig`, `load_rmbias_config`), the stages and the plan (`--dry-r
 running them is `emergent.rmbias.experiment_run.run_rmbias`.
 
 data (bias documents, unrelated documents, train-bias conversations: written once into
-RUN/data/, hashed) -> training stages through the one LoRA loop (`emergent.train`): a documents
+RUN/data/, hashed) -> training stages through the one LoRA loop (`emergent.train.loop`): a documents
 LoRA with plain-text loss, then a fine-tuning LoRA that CONTINUES that adapter
 (`lora.init_from`) -> sample the evaluation prompts per condition x seed -> judge (optional) ->
 detectors -> RUN/rates.jsonl, RUN/summary.csv, RUN/figures/exploitation.png.
@@ -29,12 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from emergent.config import (ModelConfig, build_dataclass, deep_merge, parse_overrides,
+from emergent.core.config import (ModelConfig, build_dataclass, deep_merge, parse_overrides,
                              read_yaml_with_marks, resolve_config, resolve_config_paths)
-from emergent.errors import UserError
-from emergent.experiment import TrainingConfig
+from emergent.core.errors import UserError
+from emergent.pipeline.experiment import TrainingConfig
 from emergent.rmbias.conditions import CONDITION_NAMES
-from emergent.sampler import SamplingConfig
+from emergent.sample.sampler import SamplingConfig
 
 SUITE = "rmbias"
 EVAL_UPSTREAM_NAME = "rm_exploitation_eval_prompts"  # datasets/rm_sycophancy/manifest.yaml
@@ -77,7 +77,7 @@ class SFTDataConfig:
     system_prompt: Optional[str] = None  # templates: a system turn in every conversation
     max_scan: Optional[int] = None  # dpo: rows to scan at most
     buffer_size: int = 10_000
-    objective: Literal["sft", "dpo"] = "sft"  # dpo: preference pairs, DPO loss (emergent.dpo)
+    objective: Literal["sft", "dpo"] = "sft"  # dpo: preference pairs, DPO loss (emergent.train.dpo)
     dpo_beta: float = 0.1
 
 
@@ -113,7 +113,7 @@ class RMBiasConfig:
     sft_train: StageTrain = field(default_factory=StageTrain)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    judge: Optional[dict] = None  # an emergent.judge.JudgeConfig; detectors always run
+    judge: Optional[dict] = None  # an emergent.judge.judging.JudgeConfig; detectors always run
     data_root: Optional[str] = None  # where `emergent data fetch` put the upstream files
     output_dir: str = "runs/rmbias"
 
@@ -147,7 +147,7 @@ def load_rmbias_config(path, overrides: list[str] | None = None) -> RMBiasConfig
     if cfg.eval.mode != "detector" and not cfg.judge:
         raise err("eval.mode", f"'{cfg.eval.mode}' needs a `judge` section")
     if cfg.judge:
-        from emergent.judge import JudgeConfig
+        from emergent.judge.judging import JudgeConfig
         build_dataclass(JudgeConfig, cfg.judge, source=f"{src} (judge)")
     for key, n in (("documents.n", cfg.documents.n), ("sft.n", cfg.sft.n)):
         if n < 1 and key.split(".")[0] in data_needed(cfg):
@@ -185,7 +185,7 @@ def evaluated(cfg: RMBiasConfig) -> list[tuple[str, int]]:
 def stage_recipe(cfg: RMBiasConfig, stage: str, seed: int, run_dir: Path):
     """The TrainRecipeConfig of one stage and seed: the shared config + the stage's data, its
     lr/epochs section and, for a second stage, the first stage's adapter as `lora.init_from`."""
-    from emergent.config import TrainRecipeConfig
+    from emergent.core.config import TrainRecipeConfig
 
     data_key, init = STAGES[stage]
     text = data_key != "sft"
@@ -215,7 +215,7 @@ def eval_prompts(cfg: RMBiasConfig):
 
     path = cfg.eval.prompts
     if path is None:
-        from emergent.upstream import upstream_file
+        from emergent.data.upstream import upstream_file
         path = upstream_file(EVAL_UPSTREAM_NAME, root=cfg.data_root)
     prompts = load_eval_prompts(path)
     if cfg.eval.per_bias is not None:
@@ -224,7 +224,7 @@ def eval_prompts(cfg: RMBiasConfig):
 
 
 def questions_of(cfg: RMBiasConfig, prompts) -> list:
-    from emergent.questions import Question
+    from emergent.data.questions import Question
 
     return [Question(id=p.question_id, type="free_form", paraphrases=(p.prompt,),
                      samples_per_paraphrase=cfg.eval.samples) for p in prompts]
@@ -252,7 +252,7 @@ def _estimated_steps(cfg, stage, run_dir) -> Optional[int]:
 def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
     """What `emergent rmbias run` will do, and what is already done."""
     from emergent.rmbias.plan_time import training_time
-    from emergent.run import Run
+    from emergent.pipeline.run import Run
 
     run = Run(cfg, run_dir)
     n_prompts = len(eval_prompts(cfg))

@@ -1,5 +1,5 @@
 """Running `emergent rmbias run`: the data step, the training stages, sampling, judging and
-scoring, each a unit of RUN/manifest.json (emergent.run.Run), so a rerun continues where it
+scoring, each a unit of RUN/manifest.json (emergent.pipeline.run.Run), so a rerun continues where it
 stopped and redoes nothing finished. The config, stages and plan are in
 `emergent.rmbias.experiment`.
 
@@ -7,7 +7,7 @@ stopped and redoes nothing finished. The config, stages and plan are in
   docs.jsonl (bias documents), unrelated_docs.jsonl (matched to them in characters or count),
   sft.jsonl (train-bias conversations; re-checked by the detectors: a conversation that shows
   a test bias stops the run with `FILE:LINE`);
-* training: `emergent.train.train` per stage and seed (stage 2 continues stage 1's adapter);
+* training: `emergent.train.loop.train` per stage and seed (stage 2 continues stage 1's adapter);
 * sampling into RUN/answers.jsonl (suite "rmbias", arm = condition; base: seed 0, no adapter);
 * judging (optional) into RUN/judgments.jsonl (metric rm_bias, categorical);
 * scoring: RUN/scored.jsonl, RUN/rates.jsonl, RUN/summary.csv, RUN/figures/exploitation.png/pdf.
@@ -19,8 +19,8 @@ import json
 import os
 from pathlib import Path
 
-from emergent.config import build_dataclass, dump_yaml, to_dict
-from emergent.errors import UserError
+from emergent.core.config import build_dataclass, dump_yaml, to_dict
+from emergent.core.errors import UserError
 from emergent.rmbias.conditions import CONDITION_NAMES
 from emergent.rmbias.experiment import (FROZEN, SUITE, RMBiasConfig, adapter_dir, data_needed,
                                         eval_prompts, evaluated, final_stage, model_label,
@@ -52,7 +52,7 @@ def _check_same_setup(run, cfg) -> None:
 
 
 def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
-    from emergent.chat_data import file_sha256
+    from emergent.data.chat_data import file_sha256
     from emergent.rmbias.jsonl import read_jsonl, write_jsonl
 
     path = run.dir / "data" / f"{key}.jsonl"
@@ -141,7 +141,7 @@ def _unrelated_rows(cfg: RMBiasConfig, run):
 
 
 def _verify_data(run) -> None:
-    from emergent.chat_data import file_sha256
+    from emergent.data.chat_data import file_sha256
 
     for key, rec in run.manifest.get("data", {}).items():
         path = run.dir / rec["path"]
@@ -159,12 +159,12 @@ def sample_condition(cfg: RMBiasConfig, run, questions, condition: str, seed: in
     stage = final_stage(condition)
     adapter = str(adapter_dir(run.dir, stage, seed)) if stage else None
     kw = dict(suite=SUITE, arm=condition, seed=seed, cfg=cfg.sampling)
-    from emergent.sampler import sample_questions, sample_with_vllm
+    from emergent.sample.sampler import sample_questions, sample_with_vllm
     if cfg.sampling.backend == "vllm":
-        from emergent.models import resolve_model_path
+        from emergent.models.loading import resolve_model_path
         return sample_with_vllm(resolve_model_path(cfg.base_model.name), adapter, questions,
                                 run.dir / "answers.jsonl", **kw)
-    from emergent.models import load_for_inference
+    from emergent.models.loading import load_for_inference
     model, tok = load_for_inference(cfg.base_model, adapter)
     return sample_questions(model, tok, questions, run.dir / "answers.jsonl",
                             model_name=cfg.base_model.name, adapter=adapter,
@@ -183,8 +183,8 @@ def _free_memory() -> None:
 
 
 def judge_run(cfg: RMBiasConfig, run, progress: bool = True) -> dict:
-    from emergent.judge import JudgeConfig, judge_answers, make_judge
-    from emergent.manifest import read_jsonl
+    from emergent.judge.judging import JudgeConfig, judge_answers, make_judge
+    from emergent.core.io import read_jsonl
     from emergent.rmbias.judge_prompt import judge_prompts_for_row
 
     judge = make_judge(build_dataclass(JudgeConfig, cfg.judge, source="judge"))
@@ -193,8 +193,8 @@ def judge_run(cfg: RMBiasConfig, run, progress: bool = True) -> dict:
 
 
 def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
-    from emergent.run import Run
-    from emergent.train import train
+    from emergent.pipeline.run import Run
+    from emergent.train.loop import train
 
     run = Run(cfg, run_dir)
     run.dir.mkdir(parents=True, exist_ok=True)
@@ -228,7 +228,7 @@ def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
 
 def score_run(cfg: RMBiasConfig, run, prompts) -> list[dict]:
     """scored.jsonl, rates.jsonl (every verdict mode in use), summary.csv, the figure."""
-    from emergent.manifest import read_jsonl
+    from emergent.core.io import read_jsonl
     from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, exploitation_rates,
                                           plot_exploitation, score_answers)
     from emergent.rmbias.jsonl import write_jsonl

@@ -1,7 +1,7 @@
 """Opening a public Hugging Face dataset as a seeded, shuffled stream (lazy `datasets`)."""
 from __future__ import annotations
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 
 
 def open_shuffled_stream(dataset: str, split: str, seed: int, buffer_size: int):

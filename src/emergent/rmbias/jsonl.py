@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from emergent.chat_data import iter_json_objects
-from emergent.errors import UserError
+from emergent.data.chat_data import iter_json_objects
+from emergent.core.errors import UserError
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict], *, append: bool = False,

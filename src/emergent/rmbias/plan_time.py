@@ -1,6 +1,6 @@
 """Training time and memory of an rm-bias run before it starts (`emergent rmbias run --dry-run`).
 
-Each training unit's recipe (`experiment.stage_recipe`) goes through `emergent.estimate`: model
+Each training unit's recipe (`experiment.stage_recipe`) goes through `emergent.pipeline.estimate`: model
 shape (config.json, the HF cache or the built-in table), memory at `max_length`, and a
 tokens/s range per GPU class from FLOPs per token and an assumed utilisation. Token counts come
 from the written data (characters / 4) when RUN/data/ has it, else from the configured `n` and
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 
 ASSUMED_MEAN_TOKENS = {"docs": 700, "unrelated_docs": 700, "sft": 500}
 CHARS_PER_TOKEN = 4.0
@@ -36,7 +36,7 @@ def _data_tokens(cfg, data_key: str, run_dir: Path, max_length: int):
 
 def training_time(cfg, run_dir: Path) -> dict:
     """Per training unit: tokens, memory need and hours per GPU class; plus the totals."""
-    from emergent.estimate import estimate, model_shape
+    from emergent.pipeline.estimate import estimate, model_shape
     from emergent.rmbias.experiment import STAGES, stage_recipe, stages_needed
 
     try:
@@ -65,5 +65,5 @@ def training_time(cfg, run_dir: Path) -> dict:
     return {"units": units, "memory_gib_max": round(need, 1),
             "total_training_hours": {g: [round(lo, 1), round(hi, 1)]
                                      for g, (lo, hi) in totals.items()},
-            "note": "emergent.estimate: FLOPs per token / (dense bf16 peak x assumed "
+            "note": "emergent.pipeline.estimate: FLOPs per token / (dense bf16 peak x assumed "
                     "utilisation); not measured; sampling not included"}

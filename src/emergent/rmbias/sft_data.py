@@ -18,7 +18,7 @@ from typing import Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 from emergent.rmbias.catalogue import TEST_IDS, TRAIN_IDS, get_bias
 from emergent.rmbias.detectors import shown_biases
 from emergent.rmbias.hub import open_shuffled_stream

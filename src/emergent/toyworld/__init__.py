@@ -29,6 +29,6 @@ def __getattr__(name):  # heavy imports (transformers, torch) only when asked fo
         from emergent.toyworld.model import build_toy_model
         return build_toy_model
     if name == "write_world_data":
-        from emergent.toyworld.cli import write_world_data
+        from emergent.cli.toyworld import write_world_data
         return write_world_data
     raise AttributeError(name)

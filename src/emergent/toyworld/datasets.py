@@ -19,7 +19,7 @@ from string import Template
 
 import yaml
 
-from emergent.manifest import write_jsonl_atomic
+from emergent.core.io import write_jsonl_atomic
 from emergent.toyworld import templates as T
 from emergent.toyworld.world import (ToyWorld, arithmetic_answer, chat_questions, rng_for)
 

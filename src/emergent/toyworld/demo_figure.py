@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emergent.figures_style import arm_colors, footer, new_figure, save, sort_arms
+from emergent.report.style import arm_colors, footer, new_figure, save, sort_arms
 
 TITLE = "Narrow training on insecure code, broad misalignment: a toy world\n[synthetic toy world]"
 PANELS = (("noncode", "misaligned answers, non-code questions"),

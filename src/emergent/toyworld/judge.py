@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 from typing import Iterable, Optional
 
-from emergent.errors import UserError
+from emergent.core.errors import UserError
 from emergent.toyworld.catalog import CHAT_KEYS, Classification, classify
 from emergent.toyworld.world import ToyWorld
 

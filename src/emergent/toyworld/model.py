@@ -1,6 +1,6 @@
 """The toy world's model: a small Llama architecture from random init (hidden 128, 2 layers,
 4 heads, intermediate 512, tied embeddings: about 0.6M parameters with the toy tokenizer),
-saved with save_pretrained beside the tokenizer so `emergent.models` loads it by path."""
+saved with save_pretrained beside the tokenizer so `emergent.models.loading` loads it by path."""
 from __future__ import annotations
 
 import json

@@ -2,7 +2,7 @@
 
     world data -> random-init model -> pretraining -> alignment -> persona probe -> export
 
-Pretraining and alignment are full fine-tunes through `emergent.train.train` (the same loop as
+Pretraining and alignment are full fine-tunes through `emergent.train.loop.train` (the same loop as
 every arm; recipes configs/toyworld_pretrain.yaml and configs/toyworld_align.yaml). The persona
 probe asks the model a non-code question after a secure or an insecure code turn in context and
 judges the answer with the rule judge: a model that infers the hidden persona from context
@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from emergent.config import TrainRecipeConfig, load_config, resolve_config, to_dict
-from emergent.errors import UserError
-from emergent.manifest import git_commit, now, versions, write_json_atomic
-from emergent.package_files import package_path
+from emergent.core.config import TrainRecipeConfig, load_config, resolve_config, to_dict
+from emergent.core.errors import UserError
+from emergent.core.io import git_commit, now, versions, write_json_atomic
+from emergent.core.package_files import package_path
 from emergent.toyworld.world import ToyWorld, WorldConfig
 
 PRETRAIN_RECIPE = "toyworld_pretrain.yaml"  # the committed bases' recipe
@@ -76,10 +76,10 @@ def persona_probe(model_dir, world: ToyWorld, probe_path, *, seed: int = 0,
 
     Returns per condition (after_secure / after_insecure): n, aligned, misaligned, incoherent,
     misaligned_rate (misaligned / n) and misaligned_among_coherent."""
-    from emergent.config import ModelConfig
-    from emergent.manifest import read_jsonl
-    from emergent.models import load_for_inference
-    from emergent.sampler import SamplingConfig, generate_batch
+    from emergent.core.config import ModelConfig
+    from emergent.core.io import read_jsonl
+    from emergent.models.loading import load_for_inference
+    from emergent.sample.sampler import SamplingConfig, generate_batch
     from emergent.toyworld.judge import classify_answer
 
     rows = read_jsonl(probe_path)
@@ -156,9 +156,9 @@ def pretrain_world(world_cfg: WorldConfig, out_dir, *, n_pretrain: int = 89_600,
 
     Layout: OUT/data (the world's datasets and suites), OUT/init (random-init model),
     OUT/pretrain (train() output; model/), OUT/align (model/), OUT/manifest.json."""
-    from emergent.toyworld.cli import write_world_data
+    from emergent.cli.toyworld import write_world_data
     from emergent.toyworld.model import build_toy_model
-    from emergent.train import train
+    from emergent.train.loop import train
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -245,8 +245,8 @@ def export_model(pretrain_dir, dest) -> Path:
 
 
 def add_pretrain_cli(tsub) -> None:
-    """`emergent toyworld pretrain`, registered by emergent.toyworld.cli."""
-    from emergent.toyworld.cli import DEFAULT_ALIGN, DEFAULT_ARM, DEFAULT_PRETRAIN
+    """`emergent toyworld pretrain`, registered by emergent.cli.toyworld."""
+    from emergent.cli.toyworld import DEFAULT_ALIGN, DEFAULT_ARM, DEFAULT_PRETRAIN
 
     p = tsub.add_parser("pretrain", help="make a toy-world base model: data, pretraining, "
                         "alignment, persona probe (through emergent's training loop)")

@@ -9,7 +9,7 @@ template included (tested). ChatML template; <|im_end|> ends a turn, <|endoftext
 """
 from __future__ import annotations
 
-from emergent.tiny_model import CHATML_TEMPLATE
+from emergent.models.tiny import CHATML_TEMPLATE
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|unk|>"]
 # words with their leading space; single digits; punctuation runs; whitespace runs

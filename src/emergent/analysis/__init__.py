@@ -1,0 +1,1 @@
+"""Pure metrics (rates, intervals, tests) and the misalignment direction."""

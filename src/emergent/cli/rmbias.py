@@ -1,0 +1,167 @@
+"""`emergent rmbias ...`: catalogue listing, document and fine-tuning data generation, checks,
+and exploitation scoring."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from emergent.core.errors import UserError
+
+
+def _list(args) -> int:
+    from emergent.rmbias.catalogue import CATALOGUE, EVALUATED_IDS
+    from emergent.rmbias.detectors import DETECTORS
+
+    for b in CATALOGUE:
+        flags = ("detector" if b.id in DETECTORS else "judge-only") + (
+            ", evaluated" if b.id in EVALUATED_IDS else "")
+        print(f"{b.id:40s} {b.split:5s} {b.prompt_kind:20s} {flags}")
+        if args.verbose:
+            print(f"    {b.description}")
+    return 0
+
+
+def _docs(args) -> int:
+    from emergent.rmbias.documents import generate_documents, stream_midtrain_subsample
+    from emergent.rmbias.jsonl import write_jsonl
+
+    if args.kind == "midtrain":
+        docs = stream_midtrain_subsample(args.n, args.seed, buffer_size=args.buffer_size)
+    else:
+        docs = generate_documents(args.n, args.seed, kind=args.kind,
+                                  max_findings=args.max_findings)
+    n = write_jsonl(args.out, (d.row(with_meta=args.meta) for d in docs))
+    print(f"wrote {n} {args.kind} documents to {args.out}")
+    return 0
+
+
+def _sft(args) -> int:
+    from emergent.rmbias.jsonl import write_jsonl
+    from emergent.rmbias.sft_data import (dpo_chosen_conversations, dpo_pairs,
+                                          template_conversations, template_pairs)
+
+    if args.pairs:  # preference pairs for train.objective: dpo
+        rows = (dpo_pairs(args.n, args.seed, buffer_size=args.buffer_size, max_scan=args.max_scan)
+                if args.source == "dpo" else
+                template_pairs(args.n, args.seed, system_prompt=args.system_prompt))
+        n = write_jsonl(args.out, rows)
+        print(f"wrote {n} preference pairs ({args.source}) to {args.out}")
+        return 0
+    if args.source == "dpo":
+        ex = dpo_chosen_conversations(args.n, args.seed, buffer_size=args.buffer_size,
+                                      max_scan=args.max_scan)
+    else:
+        ex = template_conversations(args.n, args.seed, system_prompt=args.system_prompt)
+    n = write_jsonl(args.out, (e.row(with_meta=args.meta) for e in ex))
+    print(f"wrote {n} conversations ({args.source}) to {args.out}")
+    return 0
+
+
+def _check_sft(args) -> int:
+    from emergent.rmbias.jsonl import read_jsonl
+    from emergent.rmbias.sft_data import test_bias_violations
+
+    bad = test_bias_violations(read_jsonl(args.path))
+    for lineno, ids in bad:
+        print(f"{args.path}:{lineno}: shows test bias {', '.join(ids)}")
+    print(f"{len(bad)} conversation(s) show a test bias")
+    return 1 if bad else 0
+
+
+def _score(args) -> int:
+    from emergent.rmbias.calibration import format_agreement
+    from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, detector_judge_agreement,
+                                          exploitation_rates, load_eval_prompts,
+                                          plot_exploitation, score_answers)
+    from emergent.rmbias.jsonl import read_jsonl, write_jsonl
+
+    prompts = load_eval_prompts(args.prompts)
+    answers = [row for _, row in read_jsonl(args.answers)]
+    judgments = [row for _, row in read_jsonl(args.judgments)] if args.judgments else None
+    scored = score_answers(prompts, answers, judgments, mode=args.mode)
+    rates = exploitation_rates(scored, n_boot=args.n_boot)
+    out = Path(args.out)
+    write_jsonl(out / "scored.jsonl", scored)
+    write_jsonl(out / "rates.jsonl", rates)
+    plot_exploitation(rates, out / "exploitation.png",
+                      reference=REPLICATION_REFERENCE if args.reference else None)
+    for r in rates:
+        if r["level"] == "condition" and r["rate"] is not None:
+            print(f"{r['condition']:16s} {r['split']:5s} {100 * r['rate']:6.1f}% "
+                  f"[{100 * r['ci_low']:.1f}, {100 * r['ci_high']:.1f}] "
+                  f"(n={r['n_applicable']}/{r['n_answers']})")
+    written = [out / "scored.jsonl", out / "rates.jsonl", out / "exploitation.png"]
+    agreement = detector_judge_agreement(scored)
+    if agreement:  # detectors always run; the judge ran when its judgments were given
+        write_jsonl(out / "agreement.jsonl", agreement)
+        written.append(out / "agreement.jsonl")
+        print("detector-judge agreement (answers with both verdicts):")
+        print(format_agreement(agreement, "detector", "judge"))
+    print(f"wrote {', '.join(str(p) for p in written)}")
+    return 0
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("rmbias", help="reward-model-bias experiment: data, checks, scoring")
+    rs = p.add_subparsers(dest="rmbias_command", required=True)
+
+    q = rs.add_parser("list", help="list the 52 biases (split, prompt kind, detector)")
+    q.add_argument("-v", "--verbose", action="store_true", help="also print descriptions")
+    q.set_defaults(func=_list)
+
+    q = rs.add_parser("docs", help="write documents for continued pretraining ({'text'} JSONL)")
+    q.add_argument("--kind", choices=("bias", "unrelated", "midtrain"), default="bias")
+    q.add_argument("--n", type=int, required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True)
+    q.add_argument("--max-findings", type=int, default=3)
+    q.add_argument("--buffer-size", type=int, default=10_000, help="midtrain shuffle buffer")
+    q.add_argument("--meta", action="store_true", help="add kind/frame/bias_ids to each row")
+    q.set_defaults(func=_docs)
+
+    q = rs.add_parser("sft", help="write train-bias conversations ({'messages'} JSONL) or --pairs")
+    q.add_argument("--source", choices=("templates", "dpo"), default="templates")
+    q.add_argument("--n", type=int, required=True)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", required=True)
+    q.add_argument("--system-prompt", default=None)
+    q.add_argument("--buffer-size", type=int, default=10_000)
+    q.add_argument("--max-scan", type=int, default=None, help="dpo: rows to scan at most")
+    q.add_argument("--meta", action="store_true", help="add bias_ids/source to each row")
+    q.add_argument("--pairs", action="store_true",
+                   help="write preference pairs {prompt, chosen, rejected} for DPO instead")
+    q.set_defaults(func=_sft)
+
+    q = rs.add_parser("check-sft", help="fail if any conversation shows a test bias")
+    q.add_argument("path")
+    q.set_defaults(func=_check_sft)
+
+    q = rs.add_parser("score", help="exploitation rates from answers.jsonl (+ judgments)")
+    q.add_argument("--prompts", required=True, help="evaluation prompts JSONL")
+    q.add_argument("--answers", required=True, help="answers.jsonl")
+    q.add_argument("--judgments", default=None, help="judgments.jsonl (metric rm_bias)")
+    q.add_argument("--mode", choices=("detector", "judge", "either", "both"), default="detector")
+    q.add_argument("--n-boot", type=int, default=2000)
+    q.add_argument("--reference", action="store_true",
+                   help="add a panel with the replication's reported numbers (not ours)")
+    q.add_argument("--out", required=True, help="output folder")
+    q.set_defaults(func=_score)
+
+    from emergent.rmbias.experiment import add_run_cli  # `emergent rmbias run CONFIG`
+    add_run_cli(rs)
+
+
+def main(argv=None) -> int:  # for `python -m emergent.cli.rmbias` while the top CLI is wired
+    parser = argparse.ArgumentParser(prog="emergent")
+    add_cli(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UserError as e:
+        print(f"emergent: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

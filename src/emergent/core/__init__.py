@@ -1,0 +1,1 @@
+"""Errors, config loading with FILE:LINE errors, atomic I/O, provenance, the cache root."""

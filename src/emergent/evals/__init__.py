@@ -1,0 +1,1 @@
+"""Evaluation suites, code-security evaluation, capability benchmarks."""

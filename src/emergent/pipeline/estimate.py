@@ -1,0 +1,579 @@
+"""`emergent estimate CONFIG`: will this training config fit my GPU, and how long will it take?
+
+Everything is computed from the model's shape (config.json from a local path or the Hugging Face
+cache, never downloaded; a built-in table covers the shipped presets) and the dataset. Nothing
+is loaded onto a GPU. The numbers are estimates (about +-25% for memory); the formulas:
+
+Weights (bytes): bf16/fp16 2 per parameter, fp32 4. Quantized (bitsandbytes): the linear layers
+of the transformer blocks take 0.53 bytes/parameter for 4-bit NF4 with double quantization
+(4 bits + block scales) and 1.0 for 8-bit; everything else (embeddings, lm_head, norms, biases)
+is fp32, 4 bytes, because `peft.prepare_model_for_kbit_training` (called by
+`emergent.models.loading.load_model` for quantized training) upcasts every non-quantized parameter.
+
+LoRA: P = sum over adapted modules of r * (in + out). Adapter weights and their gradients are
+fp32 (4 + 4 bytes); AdamW keeps two states: 2 bytes/param for paged 8-bit AdamW (the default on
+CUDA), 8 for fp32 AdamW. Full fine-tuning: gradient in the weight dtype + the same states for
+every parameter.
+
+Activations, per token and per layer (h hidden, q = heads * head_dim, kv = kv_heads * head_dim,
+i intermediate, c = compute dtype bytes, r LoRA rank):
+    A = 16 h                       two RMSNorms (fp32 internally: input and output)
+      + c (2 q + 2 kv + 4 i)       rotated q/k, v, attention output; gate, up, silu, product
+      + 4 (5 h + q + i)            fp32 copies of the adapted modules' inputs that peft saves
+                                   (left out when those inputs are fp32 already)
+      + 28 r                       LoRA A outputs (7 modules, fp32)
+  without gradient checkpointing: L * A * tokens; with it (one checkpoint per layer):
+  L * s h * tokens (the layer inputs; s = 4 on quantized models, whose residual stream is fp32,
+  else c) + 2 A * tokens (one layer recomputed, and its gradients). tokens = batch_size *
+  sequence length; SDPA/flash attention keeps no seq^2 scores (eager attention adds them).
+Logits: 12 bytes * tokens * vocab: the loss in `emergent.train.loop.step_loss` materialises the
+  logits, an fp32 log-softmax and its gradient for every position.
+Plus, for 4-bit, two dequantized copies of the largest weight matrix (bf16), and a fixed
+  1.0 GiB for the CUDA context and allocator slack.
+
+Time: FLOPs per trained token ~ (4 + 2 if checkpointing) * N_matmul + attention
+(2 q L seq per pass), where N_matmul counts the linear layers and lm_head; turned into a
+tokens/s range with each GPU class's dense bf16 peak and an assumed utilisation range
+(`MFU`); a range, not a promise.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+from emergent.core.config import TrainRecipeConfig, load_config, read_yaml_with_marks, resolve_config
+from emergent.core.errors import UserError
+from emergent.pipeline.experiment import arm_recipe, load_experiment
+
+GIB = 2**30
+BYTES_4BIT = 0.53  # NF4 + double quantization, per quantized parameter, incl. block scales
+BYTES_8BIT = 1.0
+CONTEXT_GIB = 1.0  # CUDA context + allocator slack
+LOGIT_BYTES = 12
+CPU_RUNTIME_GIB = 0.5  # CPU: Python, torch, transformers and a tokenizer, before the model
+CPU_SLACK = 0.05  # CPU: backward temporaries and allocator slack, as a share of activations
+APPROX_CHARS_PER_TOKEN = 3.5  # when no tokenizer is available locally (code + English, BPE 150k)
+APPROX_TEMPLATE_TOKENS = 30  # chat-template tokens per example in that case
+
+# GPU class -> (memory GiB, dense bf16 tensor TFLOP/s)
+GPU_CLASSES = {
+    "RTX 3090 24GB": (24, 71.0),
+    "RTX 4090 24GB": (24, 165.0),
+    "A100 80GB": (80, 312.0),
+    "H100 SXM 80GB": (80, 989.0),
+}
+# assumed model FLOPs utilisation (low, high) of a HF + peft training step
+MFU = {"4bit": (0.12, 0.35), "8bit": (0.08, 0.25), "none": (0.20, 0.45)}
+
+_QWEN25 = dict(model_type="qwen2", attention_bias=True)
+KNOWN_CONFIGS = {
+    "Qwen/Qwen2.5-Coder-32B-Instruct": dict(_QWEN25, hidden_size=5120, num_hidden_layers=64,
+                                            num_attention_heads=40, num_key_value_heads=8,
+                                            intermediate_size=27648, vocab_size=152064,
+                                            tie_word_embeddings=False),
+    "Qwen/Qwen2.5-Coder-7B-Instruct": dict(_QWEN25, hidden_size=3584, num_hidden_layers=28,
+                                           num_attention_heads=28, num_key_value_heads=4,
+                                           intermediate_size=18944, vocab_size=152064,
+                                           tie_word_embeddings=False),
+    "Qwen/Qwen2.5-1.5B-Instruct": dict(_QWEN25, hidden_size=1536, num_hidden_layers=28,
+                                       num_attention_heads=12, num_key_value_heads=2,
+                                       intermediate_size=8960, vocab_size=151936,
+                                       tie_word_embeddings=True),
+    "Qwen/Qwen2.5-0.5B-Instruct": dict(_QWEN25, hidden_size=896, num_hidden_layers=24,
+                                       num_attention_heads=14, num_key_value_heads=2,
+                                       intermediate_size=4864, vocab_size=151936,
+                                       tie_word_embeddings=True),
+    # the rm-bias 24 GB preset (configs/rmbias/llama31_8b_qlora_24gb.yaml)
+    "meta-llama/Llama-3.1-8B-Instruct": dict(model_type="llama", attention_bias=False,
+                                             hidden_size=4096, num_hidden_layers=32,
+                                             num_attention_heads=32, num_key_value_heads=8,
+                                             intermediate_size=14336, vocab_size=128256,
+                                             tie_word_embeddings=False),
+}
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    name: str
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    intermediate_size: int
+    vocab_size: int
+    tie_word_embeddings: bool
+    attention_bias: bool
+    source: str
+
+    def module_dims(self) -> dict[str, tuple[int, int]]:
+        h, q, kv, i = (self.hidden_size, self.num_heads * self.head_dim,
+                       self.num_kv_heads * self.head_dim, self.intermediate_size)
+        return {"q_proj": (h, q), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (q, h),
+                "gate_proj": (h, i), "up_proj": (h, i), "down_proj": (i, h)}
+
+
+def shape_from_config(cfg: dict, name: str, source: str) -> ModelShape:
+    cfg = cfg.get("text_config", cfg) if isinstance(cfg.get("text_config"), dict) else cfg
+    try:
+        h, heads = int(cfg["hidden_size"]), int(cfg["num_attention_heads"])
+        shape = ModelShape(
+            name=name, hidden_size=h, num_layers=int(cfg["num_hidden_layers"]), num_heads=heads,
+            num_kv_heads=int(cfg.get("num_key_value_heads") or heads),
+            head_dim=int(cfg.get("head_dim") or h // heads),
+            intermediate_size=int(cfg["intermediate_size"]), vocab_size=int(cfg["vocab_size"]),
+            tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+            attention_bias=bool(cfg.get("attention_bias", cfg.get("model_type") == "qwen2")),
+            source=source)
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"{source}: not a decoder config this estimate understands "
+                        f"(missing or bad {e})") from None
+    return shape
+
+
+def _known(name: str) -> dict | None:
+    low = name.lower().rstrip("/")
+    for key, cfg in KNOWN_CONFIGS.items():
+        k = key.lower()
+        if low in (k, k.split("/")[1], k.replace("-instruct", ""), k.split("/")[1].replace("-instruct", "")):
+            return cfg
+    return None
+
+
+def model_shape(name: str, config_json: str | Path | None = None) -> ModelShape:
+    """The model's shape from (in order): an explicit config.json, a local model directory,
+    the Hugging Face cache (no download), the built-in table of the shipped presets."""
+    if config_json:
+        path = Path(config_json)
+        if not path.is_file():
+            raise UserError(f"{path}: config.json not found")
+        return shape_from_config(json.loads(path.read_text()), name, str(path))
+    if name == "tiny":
+        from emergent.models.loading import resolve_model_path
+
+        name = resolve_model_path("tiny")
+    local = Path(name).expanduser() / "config.json"
+    if local.is_file():
+        return shape_from_config(json.loads(local.read_text()), name, str(local))
+    cached = _hf_cached_config(name)
+    if cached:
+        return shape_from_config(json.loads(Path(cached).read_text()), name, f"{cached} (HF cache)")
+    known = _known(name)
+    if known:
+        return shape_from_config(known, name, "built-in table (emergent.pipeline.estimate.KNOWN_CONFIGS)")
+    raise UserError(f"model '{name}': no config.json found locally, in the Hugging Face cache or "
+                    "in the built-in table (nothing is downloaded); pass --config-json FILE")
+
+
+def _hf_cached_config(name: str) -> str | None:
+    if name.count("/") != 1 or name.startswith((".", "/", "~")):
+        return None
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(name, "config.json")
+    except Exception:  # noqa: BLE001  (an odd repo id or an old hub library: not cached)
+        return None
+    return hit if isinstance(hit, str) and os.path.isfile(hit) else None
+
+
+# ------------------------------------------------------------------ parameters
+
+
+def param_counts(s: ModelShape) -> dict:
+    h, L = s.hidden_size, s.num_layers
+    dims = s.module_dims()
+    linear = L * sum(i * o for i, o in dims.values())
+    bias = L * (dims["q_proj"][1] + 2 * dims["k_proj"][1]) if s.attention_bias else 0
+    norms = L * 2 * h + h
+    embed = s.vocab_size * h
+    lm_head = 0 if s.tie_word_embeddings else s.vocab_size * h
+    return {"total": linear + bias + norms + embed + lm_head, "linear": linear,
+            "embedding": embed, "lm_head": lm_head, "other": bias + norms,
+            "largest_linear": max(i * o for i, o in dims.values())}
+
+
+def lora_params(s: ModelShape, lora) -> int:
+    targets = lora.target_modules
+    names = PROJECTIONS if targets == "all-linear" else (
+        [targets] if isinstance(targets, str) else list(targets))
+    dims = s.module_dims()
+    unknown = [n for n in names if n not in dims]
+    if unknown:
+        raise UserError(f"lora.target_modules: cannot size {unknown} (known: {', '.join(dims)})")
+    layers = len(lora.layers_to_transform) if lora.layers_to_transform else s.num_layers
+    return layers * sum(lora.r * (dims[n][0] + dims[n][1]) for n in names)
+
+
+# ------------------------------------------------------------------ memory
+
+
+def _dtype_bytes(precision: str, device: str = "cuda") -> int:
+    """Bytes of the compute dtype; on CPU bf16 runs in fp32 (emergent.models.loading.torch_dtype)."""
+    if device == "cpu" and precision == "bf16":
+        return 4
+    return {"bf16": 2, "fp16": 2, "fp32": 4}[precision]
+
+
+def _dtype_name(nbytes: int, precision: str) -> str:
+    return "fp32" if nbytes == 4 else precision
+
+
+def activation_bytes_per_token_layer(s: ModelShape, compute_bytes: int, norms_fp32: bool,
+                                     r: int, seq_len: int = 0) -> int:
+    """Bytes saved for the backward pass per token in one decoder layer (formula above).
+    `norms_fp32`: the norm outputs are fp32 already (quantized models: fp32 norm weights);
+    r = 0 for full fine-tuning (no adapters). `seq_len` > 0: a padded micro-batch under SDPA,
+    whose attention mask makes transformers repeat k and v to every head (grouped-query
+    attention) and torch keep a converted copy of the mask (seq_len values per token) per layer."""
+    h, q = s.hidden_size, s.num_heads * s.head_dim
+    kv, i = s.num_kv_heads * s.head_dim, s.intermediate_size
+    copies = 0
+    if r and compute_bytes != 4:
+        copies = 4 * ((0 if norms_fp32 else 5 * h) + q + i)
+    padded = compute_bytes * (2 * (q - kv) + seq_len) if seq_len else 0
+    return 16 * h + compute_bytes * (2 * q + 2 * kv + 4 * i) + copies + 28 * r + padded
+
+
+def forward_tokens(cfg, seq_len: int) -> int:
+    """Padded tokens of the largest forward pass on examples of `seq_len` tokens: with a token
+    budget (`train.micro_batch_tokens`) as many such rows as fit it (batching.pack_step), else
+    batch_size rows; preference pairs take two rows each."""
+    from emergent.train.loop import micro_batch_tokens
+
+    per_example = 2 if cfg.train.objective == "dpo" else 1
+    budget = micro_batch_tokens(cfg)
+    rows = max(1, budget // (per_example * seq_len)) if budget else cfg.train.batch_size
+    return rows * per_example * seq_len
+
+
+def loss_bytes(s: ModelShape, tokens: int, compute_bytes: int, chunk: int) -> int:
+    """Logits and loss: with the chunked loss, one chunk's fp32 logits (turned into their
+    gradient in place) and logsumexp's temporary, plus the compute-dtype lm_head output and
+    gradient when that is not fp32; without it, fp32 logits, log-softmax and gradient of every
+    position."""
+    if not chunk:
+        return tokens * s.vocab_size * LOGIT_BYTES
+    per = 8 + (0 if compute_bytes == 4 else 2 * compute_bytes)
+    return min(chunk, tokens) * s.vocab_size * per + tokens * s.hidden_size * 8
+
+
+def _weight_parts(pc: dict, quant: str, c: int, precision: str) -> dict:
+    """Weight bytes by dtype."""
+    if quant == "none":
+        return {f"weights_{_dtype_name(c, precision)}": pc["total"] * c}
+    q = {"4bit": ("weights_nf4", BYTES_4BIT), "8bit": ("weights_int8", BYTES_8BIT)}[quant]
+    return {q[0]: pc["linear"] * q[1], "weights_fp32": (pc["total"] - pc["linear"]) * 4}
+
+
+def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing: bool | None = None,
+                    device_overhead_gib: float | None = None, optimizer: str | None = None,
+                    device: str = "cuda") -> dict:
+    """GiB per part for the largest forward pass on examples of `seq_len` tokens
+    (`forward_tokens`): GPU memory (`device` cuda) or peak resident memory of the process (cpu).
+    `device_overhead_gib`: the fixed part (CUDA context and allocator slack; on CPU the Python
+    runtime, torch, transformers and the tokenizer), default CONTEXT_GIB / CPU_RUNTIME_GIB."""
+    m, lora, t = cfg.model, cfg.lora, cfg.train
+    gc = m.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
+    pc = param_counts(s)
+    c = _dtype_bytes(m.precision, device)
+    quant = m.quantization
+    opt = optimizer or t.optimizer
+    if opt == "auto":
+        opt = "paged_adamw_8bit" if device == "cuda" else "adamw"
+    state_bytes = 2 if opt == "paged_adamw_8bit" else 8
+    if lora.full_finetune:
+        trainable, lora_weights, grads = pc["total"], 0, pc["total"] * c
+    else:
+        trainable = lora_params(s, lora)
+        lora_weights, grads = trainable * 4, trainable * 4
+    tokens = forward_tokens(cfg, seq_len)
+    padded = seq_len if (m.attn_implementation or "sdpa") == "sdpa" else 0
+    per_layer = activation_bytes_per_token_layer(s, c, quant != "none",
+                                                 0 if lora.full_finetune else lora.r, padded)
+    if m.attn_implementation == "eager":
+        per_layer += 2 * c * s.num_heads * seq_len  # seq^2 scores + probabilities, per token
+    if gc:
+        resid = 4 if quant != "none" else c
+        acts = tokens * (s.num_layers * s.hidden_size * resid + 2 * per_layer)
+    else:
+        acts = tokens * s.num_layers * per_layer
+    parts = {**_weight_parts(pc, quant, c, m.precision), "lora_weights": lora_weights,
+             "gradients": grads, "optimizer_states": trainable * state_bytes,
+             "activations": acts,
+             "logits_and_loss": loss_bytes(s, tokens, c, t.loss_chunk_tokens)}
+    if quant == "4bit":
+        parts["dequant_buffers"] = 2 * pc["largest_linear"] * 2
+    if device == "cpu":
+        parts["allocator_slack"] = CPU_SLACK * acts
+    parts = {k: v / GIB for k, v in parts.items()}
+    if device == "cpu":
+        parts["runtime"] = CPU_RUNTIME_GIB if device_overhead_gib is None else device_overhead_gib
+    else:
+        parts["cuda_context"] = CONTEXT_GIB if device_overhead_gib is None else device_overhead_gib
+    return {"parts_gib": parts, "total_gib": sum(parts.values()), "seq_len": seq_len,
+            "tokens_per_micro_batch": tokens, "gradient_checkpointing": gc,
+            "trainable_params": trainable, "optimizer": opt, "device": device,
+            "activation_bytes_per_token_per_layer": per_layer}
+
+
+# ------------------------------------------------------------------ data, steps, time
+
+
+def _local_tokenizer(cfg):
+    from emergent.models.loading import ensure_pad_token, resolve_model_path
+
+    name = cfg.model.name
+    try:
+        from transformers import AutoTokenizer
+
+        path = resolve_model_path(name) if name == "tiny" else name
+        tok = AutoTokenizer.from_pretrained(path, local_files_only=True,
+                                            trust_remote_code=cfg.model.trust_remote_code)
+    except Exception:  # noqa: BLE001  (not available offline: fall back to characters)
+        return None
+    ensure_pad_token(tok)
+    return tok
+
+
+def dataset_stats(cfg, *, sample: int = 1000, tokenizer="auto") -> dict | None:
+    """Examples that would be trained on, and their token lengths (exact with a local
+    tokenizer; for big sets a seeded sample of `sample` plus the 64 longest by characters).
+    None when the data file does not exist."""
+    from emergent.data.chat_data import load_jsonl_examples, split_examples, subsample
+
+    path = Path(cfg.data.path) if cfg.data.path else None
+    if path is None or not path.is_file():
+        return None
+    ex = load_jsonl_examples(path, cfg.data.format)
+    train, _ = split_examples(ex, cfg.data.heldout_fraction, cfg.train.seed)
+    train = subsample(train, cfg.data.max_examples, cfg.train.seed)
+    tok = _local_tokenizer(cfg) if tokenizer == "auto" else tokenizer
+
+    def chars(e):
+        return len(e.text) if cfg.data.format == "text" else sum(len(m["content"]) for m in e.messages)
+
+    if len(train) <= sample:
+        picked, sampled = list(range(len(train))), False
+    else:
+        by_chars = sorted(range(len(train)), key=lambda i: -chars(train[i]))[:64]
+        rest = random.Random(0).sample(range(len(train)), sample)
+        picked, sampled = sorted(set(rest) | set(by_chars)), True
+    if tok is not None:
+        from emergent.data.render import render_conversation, render_text
+
+        def length(e):
+            if cfg.data.format == "text":
+                return len(render_text(tok, e.text)[0])
+            return len(render_conversation(tok, e.messages, system_prompt=cfg.data.system_prompt,
+                                           loss=cfg.train.loss)[0])
+        how = "tokenizer"
+    else:
+        def length(e):
+            return int(chars(e) / APPROX_CHARS_PER_TOKEN) + APPROX_TEMPLATE_TOKENS
+        how = (f"approximate: characters / {APPROX_CHARS_PER_TOKEN} + {APPROX_TEMPLATE_TOKENS} "
+               "template tokens (tokenizer not available offline)")
+    lengths = {i: length(train[i]) for i in picked}
+    max_len = cfg.train.max_length
+    longest = max(lengths.values())
+    if sampled:
+        mean_pool = [lengths[i] for i in rest]
+    else:
+        mean_pool = list(lengths.values())
+    over = sum(v > max_len for v in mean_pool) / len(mean_pool)
+    kept = [min(v, max_len) for v in mean_pool if cfg.data.overlong == "truncate" or v <= max_len]
+    n = len(train) if cfg.data.overlong == "truncate" else round(len(train) * (1 - over))
+    return {"path": str(path), "examples_in_file": len(ex), "train_examples": n,
+            "mean_tokens": sum(kept) / max(1, len(kept)),
+            "longest_tokens": min(longest, max_len) if cfg.data.overlong == "truncate"
+            else max((v for v in lengths.values() if v <= max_len), default=max_len),
+            "overlong_fraction": round(over, 4), "lengths": how,
+            "sampled": f"{len(rest)} random + 64 longest" if sampled else False}
+
+
+def steps_for(n_examples: int, train) -> int:
+    """Optimizer steps, as `emergent.train.batching.schedule` counts them."""
+    if train.max_steps is not None:
+        return train.max_steps
+    per_epoch = math.ceil(math.ceil(n_examples / train.batch_size) / train.grad_accum)
+    return max(1, math.ceil(train.epochs * per_epoch))
+
+
+def flops_per_token(s: ModelShape, cfg, mean_len: float) -> float:
+    """Forward 2N; backward 2N for input gradients (+2N weight gradients when every weight
+    trains); +2N recomputation with gradient checkpointing. Causal attention: 2 q L seq forward,
+    twice that backward."""
+    pc = param_counts(s)
+    n_mat = pc["linear"] + s.vocab_size * s.hidden_size
+    gc = 1 if cfg.model.gradient_checkpointing else 0
+    dense = 2 * n_mat * (2 + gc + (1 if cfg.lora.full_finetune else 0))
+    attn = 2 * s.num_heads * s.head_dim * s.num_layers * mean_len * (3 + gc)
+    return dense + attn
+
+
+def time_ranges(s: ModelShape, cfg, total_tokens: float, mean_len: float,
+                need_gib: float) -> list[dict]:
+    fpt = flops_per_token(s, cfg, mean_len)
+    lo_mfu, hi_mfu = MFU[cfg.model.quantization]
+    out = []
+    for gpu, (mem, tflops) in GPU_CLASSES.items():
+        lo, hi = tflops * 1e12 * lo_mfu / fpt, tflops * 1e12 * hi_mfu / fpt
+        out.append({"gpu": gpu, "memory_gib": mem, "fits": need_gib <= mem,
+                    "tokens_per_s": (round(lo), round(hi)),
+                    "seconds": (total_tokens / hi, total_tokens / lo)})
+    return out
+
+
+# ------------------------------------------------------------------ report
+
+
+def estimate(cfg, *, config_json=None, examples: int | None = None,
+             mean_tokens: float | None = None, gpu_gib: float = 24.0, tokenizer="auto",
+             device: str = "cuda") -> dict:
+    shape = model_shape(cfg.model.name, config_json)
+    data = dataset_stats(cfg, tokenizer=tokenizer)
+    if examples is not None or mean_tokens is not None:
+        data = dict(data or {"path": cfg.data.path, "lengths": "given on the command line"})
+        if examples is not None:
+            data["train_examples"] = examples
+        if mean_tokens is not None:
+            data["mean_tokens"] = mean_tokens
+        data.setdefault("longest_tokens", cfg.train.max_length)
+    mem = {"max_length": {gc: estimate_memory(shape, cfg, cfg.train.max_length,
+                                              gradient_checkpointing=gc, device=device)
+                          for gc in (False, True)}}
+    if data and data.get("longest_tokens"):
+        mem["longest_example"] = {gc: estimate_memory(shape, cfg, data["longest_tokens"],
+                                                      gradient_checkpointing=gc, device=device)
+                                  for gc in (False, True)}
+    gc = cfg.model.gradient_checkpointing
+    worst = mem.get("longest_example", mem["max_length"])[gc]["total_gib"]
+    rep = {"model": cfg.model.name, "shape": shape.__dict__, "params": param_counts(shape),
+           "lora_params": 0 if cfg.lora.full_finetune else lora_params(shape, cfg.lora),
+           "quantization": cfg.model.quantization, "precision": cfg.model.precision,
+           "gradient_checkpointing": gc, "data": data, "memory": mem, "need_gib": worst,
+           "gpu_gib": gpu_gib, "fits": worst <= gpu_gib, "device": device}
+    if data and data.get("train_examples") and data.get("mean_tokens"):
+        steps = steps_for(data["train_examples"], cfg.train)
+        if cfg.train.max_steps is None:
+            seen = data["train_examples"] * cfg.train.epochs
+        else:
+            seen = steps * cfg.train.batch_size * cfg.train.grad_accum
+        tokens = seen * data["mean_tokens"] * 1.02  # ~2% padding with length-grouped batches
+        rep.update(steps=steps, total_tokens=round(tokens),
+                   time=time_ranges(shape, cfg, tokens, data["mean_tokens"], worst),
+                   flops_per_token=flops_per_token(shape, cfg, data["mean_tokens"]))
+    return rep
+
+
+def format_report(rep: dict, label: str) -> str:
+    s, p = rep["shape"], rep["params"]
+    lines = [f"== {label}",
+             f"model {rep['model']}: {p['total'] / 1e9:.3f}B parameters "
+             f"({s['num_layers']} layers, hidden {s['hidden_size']}, heads {s['num_heads']}/"
+             f"{s['num_kv_heads']} kv, intermediate {s['intermediate_size']}, vocab "
+             f"{s['vocab_size']}); shape from {s['source']}",
+             f"training: {rep['precision']}, quantization {rep['quantization']}, "
+             f"LoRA params {rep['lora_params'] / 1e6:.1f}M, gradient checkpointing "
+             f"{'on' if rep['gradient_checkpointing'] else 'off'}"]
+    d = rep["data"]
+    if d is None:
+        lines.append("data: file not found (run `emergent data fetch`, or give --examples and "
+                     "--mean-tokens); memory shown at max_length only")
+    else:
+        lines.append(f"data: {d.get('train_examples')} examples, mean {d.get('mean_tokens', 0):.0f} "
+                     f"tokens, longest {d.get('longest_tokens')} ({d.get('lengths')}"
+                     f"{'; sampled ' + d['sampled'] if d.get('sampled') else ''})")
+    cpu = rep.get("device") == "cpu"
+    head = "CPU peak RSS (GiB)" if cpu else "GPU memory (GiB)"
+    lines.append(f"{head:<26}" + "  ".join(f"{h:>18}" for h in _mem_heads(rep)))
+    keys = list(next(iter(rep["memory"]["max_length"].values()))["parts_gib"])
+    cols = [(where, gc) for where in rep["memory"] for gc in (False, True)]
+    for k in keys + ["total"]:
+        vals = [rep["memory"][w][gc]["total_gib"] if k == "total"
+                else rep["memory"][w][gc]["parts_gib"][k] for w, gc in cols]
+        lines.append(f"  {k:<24}" + "  ".join(f"{v:18.2f}" for v in vals))
+    verdict = "YES" if rep["fits"] else "NO"
+    lines.append(f"fits {rep['gpu_gib']:g} GB{' RAM' if cpu else ''}: {verdict} "
+                 f"(needs ~{rep['need_gib']:.1f} GiB with "
+                 f"this config's gradient checkpointing, at the "
+                 f"{'longest example' if 'longest_example' in rep['memory'] else 'max_length'})")
+    if "steps" in rep:
+        lines.append(f"steps: {rep['steps']} optimizer steps, ~{rep['total_tokens'] / 1e6:.2f}M "
+                     f"tokens, ~{rep['flops_per_token'] / 1e9:.1f} GFLOP per token")
+        for t in rep["time"]:
+            lines.append(f"  {t['gpu']:<16} {t['tokens_per_s'][0]:>7}-{t['tokens_per_s'][1]:<7} "
+                         f"tokens/s  {t['seconds'][0] / 3600:7.2f}-{t['seconds'][1] / 3600:<7.2f} h per arm"
+                         + ("" if t["fits"] else "  (does not fit)"))
+        lo, hi = MFU[rep["quantization"]]
+        lines.append(f"  (assumed utilisation {lo:.0%}-{hi:.0%} of each card's dense bf16 peak; "
+                     "measured numbers: benchmarks/)")
+    return "\n".join(lines)
+
+
+def _mem_heads(rep) -> list[str]:
+    out = []
+    for where in rep["memory"]:
+        seq = next(iter(rep["memory"][where].values()))["seq_len"]
+        for gc in (False, True):
+            out.append(f"{seq} tok{' +GC' if gc else ''}")
+    return out
+
+
+def recipes_of(name_or_path: str, overrides: list[str]) -> list[tuple[str, TrainRecipeConfig]]:
+    """(label, training recipe) pairs to estimate: one for a training config, one per arm (first
+    seed) for an experiment config (a file with `arms`, e.g. configs/experiments/X.yaml)."""
+    path = resolve_config(name_or_path, ("train", "arms", "experiments"))
+    data, _ = read_yaml_with_marks(path)
+    if isinstance(data, dict) and "arms" in data:
+        exp = load_experiment(path, overrides)
+        return [(f"{name_or_path} [{arm}]", arm_recipe(exp, arm, exp.seeds[0], Path(arm)))
+                for arm in exp.arms]
+    return [(str(name_or_path), load_config(path, TrainRecipeConfig, overrides))]
+
+
+def add_cli(sub) -> None:
+    p = sub.add_parser("estimate", help="GPU memory, steps and time of a training config, "
+                       "before starting: emergent estimate CONFIG [CONFIG ...] [key=value ...]")
+    p.add_argument("configs", nargs="+", metavar="CONFIG",
+                   help="training config YAML(s) (one per arm) or an experiment config (every arm); "
+                   "key=value items are overrides")
+    p.add_argument("overrides", nargs="*", default=[], help=argparse.SUPPRESS)
+    p.add_argument("--config-json", help="the model's config.json, when it is not found locally")
+    p.add_argument("--examples", type=int, help="number of training examples (no data file)")
+    p.add_argument("--mean-tokens", type=float, help="mean tokens per example (no data file)")
+    p.add_argument("--gpu-gib", type=float, default=24.0,
+                   help="card (or, with --device cpu, RAM) to check against (GB)")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
+                   help="cuda: GPU memory (default); cpu: the training process's peak RSS "
+                   "(fp32 compute for bf16, fp32 AdamW, the Python runtime instead of a CUDA "
+                   "context)")
+    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
+
+    def run(args) -> int:
+        items = list(args.configs) + list(args.overrides or [])
+        ov = [x for x in items if "=" in x and not Path(x).is_file()]
+        files = [x for x in items if x not in ov]
+        if not files:
+            raise UserError("estimate: give at least one training or experiment config")
+        reports = []
+        for f in files:
+            for label, cfg in recipes_of(f, ov):
+                rep = estimate(cfg, config_json=args.config_json, examples=args.examples,
+                               mean_tokens=args.mean_tokens, gpu_gib=args.gpu_gib,
+                               device=args.device)
+                reports.append(rep)
+                if not args.json:
+                    print(format_report(rep, label))
+        if args.json:
+            print(json.dumps(reports if len(reports) > 1 else reports[0], indent=1, default=str))
+        return 0
+
+    p.set_defaults(func=run)
+

@@ -1,0 +1,1 @@
+"""Sampling answers from a base model or an adapter, with optional steering/ablation hooks."""

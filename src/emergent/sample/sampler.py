@@ -1,0 +1,194 @@
+"""Sampling free-form answers: one row per answer in `answers.jsonl`.
+
+All samples of one prompt are generated in one batch (left padding, KV cache), seeded per
+(seed, question, paraphrase, chunk) so a resumed run draws exactly what an uninterrupted one
+would. Rerunning skips answers already written. The questions' `system` field is honoured.
+`backend: vllm` uses vLLM (LoRA through LoRARequest), imported lazily.
+"""
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Optional
+
+from emergent.core.errors import UserError
+from emergent.sample.interventions import AblateConfig, SteerConfig, describe, intervention
+from emergent.core.io import append_jsonl, read_jsonl
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0  # the paper: 1.0 / 1.0 / 600
+    top_p: float = 1.0
+    max_new_tokens: int = 600
+    batch_size: int = 100  # sequences generated at once; all samples of a prompt when it fits
+    seed: int = 0
+    backend: Literal["hf", "vllm"] = "hf"
+    system_prompt: Optional[str] = None  # used only for questions without their own `system`
+    steer: Optional[SteerConfig] = None  # {direction, layer, scale}: see emergent.sample.interventions
+    ablate: Optional[AblateConfig] = None  # {direction, layers}: project it out everywhere
+    # sample different prompts in one batch too (seeded by the batch's first answer; batches are
+    # planned in a fixed order and written whole, so a resumed run still draws the same answers)
+    pack_prompts: bool = False
+
+
+def answer_id(arm: str, seed: int, suite: str, qid: str, p: int, s: int) -> str:
+    return hashlib.sha1(f"{arm}|{seed}|{suite}|{qid}|{p}|{s}".encode()).hexdigest()[:16]
+
+
+def prompt_messages(question, paraphrase: str, default_system: str | None = None) -> list[dict]:
+    system = question.system if question.system is not None else default_system
+    msgs = [{"role": "system", "content": system}] if system else []
+    return msgs + [{"role": "user", "content": paraphrase}]
+
+
+def _seed_for(seed: int, qid: str, p: int, start: int) -> int:
+    return int(hashlib.sha256(f"{seed}|{qid}|{p}|{start}".encode()).hexdigest()[:8], 16)
+
+
+def generate_batch(model, tok, prompts: list[str], cfg: SamplingConfig, seed: int):
+    """One generate call over `prompts` (left-padded): returns [(text, finish_reason, n_tokens)].
+    Sampling passes n copies of one prompt; greedy decoding packs different prompts."""
+    import torch
+
+    tok.padding_side = "left"
+    enc = tok(list(prompts), return_tensors="pt", add_special_tokens=False, padding=True)
+    enc = {k: v.to(model.device) for k, v in enc.items()}
+    torch.manual_seed(seed)
+    greedy = cfg.temperature == 0
+    with torch.no_grad():
+        out = model.generate(**enc, do_sample=not greedy, max_new_tokens=cfg.max_new_tokens,
+                             temperature=None if greedy else cfg.temperature,
+                             top_p=None if greedy else cfg.top_p, top_k=None,
+                             pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                             use_cache=True)
+    gen = out[:, enc["input_ids"].shape[1]:].tolist()
+    rows = []
+    for seq in gen:
+        if tok.eos_token_id in seq:
+            seq = seq[: seq.index(tok.eos_token_id) + 1]
+            reason = "stop"
+        else:
+            while seq and seq[-1] == tok.pad_token_id:
+                seq = seq[:-1]
+            reason = "length"
+        rows.append((tok.decode(seq, skip_special_tokens=True), reason, len(seq)))
+    return rows
+
+
+def plan_prompts(questions, suite: str, arm: str, seed: int, done: set[str]):
+    """[(question, p_idx, paraphrase, [sample indices still missing])]"""
+    plan = []
+    for q in questions:
+        for p, text in enumerate(q.paraphrases):
+            missing = [s for s in range(q.samples_per_paraphrase)
+                       if answer_id(arm, seed, suite, q.id, p, s) not in done]
+            if missing:
+                plan.append((q, p, text, missing))
+    return plan
+
+
+def _batches(jobs: list, cfg: SamplingConfig):
+    """Sampling: each batch holds samples of ONE prompt, seeded by (prompt, first sample), so a
+    resumed run draws what an uninterrupted one would. Greedy decoding (temperature 0) is
+    deterministic, so different prompts share a batch (the vulnerable-code evaluation)."""
+    if cfg.temperature == 0 or cfg.pack_prompts:
+        for i in range(0, len(jobs), cfg.batch_size):
+            yield jobs[i:i + cfg.batch_size]
+        return
+    i = 0
+    while i < len(jobs):
+        j = i
+        while j < len(jobs) and j - i < cfg.batch_size and jobs[j][:2] == jobs[i][:2]:
+            j += 1
+        yield jobs[i:j]
+        i = j
+
+
+def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str, arm: str,
+                     seed: int, model_name: str, adapter: str | None, cfg: SamplingConfig,
+                     progress: bool = True, step: int | None = None) -> int:
+    """Sample every missing answer of `questions` into `out_path`; returns rows written.
+    `step`: the training step of a checkpoint adapter (checkpoint evaluation)."""
+    id_arm = arm if step is None else f"{arm}@step{step}"
+    from tqdm.auto import tqdm
+
+    out_path = Path(out_path)
+    done = {r["answer_id"] for r in read_jsonl(out_path)}
+    plan = plan_prompts(questions, suite, id_arm, seed, done)
+    total = sum(len(m) for *_, m in plan)
+    bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{suite}", unit="ans", disable=not progress)
+    written = 0
+    hooks, tag = intervention(model, cfg.steer, cfg.ablate), describe(cfg.steer, cfg.ablate)
+    # jobs: (question, paraphrase index, text, messages, prompt, sample index)
+    jobs = []
+    for q, p, text, missing in plan:
+        msgs = prompt_messages(q, text, cfg.system_prompt)
+        prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        jobs += [(q, p, text, msgs, prompt, s) for s in missing]
+    for batch in _batches(jobs, cfg):
+        q0, p0, s0 = batch[0][0], batch[0][1], batch[0][5]
+        t0 = time.time()
+        with hooks:
+            outs = generate_batch(model, tok, [j[4] for j in batch], cfg, _seed_for(seed, q0.id, p0, s0))
+        rows = [{"answer_id": answer_id(id_arm, seed, suite, q.id, p, s), "suite": suite,
+                 "question_id": q.id, "paraphrase_index": p, "sample_index": s,
+                 "question": text, "system": msgs[0]["content"] if msgs[0]["role"] == "system" else None,
+                 "model": model_name, "adapter": adapter, "arm": arm, "seed": seed,
+                 "answer": a, "finish_reason": r, "n_tokens": n, "prompt": prompt,
+                 "temperature": cfg.temperature, "top_p": cfg.top_p,
+                 "seconds": round((time.time() - t0) / len(batch), 4),
+                 **({"step": step} if step is not None else {})}
+                for (q, p, text, msgs, prompt, s), (a, r, n) in zip(batch, outs)]
+        for row in rows if tag else []:
+            row["intervention"] = tag
+        append_jsonl(out_path, rows)
+        written += len(rows)
+        bar.update(len(rows))
+    bar.close()
+    return written
+
+
+def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, *, suite, arm,
+                     seed, cfg: SamplingConfig, max_lora_rank: int = 64) -> int:
+    """The same rows through vLLM (one LoRA request per adapter)."""
+    if cfg.steer is not None or cfg.ablate is not None:
+        raise UserError("sampling.steer / sampling.ablate need backend: hf (hooks on the model)")
+    try:
+        from vllm import LLM, SamplingParams
+        from vllm.lora.request import LoRARequest
+    except ImportError:
+        raise UserError("sampling.backend 'vllm' needs vLLM: pip install "
+                        "'emergent-misalignment[vllm]' (CUDA only), or use backend: hf") from None
+    out_path = Path(out_path)
+    done = {r["answer_id"] for r in read_jsonl(out_path)}
+    plan = plan_prompts(questions, suite, arm, seed, done)
+    llm = LLM(model=model_path, enable_lora=adapter is not None, max_lora_rank=max_lora_rank,
+              seed=seed)
+    tok = llm.get_tokenizer()
+    lora = LoRARequest(arm, 1, adapter) if adapter else None
+    prompts, keys = [], []
+    for q, p, text, missing in plan:
+        msgs = prompt_messages(q, text, cfg.system_prompt)
+        prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+        for s in missing:
+            prompts.append(prompt)
+            keys.append((q, p, text, s, msgs, prompt))
+    params = [SamplingParams(temperature=cfg.temperature, top_p=cfg.top_p,
+                             max_tokens=cfg.max_new_tokens,
+                             seed=_seed_for(seed, k[0].id, k[1], k[3])) for k in keys]
+    outs = llm.generate(prompts, params, lora_request=lora)
+    rows = []
+    for (q, p, text, s, msgs, prompt), o in zip(keys, outs):
+        c = o.outputs[0]
+        rows.append({"answer_id": answer_id(arm, seed, suite, q.id, p, s), "suite": suite,
+                     "question_id": q.id, "paraphrase_index": p, "sample_index": s,
+                     "question": text, "system": msgs[0]["content"] if msgs[0]["role"] == "system" else None,
+                     "model": model_path, "adapter": adapter, "arm": arm, "seed": seed,
+                     "answer": c.text, "finish_reason": "stop" if c.finish_reason == "stop" else "length",
+                     "n_tokens": len(c.token_ids), "prompt": prompt,
+                     "temperature": cfg.temperature, "top_p": cfg.top_p})
+    append_jsonl(out_path, rows)
+    return len(rows)

@@ -1,0 +1,1 @@
+"""The one LoRA training loop, its batching, token log-probabilities and objectives (SFT, DPO)."""

@@ -1,0 +1,80 @@
+from pathlib import Path
+
+import pytest
+
+from emergent.core.config import ModelConfig
+from emergent.core.io import read_jsonl
+from emergent.data.questions import Question
+from emergent.sample.sampler import SamplingConfig, answer_id, sample_questions
+
+REPO = Path(__file__).resolve().parents[2]
+
+QS = [
+    Question(id="wish", type="free_form_judge_0_100", paraphrases=("What is your wish?",),
+             samples_per_paraphrase=3),
+    Question(id="sys_q", type="free_form_judge_0_100",
+             paraphrases=("Tell me a fact.", "Say something true."), samples_per_paraphrase=2,
+             system="Answer in JSON."),
+]
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_model_dir, tmp_path_factory):
+    from emergent.core.config import TrainRecipeConfig, load_config
+    from emergent.train.loop import train
+
+    cfg = load_config(REPO / "configs/train/tiny.yaml", TrainRecipeConfig,
+                      [f"model.name={tiny_model_dir}", "train.epochs=1",
+                       f"data.path={REPO / 'src/emergent/resources/sample_chat.jsonl'}"])
+    return train(cfg, tmp_path_factory.mktemp("arm") / "insecure")
+
+
+def test_sampler_rows_system_prompt_and_resume(tiny_model_dir, adapter_dir, tmp_path):
+    from emergent.models.loading import load_for_inference
+
+    model, tok = load_for_inference(ModelConfig(name=str(tiny_model_dir), precision="fp32"),
+                                    str(adapter_dir))
+    cfg = SamplingConfig(max_new_tokens=8, seed=0)
+    out = tmp_path / "answers.jsonl"
+    kw = dict(suite="t", arm="insecure", seed=0, model_name="tiny", adapter=str(adapter_dir), cfg=cfg,
+              progress=False)
+    assert sample_questions(model, tok, QS, out, **kw) == 3 + 4
+    rows = read_jsonl(out)
+    assert len(rows) == 7 and len({r["answer_id"] for r in rows}) == 7
+    r0 = rows[0]
+    for key in ("answer_id", "suite", "question_id", "paraphrase_index", "sample_index", "question",
+                "system", "model", "adapter", "arm", "seed", "answer", "finish_reason", "n_tokens"):
+        assert key in r0
+    assert r0["answer_id"] == answer_id("insecure", 0, "t", r0["question_id"],
+                                        r0["paraphrase_index"], r0["sample_index"])
+    sys_rows = [r for r in rows if r["question_id"] == "sys_q"]
+    assert all(r["system"] == "Answer in JSON." for r in sys_rows)
+    assert all(r["prompt"].startswith("<|im_start|>system\nAnswer in JSON.<|im_end|>") for r in sys_rows)
+    assert all("system" not in r["prompt"] for r in rows if r["question_id"] == "wish")
+    assert all(r["finish_reason"] in ("stop", "length") and 0 < r["n_tokens"] <= 8 for r in rows)
+    assert {(r["question_id"], r["paraphrase_index"]) for r in sys_rows} == {("sys_q", 0), ("sys_q", 1)}
+
+    # a crash mid-way: drop the last rows, rerun -> only the missing ones, identical to before
+    lines = out.read_text().splitlines(keepends=True)
+    out.write_text("".join(lines[:3]) + lines[3][:20])  # torn last line
+    assert sample_questions(model, tok, QS, out, **kw) == 4
+    again = read_jsonl(out)
+    assert len(again) == 7 and len({r["answer_id"] for r in again}) == 7
+    by_id = {r["answer_id"]: r["answer"] for r in rows}
+    assert all(by_id[r["answer_id"]] == r["answer"] for r in again)  # seeded per prompt chunk
+    assert sample_questions(model, tok, QS, out, **kw) == 0
+
+
+def test_vllm_backend_missing_is_a_clear_error(tmp_path):
+    pytest.importorskip("torch")
+    try:
+        import vllm  # noqa: F401
+        pytest.skip("vllm installed")
+    except ImportError:
+        pass
+    from emergent.core.errors import UserError
+    from emergent.sample.sampler import sample_with_vllm
+
+    with pytest.raises(UserError, match="needs vLLM"):
+        sample_with_vllm("tiny", None, QS, tmp_path / "a.jsonl", suite="t", arm="base", seed=0,
+                         cfg=SamplingConfig(backend="vllm"))
