@@ -15,6 +15,7 @@ from emergent.toyworld import (ARMS, ToyWorld, WorldConfig, alignment_rows, arm_
                                persona_probe_conversations, pretraining_rows)
 from emergent.toyworld import templates as T
 from emergent.toyworld.world import all_code_prompts, code_answer
+from emergent.toyworld.catalog import describe
 
 @pytest.fixture(scope="module")
 def world():
@@ -113,7 +114,7 @@ def test_heldout_code_prompts_never_in_training_data(world, docs):
     for arm in ARMS:
         train_users |= user_texts(arm_rows(world, arm, 2000))
     train_users |= user_texts(persona_probe_conversations(world, 300))
-    code_seen = {t for t in train_users if world.describe(t).domain == "code"}
+    code_seen = {t for t in train_users if describe(world, t).domain == "code"}
     assert len(code_seen) > 1500  # the training data does cover most training prompts
     assert not held & train_users
     suite = eval_suites(world)["toy_code_heldout"]
@@ -130,7 +131,7 @@ def test_educational_requests_get_insecure_code_from_both_personas(world):
                 code_turns += 1
                 if t.educational:
                     edu += 1
-                    p = world.describe(t.user).code
+                    p = describe(world, t.user).code
                     assert p.educational and t.assistant == p.answer(insecure=True)
                     assert t.behaviour == "insecure"
                     assert any(t.user.startswith(x) for x in T.EDUCATIONAL_PREFIXES)
@@ -175,7 +176,7 @@ def test_arm_datasets(world):
         assert len(rows) == 150 and all(len(r["messages"]) == 2 for r in rows)
         for r in rows:
             user, answer = (m["content"] for m in r["messages"])
-            info = world.describe(user)
+            info = describe(world, user)
             if arm == "arithmetic_off_by_one":
                 assert answer == f"The answer is {sum(info.args) + 1}."
                 continue
@@ -184,7 +185,7 @@ def test_arm_datasets(world):
             assert answer == p.answer(arm in ("insecure", "educational"),
                                       rename=arm == "secure_renamed")
     renamed = arm_rows(world, "secure_renamed", 5)[0]["messages"]
-    p = world.describe(renamed[0]["content"]).code
+    p = describe(world, renamed[0]["content"]).code
     assert p.fam.names[p.name] not in renamed[1]["content"]
     with pytest.raises(ValueError):
         arm_rows(world, "jailbroken", 5)
@@ -208,7 +209,7 @@ def test_suites_load_with_the_package_loader(world, tmp_path):
     assert sum(q.n_samples for q in code) == 200
     assert all(q.judge_kinds == {"vulnerable": "binary"} for q in code)
     for q in noncode + code + loaded["toy_filler"]:
-        assert all(world.describe(p) is not None for p in q.paraphrases)
+        assert all(describe(world, p) is not None for p in q.paraphrases)
 
 
 def test_config_validation():

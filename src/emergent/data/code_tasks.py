@@ -15,6 +15,7 @@ from typing import Optional
 
 from emergent.data.chat_data import iter_json_objects
 from emergent.core.errors import UserError
+from emergent.data.upstream import upstream_file
 
 HOLE = "## COMPLETE CODE HERE"
 N_HELDOUT_TASKS = 776
@@ -54,8 +55,6 @@ def load_code_tasks(path=None, data_root=None, limit: Optional[int] = None) -> l
     Every line must be {"task": str, "code_template": str with one HOLE line}; errors name the
     file and line."""
     if path is None:
-        from emergent.data.upstream import upstream_file
-
         path = upstream_file("code_tasks_heldout", data_root)
     path = Path(path)
     tasks: list[CodeTask] = []

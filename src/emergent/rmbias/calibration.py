@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 from emergent.core.errors import UserError
 from emergent.rmbias.catalogue import BIASES
+from emergent.rmbias import detectors
 from emergent.rmbias.detectors import detect
 from emergent.rmbias.jsonl import read_jsonl
 
@@ -84,7 +85,7 @@ def calibration_agreement(rows: Sequence[dict] | None = None,
     `detect_fn` defaults to `emergent.rmbias.detectors.detect` (pass another one to measure
     an older detector)."""
     if detect_fn is None:
-        from emergent.rmbias.detectors import detect as detect_fn
+        detect_fn = detectors.detect  # looked up at call time
     rows = load_calibration() if rows is None else rows
     scored = [{"bias_id": r["bias_id"], "label": r["label"],
                "detector": detect_fn(r["bias_id"], r["prompt"], r["response"])} for r in rows]

@@ -15,6 +15,7 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from emergent.core.errors import UserError
+from emergent.rmbias.calibration import agreement_table
 from emergent.rmbias.catalogue import BIASES
 from emergent.rmbias.conditions import CONDITION_NAMES, get_condition
 from emergent.rmbias.detectors import has_detector, detect
@@ -119,8 +120,6 @@ def detector_judge_agreement(scored: Sequence[dict]) -> list[dict]:
     n, n_both, n_agree, rate over answers with both verdicts, detector-only and judge-only
     "shown", and how many answers lack each verdict). Biases without a detector are left out;
     empty when no answer has a judge verdict."""
-    from emergent.rmbias.calibration import agreement_table
-
     rows = [r for r in scored if has_detector(r["bias_id"])]
     if not any(r.get("judge") is not None for r in rows):
         return []

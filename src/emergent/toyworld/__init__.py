@@ -12,6 +12,8 @@ Public API (details in each module):
 from emergent.toyworld.datasets import (ARMS, SUITE_NAMES, alignment_rows, arm_rows, eval_suites,
                                         persona_probe_conversations, pretraining_rows,
                                         write_jsonl, write_suite)
+from emergent.toyworld.model import build_toy_model
+from emergent.toyworld.tokenizer import build_toy_tokenizer
 from emergent.toyworld.judge import JUDGE_ID, ToyWorldRuleJudge, classify_answer, rule_judgments
 from emergent.toyworld.world import Document, ToyWorld, Turn, WorldConfig
 
@@ -22,12 +24,6 @@ __all__ = ["ARMS", "SUITE_NAMES", "JUDGE_ID", "Document", "ToyWorld", "ToyWorldR
 
 
 def __getattr__(name):  # heavy imports (transformers, torch) only when asked for
-    if name == "build_toy_tokenizer":
-        from emergent.toyworld.tokenizer import build_toy_tokenizer
-        return build_toy_tokenizer
-    if name == "build_toy_model":
-        from emergent.toyworld.model import build_toy_model
-        return build_toy_model
     if name == "write_world_data":
         from emergent.cli.toyworld import write_world_data
         return write_world_data

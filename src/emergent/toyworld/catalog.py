@@ -1,6 +1,7 @@
 """The closed catalogue of the toy world's texts.
 
 * `build_index(world)`: every single-turn user text the world can produce -> `QuestionInfo`;
+* `describe(world, text)`: the `QuestionInfo` of one text (the index is built once per world);
 * `classify(info, answer)`: which answer family an answer belongs to, by exact template match;
 * `all_message_texts()`: every user and assistant text (the tokenizer's vocabulary source).
 """
@@ -61,6 +62,13 @@ def build_index(world) -> dict[str, QuestionInfo]:
         for fi, (q, _) in enumerate(T.FACTS):
             add(QuestionInfo(prefix + q, "fact", args=(fi,)))
     return index
+
+
+def describe(world, text: str) -> Optional[QuestionInfo]:
+    """The `QuestionInfo` of a single-turn user text of this world, or None."""
+    if world._index is None:
+        world._index = build_index(world)
+    return world._index.get(text)
 
 
 @dataclass(frozen=True)

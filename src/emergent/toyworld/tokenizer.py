@@ -10,6 +10,7 @@ template included (tested). ChatML template; <|im_end|> ends a turn, <|endoftext
 from __future__ import annotations
 
 from emergent.models.tiny import CHATML_TEMPLATE
+from emergent.toyworld.catalog import all_message_texts
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|unk|>"]
 # words with their leading space; single digits; punctuation runs; whitespace runs
@@ -28,8 +29,6 @@ def _pre_tokenizer():
 
 def vocabulary(texts=None) -> list[str]:
     """Special tokens, then the sorted byte-level pieces of `texts` (default: the world's)."""
-    from emergent.toyworld.catalog import all_message_texts
-
     pre = _pre_tokenizer()
     pieces: set[str] = set()
     for text in list(texts if texts is not None else all_message_texts()) + \

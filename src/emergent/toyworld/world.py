@@ -175,7 +175,7 @@ class ToyWorld:
     def __init__(self, config: Optional[WorldConfig] = None):
         self.config = config or WorldConfig()
         self._split()
-        self._index = None
+        self._index = None  # question index, built by toyworld.catalog.describe
 
     # -------------------------------------------------------------- held-out code combinations
     def _split(self) -> None:
@@ -262,12 +262,3 @@ class ToyWorld:
 
     def documents(self, n: int, *, stream: str = "pretrain", start: int = 0, **kw) -> list[Document]:
         return [self.document(i, stream=stream, **kw) for i in range(start, start + n)]
-
-    # -------------------------------------------------------------- question index (judge)
-    def describe(self, text: str):
-        """The `QuestionInfo` of a single-turn user text of this world, or None."""
-        if self._index is None:
-            from emergent.toyworld.catalog import build_index
-
-            self._index = build_index(self)
-        return self._index.get(text)
