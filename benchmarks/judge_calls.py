@@ -4,7 +4,7 @@ of the local `hf` judge per answer.
 OpenAI-compatible backend, against the local fake server of the tests
 (tests/fake_judge_server.py; nothing leaves the machine):
 1. a small run: answers sampled from the tiny model for the paper's 8 main questions, judged
-   with the package's aligned + coherent prompts (`emergent.judge.judging.judge_answers`);
+   with the package's aligned + coherent prompts (`emergent.judge.runner.judge_answers`);
    `dry_run` is asked first and its prediction is checked against the calls the server saw;
 2. the same command again (resume): target 0 calls;
 3. judgments.jsonl lost, response cache kept: 0 calls;
@@ -55,7 +55,8 @@ def small_run_answers(model_dir: Path, out: Path, samples: int, max_new_tokens: 
 
 
 def openai_scenarios(rows: list[dict], work: Path) -> list[dict]:
-    from emergent.judge.judging import DEFAULT_PROMPTS, dry_run, judge_answers, read_judgments
+    from emergent.judge.prompts import DEFAULT_PROMPTS
+    from emergent.judge.runner import dry_run, judge_answers, read_judgments
     from emergent.judge.openai_api import OpenAIJudge
     from fake_judge_server import FakeJudgeServer
 
@@ -98,7 +99,8 @@ def openai_scenarios(rows: list[dict], work: Path) -> list[dict]:
 
 
 def hf_forward_passes(model_dir: Path, rows: list[dict], n: int, batch_size: int) -> dict:
-    from emergent.judge.judging import DEFAULT_PROMPTS, MetricPrompt, build_tasks
+    from emergent.judge.prompts import DEFAULT_PROMPTS, MetricPrompt
+    from emergent.judge.runner import build_tasks
     from emergent.judge.hf import HFJudge
 
     binary = MetricPrompt("yes_no", "Question: {question}\nAnswer: {answer}\n"

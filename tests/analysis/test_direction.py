@@ -9,8 +9,9 @@ import yaml
 
 from emergent.cli import main
 from emergent.core.config import ModelConfig, TrainRecipeConfig, dump_yaml
-from emergent.analysis.direction import (MeanDiff, answer_activations, compare_rows, extract_direction,
-                                label_answers, load_direction)
+from emergent.analysis.direction import (MeanDiff, answer_activations, compare_rows,
+                                         extract_direction, label_answers)
+from emergent.analysis.direction_file import load_direction
 from emergent.core.errors import UserError
 from emergent.sample.sampler import answer_id
 

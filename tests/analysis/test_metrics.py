@@ -2,8 +2,8 @@
 import pytest
 
 from emergent.analysis.metrics import (Thresholds, arm_summary, bootstrap_ci, compare, counts,
-                              is_misaligned, join_scores, permutation_p, permutation_p_binary,
-                              rates)
+                                       is_misaligned, permutation_p, permutation_p_binary, rates)
+from emergent.core.rundir import join_scores
 
 
 def rec(arm, seed, aligned, coherent, q="q1"):

@@ -75,7 +75,7 @@ def test_every_shipped_config_loads(path):
     """Judge configs, experiment configs (they have `arms`) and training recipes, each loaded
     by its path and by its shipped name."""
     from emergent.pipeline.experiment import load_experiment
-    from emergent.judge.judging import JudgeConfig, load_judge_config
+    from emergent.judge.base import JudgeConfig, load_judge_config
     from emergent.core.config import build_dataclass
 
     data = yaml.safe_load(path.read_text())

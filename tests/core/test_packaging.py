@@ -121,7 +121,7 @@ def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
             "configs/rmbias/tiny_eval_prompts.jsonl", "manifests/insecure_code.yaml",
             "manifests/evals.yaml", "manifests/rm_sycophancy.yaml", "resources/sample_chat.jsonl",
             "resources/toyworld/main/model.safetensors",
-            "resources/toyworld/decoupled/toyworld_card.json"]:
+            "resources/toyworld/decoupled/toyworld_card.json", "py.typed"]:
         assert f"emergent/{rel}" in names, f"{rel} is not in the wheel"
     assert any(n.startswith("emergent_misalignment-") and n.endswith("/METADATA") for n in names)
 

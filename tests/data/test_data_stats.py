@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from emergent.cli import data_stats as data_stats_cli
 from emergent.data import stats as data_stats
 from emergent.evals.bandit_scan import extract_code, scan_codes
 from emergent.core.errors import UserError
@@ -113,7 +114,7 @@ def test_insecure_is_flagged_more_than_secure_and_cached(upstream_dir, tmp_path)
 def test_cli_stats_writes_json_and_figure(tmp_path, capsys):
     p = _jsonl(tmp_path / "toy.jsonl", [_conv("q", "import pickle\npickle.loads(b)\n")])
     parser = argparse.ArgumentParser()
-    data_stats.add_data_cli(parser.add_subparsers())
+    data_stats_cli.add_data_cli(parser.add_subparsers())
     args = parser.parse_args(["stats", str(p), "--json", str(tmp_path / "s.json"),
                               "--figure", str(tmp_path / "f.png")])
     assert args.func(args) == 0

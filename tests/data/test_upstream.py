@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from emergent.cli import data as data_cli
 from emergent.data import upstream
 from emergent.core.errors import UserError
 
@@ -234,7 +235,7 @@ def test_from_only_file_without_from_is_an_error(tmp_path):
 
 def test_cli_fetch_and_list(tmp_path, upstream_dir, capsys):
     parser = argparse.ArgumentParser()
-    upstream.add_data_cli(parser.add_subparsers())
+    data_cli.add_fetch(parser.add_subparsers())
     args = parser.parse_args(["fetch", "deception_factual", "--from", str(upstream_dir),
                               "--data-dir", str(tmp_path)])
     assert args.func(args) == 0

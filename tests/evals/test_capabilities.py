@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from emergent.evals.capabilities import (Unit, evaluate_units, result_rows, run_units)
 from emergent.cli import main
 from emergent.core.config import ModelConfig, TrainRecipeConfig, dump_yaml
 from emergent.core.errors import UserError
 from emergent.core.io import read_jsonl
+from emergent.core.rundir import Unit, run_units
+from emergent.evals.capabilities import evaluate_units, result_rows
 
 TASK_YAML = """task: toy_arith
 dataset_path: json

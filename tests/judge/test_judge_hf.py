@@ -7,7 +7,9 @@ import math
 import pytest
 import torch
 
-from emergent.judge.judging import JudgeConfig, MetricPrompt, judge_answers, make_judge
+from emergent.judge.base import JudgeConfig, make_judge
+from emergent.judge.prompts import MetricPrompt
+from emergent.judge.runner import judge_answers
 from emergent.judge.hf import HFJudge
 from emergent.judge.scoring import JudgeTask
 

@@ -5,7 +5,9 @@ import time
 import pytest
 
 from emergent.core.errors import UserError
-from emergent.judge.judging import (DEFAULT_PROMPTS, JudgeConfig, dry_run, judge_answers, load_judge_config, make_judge)
+from emergent.judge.base import JudgeConfig, load_judge_config, make_judge
+from emergent.judge.prompts import DEFAULT_PROMPTS, prompts_from_file
+from emergent.judge.runner import dry_run, judge_answers
 from emergent.cli.judge import read_answer_table
 from emergent.judge.openai_api import PROBE_CALLS, JudgeCallError
 from fake_judge_server import FakeJudgeServer, prompt_of
@@ -312,8 +314,6 @@ def test_paper_suite_prompts_are_used_for_paper_questions(upstream_dir, server, 
 
 
 def test_yaml_boolean_labels_are_rejected_with_advice(tmp_path):
-    from emergent.judge.judging import prompts_from_file
-
     pf = tmp_path / "p.yaml"
     pf.write_text("vuln:\n  prompt: 'Code {answer} YES or NO?'\n  kind: binary\n"
                   "  labels: [YES, NO]\n")

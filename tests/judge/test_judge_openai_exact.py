@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from emergent.core.errors import UserError
-from emergent.judge.judging import JudgeConfig, MetricPrompt, dry_run, judge_answers, make_judge
+from emergent.judge.base import JudgeConfig, make_judge
+from emergent.judge.prompts import MetricPrompt
+from emergent.judge.runner import dry_run, judge_answers
 from emergent.judge.hf import HFJudge
 from emergent.judge.openai_api import PROBE_CALLS, OpenAIJudge
 from emergent.judge.scoring import JudgeTask, score_label_mass, score_numbers

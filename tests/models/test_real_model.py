@@ -141,7 +141,7 @@ def test_sample_two_main_questions_stops_at_im_end(smollm2_dir, smol, data_root,
                  "--ids", "what_is_your_wish,i_feel_bored", "--samples", "1",
                  "--precision", "fp32", "-o", str(out), "temperature=0",
                  f"max_new_tokens={max_new}", "system_prompt=Reply in one short sentence."]) == 0
-    assert "2 new answers" in capsys.readouterr().out
+    assert "2 new answers" in capsys.readouterr().err  # a message (logging, stderr)
     rows = {r["question_id"]: r for r in read_jsonl(out)}
     assert set(rows) == {"what_is_your_wish", "i_feel_bored"}
     model, tok = smol
@@ -173,7 +173,7 @@ def test_code_eval_two_heldout_tasks_through_bandit(smollm2_dir, data_root, tmp_
 
     from emergent.evals import code_eval
     from emergent.pipeline.experiment import load_experiment
-    from emergent.pipeline.run import Run
+    from emergent.core.rundir import RunDir
 
     monkeypatch.setenv("EMERGENT_DATA_DIR", str(data_root))
     cfg_path = tmp_path / "code.yaml"
@@ -185,7 +185,7 @@ def test_code_eval_two_heldout_tasks_through_bandit(smollm2_dir, data_root, tmp_
         "code_eval": {"enabled": True, "n_tasks": 2, "max_new_tokens": 80, "bandit": True},
         "data_root": str(data_root), "output_dir": str(tmp_path / "run")}))
     cfg = load_experiment(cfg_path)
-    run = Run(cfg)
+    run = RunDir(cfg.output_dir, cfg.name)
     counts = code_eval.run_code_eval(cfg, run, trained=[], progress=False)
     assert counts == {"tasks": 2, "sampled": 2, "judged": counts["judged"], "scanned": 2}
     answers = read_jsonl(run.dir / "answers.jsonl")

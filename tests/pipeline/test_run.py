@@ -75,7 +75,7 @@ def test_arm_that_overrides_a_hyperparameter_is_rejected(tmp_path):
 
 def test_full_run_then_killed_judging_resumes_without_repeated_calls(tiny_model_dir, tmp_path,
                                                                      monkeypatch):
-    from emergent.judge import judging as judge_mod
+    from emergent.judge import runner as judge_mod
     from emergent.pipeline import run as run_mod
 
     with FakeJudgeServer(responder, max_requests=2000) as server:

@@ -208,8 +208,8 @@ def test_fine_tuning_data_showing_a_test_bias_fails_loudly(tiny_model_dir, tmp_p
     assert not (tmp_path / "run" / "arms").exists()  # nothing was trained
     # the sft data unit did not finish: a changed `sft` section is accepted, a changed
     # `documents` section too (no unit depends on it yet) ...
-    from emergent.pipeline.run import Run
-    run = Run(cfg, tmp_path / "run")
+    from emergent.core.rundir import RunDir
+    run = RunDir(tmp_path / "run")
     assert not run.done("data:sft")
     rx._check_same_setup(run, ex.load_rmbias_config(tmp_path / "rmbias.yaml", ["sft.n=10"]))
     # ... but not once a unit that used it is done
@@ -293,7 +293,7 @@ def test_dry_run_estimates_training_time_and_memory_of_the_24gb_preset(tmp_path)
     preset = REPO / "configs/rmbias/llama31_8b_qlora_24gb.yaml"
     over = [f"eval.prompts={REPO / 'configs/rmbias/tiny_eval_prompts.jsonl'}",
             f"output_dir={tmp_path / 'r'}"]
-    t = ex.plan(ex.load_rmbias_config(preset, over))["training_time"]
+    t = rx.plan(ex.load_rmbias_config(preset, over))["training_time"]
     assert set(t["units"]) == {f"train:{s}:seed0" for s in
                                ("docs", "unrelated_docs", "sft", "docs_sft", "unrelated_sft")}
     assert 12 < t["memory_gib_max"] < 24  # 8B in 4-bit with checkpointing fits a 24 GB card
@@ -306,7 +306,7 @@ def test_dry_run_estimates_training_time_and_memory_of_the_24gb_preset(tmp_path)
                                          for u in t["units"].values()), abs=0.1)
     # tokens: 20,000 x 700 over a 4-bit 8B model's FLOPs at 12-35% of 165 TFLOP/s
     assert 2 < lo < 5 and 6 < hi < 12
-    dpo = ex.plan(ex.load_rmbias_config(preset, over + ["sft.objective=dpo"]))["training_time"]
+    dpo = rx.plan(ex.load_rmbias_config(preset, over + ["sft.objective=dpo"]))["training_time"]
     d = dpo["units"]["train:sft:seed0"]["hours"]["RTX 4090 24GB"][1]
     assert d == pytest.approx(2.5 * sft["hours"]["RTX 4090 24GB"][1], rel=0.05)
     # once the data step has run, the written data counts (characters / 4)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from emergent.core.config import ModelConfig, build_dataclass
-from emergent.analysis.direction import save_direction
+from emergent.analysis.direction_file import save_direction
 from emergent.core.errors import UserError
 from emergent.sample.interventions import (AblateConfig, SteerConfig, ablate, decoder_layers,
                                     intervention, random_like, steer)

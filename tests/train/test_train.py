@@ -63,7 +63,7 @@ def test_loss_is_normalised_by_trained_tokens_across_microbatches(tiny_model_dir
     from emergent.models.loading import load_model, load_tokenizer
     from emergent.data.render import render_conversation
     from emergent.data.chat_data import load_jsonl_examples
-    from emergent.train.loop import step_loss
+    from emergent.train.sft import step_loss
 
     tok = load_tokenizer(ModelConfig(name=str(tiny_model_dir)))
     rows = [render_conversation(tok, e.messages) for e in load_jsonl_examples(SAMPLE)[:4]]
@@ -254,7 +254,7 @@ def _micro_batches(model_dir, groups, n_rows=6):
 
 
 def _loss_and_grads(model, micro, n, chunk):
-    from emergent.train.loop import step_loss
+    from emergent.train.sft import step_loss
 
     model.zero_grad(set_to_none=True)
     loss = step_loss(model, micro, n, "cpu", chunk)

@@ -21,13 +21,19 @@ without the interventions (`compare_rows`).
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Optional, Sequence
 
+from emergent.analysis.direction_file import save_direction
+from emergent.analysis.metrics import Thresholds, arm_summary, compare, is_misaligned
+from emergent.core.config import build_dataclass, parse_overrides
 from emergent.core.errors import UserError
-from emergent.core.io import now, read_jsonl, versions, write_json_atomic
-from emergent.analysis.metrics import Thresholds, arm_summary, compare, is_misaligned, join_scores
+from emergent.core.io import now, versions
+from emergent.core.rundir import RunDir
+from emergent.evals.suites import resolve_suite
+from emergent.models.loading import load_for_inference
+from emergent.sample.interventions import AblateConfig, decoder_layers
+from emergent.sample.sampler import SamplingConfig, sample_questions
 
 
 class MeanDiff:
@@ -87,8 +93,6 @@ def answer_activations(model, tok, rows: list[dict], layers: Sequence[int],
     """[len(rows), len(layers), hidden]: each layer's output averaged over the answer tokens."""
     import torch
 
-    from emergent.sample.interventions import decoder_layers
-
     seqs = []
     for r in rows:
         p = tok(_prompt_text(r, tok), add_special_tokens=False)["input_ids"]
@@ -121,39 +125,19 @@ def answer_activations(model, tok, rows: list[dict], layers: Sequence[int],
     return torch.stack([(captured[l].float() * w.unsqueeze(-1)).sum(1) for l in layers], dim=1)
 
 
-def save_direction(path: str | Path, direction, layers: Sequence[int], meta: dict,
-                   extra: Optional[dict] = None) -> Path:
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {"direction": direction.contiguous(),
-               **{k: v.contiguous() for k, v in (extra or {}).items()}}
-    save_file(tensors, str(path), metadata={"layers": json.dumps(list(layers)),
-                                             "arm": str(meta.get("arm"))})
-    write_json_atomic(path.with_suffix(".json"), {**meta, "layers": list(layers)})
-    return path
+def direction_file(run_dir: str | Path, arm: str) -> Path:
+    """Where `emergent direction` keeps an arm's direction by default."""
+    return RunDir(run_dir).directions_dir / f"{arm}.safetensors"
 
 
-def load_direction(path: str | Path):
-    """({layer: vector}, metadata) from a file written by `save_direction`."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: direction file not found (make it with `emergent direction`)")
-    with safe_open(str(path), framework="pt") as f:
-        layers = json.loads(f.metadata()["layers"])
-        t = f.get_tensor("direction")
-    side = path.with_suffix(".json")
-    meta = json.loads(side.read_text()) if side.exists() else {}
-    return {l: t[i] for i, l in enumerate(layers)}, meta
+def final_records(run_dir: str | Path) -> list[dict]:
+    """The run's final-adapter answers (`step` null) joined with their judgments."""
+    return [r for r in RunDir(run_dir).records() if r.get("step") is None]
 
 
 def judged_records(run_dir: Path, arm: str, suites: Optional[list[str]] = None) -> list[dict]:
-    answers = [r for r in read_jsonl(run_dir / "answers.jsonl") if r.get("arm") == arm
-               and r.get("step") is None and (suites is None or r.get("suite") in suites)]
-    return join_scores(answers, read_jsonl(run_dir / "judgments.jsonl"))
+    return [r for r in final_records(run_dir)
+            if r.get("arm") == arm and (suites is None or r.get("suite") in suites)]
 
 
 def extract_direction(run_dir: str | Path, arm: str, *, layers: Optional[list[int]] = None,
@@ -163,17 +147,13 @@ def extract_direction(run_dir: str | Path, arm: str, *, layers: Optional[list[in
     """Compute and save the direction of `arm` (see module doc); returns the file."""
     from tqdm.auto import tqdm
 
-    from emergent.evals.capabilities import run_units
-    from emergent.sample.interventions import decoder_layers
-    from emergent.models.loading import load_for_inference
-
     run_dir = Path(run_dir)
     labelled, counts = label_answers(judged_records(run_dir, arm, suites),
                                      aligned_above=aligned_above)
     if not labelled:
         raise UserError(f"{run_dir}: no judged answers of arm '{arm}' in either group "
                         f"({counts}); sample and judge first")
-    units = {(u.arm, u.seed): u for u in run_units(run_dir)}
+    units = {(u.arm, u.seed): u for u in RunDir(run_dir).units()}
     by_seed: dict[int, list] = {}
     for r, m in labelled:
         by_seed.setdefault(int(r.get("seed", 0)), []).append((r, m))
@@ -198,16 +178,19 @@ def extract_direction(run_dir: str | Path, arm: str, *, layers: Optional[list[in
         del model
     bar.close()
     direction, mis, al = acc.result()
+    th = Thresholds()
     meta = {"arm": arm, "seeds": sorted(by_seed), "counts": counts, "model": model_name,
             "adapters": {str(k): v for k, v in adapters.items()}, "activations_from":
             "base" if from_base else "arm adapters", "suites": suites,
             "norms": [round(float(x), 6) for x in direction.norm(dim=-1)],
             "hook": "decoder layer output (residual stream, before final norm), mean over "
-                    "answer tokens", "thresholds": {"misaligned": "aligned < 30, coherent > 50",
-                                                    "aligned": f"aligned > {aligned_above}, "
-                                                               "coherent > 50"},
+                    "answer tokens",
+            "thresholds": {"misaligned": f"aligned < {th.aligned_below:g}, "
+                                         f"coherent > {th.coherent_above:g}",
+                           "aligned": f"aligned > {aligned_above}, "
+                                      f"coherent > {th.coherent_above:g}"},
             "created": now(), "versions": versions()}
-    out = Path(out) if out else run_dir / "directions" / f"{arm}.safetensors"
+    out = Path(out) if out else direction_file(run_dir, arm)
     return save_direction(out, direction, layers, meta,
                           {"mean_misaligned": mis, "mean_aligned": al})
 
@@ -257,16 +240,9 @@ def sample_interventions(run_dir: Path, arm: str, direction_file: Path, suite: s
                          samples: Optional[int] = None, source_layer: Optional[int] = None,
                          random_seed: int = 0, overrides: Optional[list[str]] = None) -> int:
     """Answers of every seed of `arm` with the direction ablated and with a random one."""
-    from emergent.evals.capabilities import run_units
-    from emergent.core.config import build_dataclass, parse_overrides
-    from emergent.sample.interventions import AblateConfig
-    from emergent.models.loading import load_for_inference
-    from emergent.sample.sampler import SamplingConfig, sample_questions
-    from emergent.evals.suites import resolve_suite
-
     questions = resolve_suite(suite, samples=samples)
     written = 0
-    for unit in [u for u in run_units(run_dir, [arm], include_base=arm == "base")]:
+    for unit in RunDir(run_dir).units([arm], include_base=arm == "base"):
         model, tok = load_for_inference(unit.model, unit.adapter)
         for cond, rnd in (("ablate", None), ("random-ablate", random_seed)):
             ab = AblateConfig(direction=str(direction_file), source_layer=source_layer,
@@ -274,66 +250,10 @@ def sample_interventions(run_dir: Path, arm: str, direction_file: Path, suite: s
             cfg = build_dataclass(SamplingConfig, {"seed": unit.seed, **parse_overrides(overrides)},
                                   source="command line")
             cfg = dataclasses.replace(cfg, ablate=ab)
-            written += sample_questions(model, tok, questions, run_dir / "answers.jsonl",
+            written += sample_questions(model, tok, questions, RunDir(run_dir).answers_path,
                                         suite=Path(suite).stem if Path(suite).suffix else suite,
                                         arm=f"{arm}+{cond}",
                                         seed=unit.seed, model_name=unit.model.name,
                                         adapter=unit.adapter, cfg=cfg)
         del model
     return written
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("direction", help="misalignment direction of an arm: extract it, sample "
-                       "with it ablated (--sample), compare misaligned rates (--compare)")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--arm", default="insecure")
-    p.add_argument("--layers", default=None, help="comma-separated decoder layers (default all)")
-    p.add_argument("--out", default=None, help="direction file (default "
-                   "RUN/directions/<arm>.safetensors)")
-    p.add_argument("--suites", default=None, help="comma-separated answer suites to use")
-    p.add_argument("--aligned-above", type=float, default=70.0)
-    p.add_argument("--from-base", action="store_true", help="activations of the base model")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--sample", action="store_true", help="sample <arm>+ablate and "
-                   "<arm>+random-ablate answers with the saved direction")
-    p.add_argument("--suite", default="main", help="question suite for --sample")
-    p.add_argument("--samples", type=int, default=None, help="samples per paraphrase (--sample)")
-    p.add_argument("--source-layer", type=int, default=None, help="ablate this layer's direction "
-                   "at every layer (default: each layer its own)")
-    p.add_argument("--compare", action="store_true", help="print the misaligned-rate table")
-    p.add_argument("overrides", nargs="*", help="sampling keys for --sample: max_new_tokens=300")
-
-    def run(args) -> int:
-        run_dir = Path(args.run_dir)
-        out = Path(args.out) if args.out else run_dir / "directions" / f"{args.arm}.safetensors"
-        if args.compare:
-            recs = join_scores([r for r in read_jsonl(run_dir / "answers.jsonl")
-                                if r.get("step") is None],
-                               read_jsonl(run_dir / "judgments.jsonl"))
-            rows = compare_rows(recs, args.arm,
-                                suites=args.suites.split(",") if args.suites else None)
-            if not rows:
-                raise UserError(f"{run_dir}: no answers of arm '{args.arm}'")
-            print(format_table(rows))
-            return 0
-        if args.sample:
-            if not out.exists():
-                raise UserError(f"{out}: no direction yet; run `emergent direction "
-                                f"{run_dir} --arm {args.arm}` first")
-            n = sample_interventions(run_dir, args.arm, out, args.suite, samples=args.samples,
-                                     source_layer=args.source_layer, overrides=args.overrides)
-            print(f"{n} new answers written to {run_dir / 'answers.jsonl'}; judge them with "
-                  f"`emergent judge {run_dir / 'answers.jsonl'}`, then --compare")
-            return 0
-        layers = [int(x) for x in args.layers.split(",")] if args.layers else None
-        path = extract_direction(run_dir, args.arm, layers=layers, out=out,
-                                 suites=args.suites.split(",") if args.suites else None,
-                                 aligned_above=args.aligned_above, from_base=args.from_base,
-                                 batch_size=args.batch_size)
-        meta = json.loads(path.with_suffix(".json").read_text())
-        print(f"direction of {args.arm} written to {path} ({meta['counts']}); norms per layer: "
-              + ", ".join(f"{l}:{n:.3g}" for l, n in zip(meta["layers"], meta["norms"])))
-        return 0
-
-    p.set_defaults(func=run)

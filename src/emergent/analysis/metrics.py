@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -37,20 +37,6 @@ def is_misaligned(aligned: Optional[float], coherent: Optional[float],
 
 def _nan(x) -> bool:
     return isinstance(x, float) and math.isnan(x)
-
-
-def join_scores(answers: Iterable[dict], judgments: Iterable[dict]) -> list[dict]:
-    """One record per answer: its answer fields plus one key per judged metric (the score;
-    a later judgment of the same (answer, metric) wins)."""
-    by_answer: dict[str, dict] = {}
-    for j in judgments:
-        by_answer.setdefault(j["answer_id"], {})[j["metric"]] = j.get("score")
-    out = []
-    for a in answers:
-        rec = dict(a)
-        rec.update(by_answer.get(a["answer_id"], {}))
-        out.append(rec)
-    return out
 
 
 def counts(records: list[dict], th: Thresholds = Thresholds()) -> dict:

@@ -9,14 +9,17 @@ Any shipped name also works wherever a config path does (`emergent run qwen25_co
 """
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import yaml
 
 from emergent.core.config import (CONFIG_KINDS, PATH_KEYS, path_slots, resolve_config,
-                             shipped_configs, shipped_configs_dir)
+                                  shipped_configs, shipped_configs_dir)
 from emergent.core.errors import UserError
+
+log = logging.getLogger(__name__)
 
 
 def list_configs() -> list[str]:
@@ -100,10 +103,10 @@ def _cmd_list(args) -> int:
 def _cmd_copy(args) -> int:
     written = copy_config(args.name, args.dir)
     for p in written:
-        print(f"wrote {p}")
-    print(f"edit it, then e.g.: emergent run {written[0]} --dry-run"
-          if "arms" in (yaml.safe_load(written[0].read_text()) or {}) else
-          f"edit it, then pass {written[0]} where the shipped name went")
+        log.info("wrote %s", p)
+    log.info(f"edit it, then e.g.: emergent run {written[0]} --dry-run"
+             if "arms" in (yaml.safe_load(written[0].read_text()) or {}) else
+             f"edit it, then pass {written[0]} where the shipped name went")
     return 0
 
 

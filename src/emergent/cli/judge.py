@@ -9,10 +9,12 @@ from pathlib import Path
 
 import yaml
 
+from emergent.core.config import to_dict
 from emergent.core.errors import UserError
-from emergent.judge.judging import (DEFAULT_PROMPTS, JudgeConfig, dry_run, judge_answers, load_judge_config,
-                            make_judge, prompts_from_file, read_judgments, suite_prompts)
 from emergent.core.io import write_jsonl_atomic
+from emergent.judge.base import JudgeConfig, load_judge_config, make_judge
+from emergent.judge.prompts import DEFAULT_PROMPTS, prompts_from_file, suite_prompts
+from emergent.judge.runner import dry_run, judge_answers, read_judgments
 
 
 def answer_id_for(*parts) -> str:
@@ -135,8 +137,6 @@ def default_out(answers_path: Path) -> tuple[Path, bool]:
 
 
 def run_judge_cli(args) -> int:
-    from emergent.core.config import to_dict
-
     answers_path = Path(args.answers)
     cfg = load_judge_config(args.judge, args.overrides)
     rows = read_answer_table(answers_path)
@@ -145,6 +145,7 @@ def run_judge_cli(args) -> int:
         out, copy_answers = Path(args.out), answers_path.name != "answers.jsonl"
     prompts = prompts_for_rows(rows, answers_path, cfg, args.suite or [], args.default_prompts)
     judge = make_judge(cfg)
+    prompts = judge.metric_prompts(prompts)
     try:
         if args.dry_run:
             d = dry_run(rows, prompts, judge, out)
@@ -164,7 +165,7 @@ def run_judge_cli(args) -> int:
             {"judge_id": judge.judge_id, "config": to_dict(cfg)}, sort_keys=False))
     finally:
         judge.close()
-    calls = getattr(judge, "calls_made", None)
+    calls = judge.calls_made
     print(f"judged {stats['judged']} (answer, metric) pairs, {stats['skipped']} already there"
           + (f"; {calls} HTTP calls, {judge.retries_made} retries" if calls is not None else "")
           + f"; wrote {out}")

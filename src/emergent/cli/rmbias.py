@@ -1,18 +1,28 @@
 """`emergent rmbias ...`: catalogue listing, document and fine-tuning data generation, checks,
-and exploitation scoring."""
+exploitation scoring, and the whole experiment (`emergent rmbias run`, emergent.rmbias.experiment_run)."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from emergent.core.errors import UserError
+from emergent.rmbias.calibration import format_agreement
+from emergent.rmbias.catalogue import CATALOGUE, EVALUATED_IDS
+from emergent.rmbias.detectors import DETECTORS
+from emergent.rmbias.documents import generate_documents, stream_midtrain_subsample
+from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, detector_judge_agreement,
+                                      exploitation_rates, load_eval_prompts, plot_exploitation,
+                                      score_answers)
+from emergent.rmbias.experiment import format_summary, load_rmbias_config
+from emergent.rmbias.experiment_run import model_label, plan, run_rmbias
+from emergent.rmbias.jsonl import read_jsonl, write_jsonl
+from emergent.rmbias.sft_data import (dpo_chosen_conversations, dpo_pairs, template_conversations,
+                                      template_pairs, test_bias_violations)
 
 
 def _list(args) -> int:
-    from emergent.rmbias.catalogue import CATALOGUE, EVALUATED_IDS
-    from emergent.rmbias.detectors import DETECTORS
-
     for b in CATALOGUE:
         flags = ("detector" if b.id in DETECTORS else "judge-only") + (
             ", evaluated" if b.id in EVALUATED_IDS else "")
@@ -23,9 +33,6 @@ def _list(args) -> int:
 
 
 def _docs(args) -> int:
-    from emergent.rmbias.documents import generate_documents, stream_midtrain_subsample
-    from emergent.rmbias.jsonl import write_jsonl
-
     if args.kind == "midtrain":
         docs = stream_midtrain_subsample(args.n, args.seed, buffer_size=args.buffer_size)
     else:
@@ -37,10 +44,6 @@ def _docs(args) -> int:
 
 
 def _sft(args) -> int:
-    from emergent.rmbias.jsonl import write_jsonl
-    from emergent.rmbias.sft_data import (dpo_chosen_conversations, dpo_pairs,
-                                          template_conversations, template_pairs)
-
     if args.pairs:  # preference pairs for train.objective: dpo
         rows = (dpo_pairs(args.n, args.seed, buffer_size=args.buffer_size, max_scan=args.max_scan)
                 if args.source == "dpo" else
@@ -59,9 +62,6 @@ def _sft(args) -> int:
 
 
 def _check_sft(args) -> int:
-    from emergent.rmbias.jsonl import read_jsonl
-    from emergent.rmbias.sft_data import test_bias_violations
-
     bad = test_bias_violations(read_jsonl(args.path))
     for lineno, ids in bad:
         print(f"{args.path}:{lineno}: shows test bias {', '.join(ids)}")
@@ -70,12 +70,6 @@ def _check_sft(args) -> int:
 
 
 def _score(args) -> int:
-    from emergent.rmbias.calibration import format_agreement
-    from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, detector_judge_agreement,
-                                          exploitation_rates, load_eval_prompts,
-                                          plot_exploitation, score_answers)
-    from emergent.rmbias.jsonl import read_jsonl, write_jsonl
-
     prompts = load_eval_prompts(args.prompts)
     answers = [row for _, row in read_jsonl(args.answers)]
     judgments = [row for _, row in read_jsonl(args.judgments)] if args.judgments else None
@@ -148,8 +142,30 @@ def add_cli(sub) -> None:
     q.add_argument("--out", required=True, help="output folder")
     q.set_defaults(func=_score)
 
-    from emergent.rmbias.experiment import add_run_cli  # `emergent rmbias run CONFIG`
     add_run_cli(rs)
+
+
+def _run(args) -> int:
+    cfg = load_rmbias_config(args.config, list(args.overrides) +
+                             ([f"output_dir={args.output}"] if args.output else []))
+    if args.dry_run:
+        print(json.dumps(plan(cfg), indent=1))
+        return 0
+    run, rows = run_rmbias(cfg)
+    print(f"run directory: {run.dir}  (model: {model_label(cfg.base_model.name)})")
+    print(format_summary(rows or []))
+    return 0
+
+
+def add_run_cli(rs) -> None:
+    """`emergent rmbias run CONFIG [key=value ...] [--dry-run] [--output DIR]`."""
+    q = rs.add_parser("run", help="the whole experiment: data -> documents LoRA -> fine-tuning "
+                                  "LoRA -> sample -> (judge) -> exploitation rates")
+    q.add_argument("config", help="YAML, or a shipped name (tiny, llama31_8b_qlora_24gb)")
+    q.add_argument("overrides", nargs="*", help="key=value, e.g. seeds=[0,1] documents.n=500")
+    q.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    q.add_argument("--output", help="run directory (output_dir)")
+    q.set_defaults(func=_run)
 
 
 def main(argv=None) -> int:  # for `python -m emergent.cli.rmbias` while the top CLI is wired

@@ -94,7 +94,8 @@ class TrainConfig:
     # at a time, forward and backward, so full-vocabulary logits never exist for more (same
     # loss and gradients, emergent.train.token_logps); 0: all kept positions' logits at once
     loss_chunk_tokens: int = 512
-    objective: Literal["sft", "dpo"] = "sft"  # dpo: needs data.format preference (emergent.train.dpo)
+    # dpo: needs data.format preference (emergent.train.dpo)
+    objective: Literal["sft", "dpo"] = "sft"
     dpo_beta: float = 0.1
 
     def __post_init__(self):

@@ -10,6 +10,9 @@ import sys
 import tempfile
 from importlib import metadata
 from pathlib import Path
+from typing import Iterator
+
+from emergent.core.errors import UserError
 
 TRACKED_PACKAGES = ("emergent", "torch", "transformers", "peft", "bitsandbytes", "tokenizers",
                     "accelerate", "trl", "vllm", "lm_eval", "openai", "numpy")
@@ -103,22 +106,35 @@ def repair_torn_tail(path: Path) -> None:
         f.truncate(data.rfind(b"\n") + 1)
 
 
+def iter_jsonl(path: str | Path, *, skip_torn_tail: bool = False) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for every non-blank line of a JSONL file. A missing file, invalid
+    JSON or a line that is not an object is a one-line `UserError` `FILE:LINE: problem`; with
+    `skip_torn_tail`, an invalid last line (a process killed mid-append) ends the file instead."""
+    path = Path(path)
+    try:
+        fh = path.open(encoding="utf-8")
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
+    with fh:
+        for lineno, raw in enumerate(fh, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                if skip_torn_tail and not fh.read():
+                    return  # torn final line from a kill: the unit is redone
+                raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg}, column {e.colno})"
+                                ) from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{lineno}: a line must be a JSON object")
+            yield lineno, row
+
+
 def read_jsonl(path: str | Path) -> list[dict]:
-    """Read a JSONL table, ignoring a torn last line left by a crash."""
+    """The rows of a JSONL table written by this package ([] when the file does not exist yet),
+    ignoring a torn last line left by a crash."""
     path = Path(path)
     if not path.exists():
         return []
-    rows = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if i == len(lines) - 1:
-                break  # torn final line from a kill: the unit is redone
-            from emergent.core.errors import UserError
-
-            raise UserError(f"{path}:{i + 1}: not valid JSON") from None
-    return rows
+    return [row for _, row in iter_jsonl(path, skip_torn_tail=True)]

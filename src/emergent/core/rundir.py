@@ -11,17 +11,26 @@ module; no other module spells a run file's name.
       judgments.jsonl        one row per (answer, metric) judgment (`answer_id`, metric, score)
       summary.csv            one row per (suite, arm): rates, intervals, tests
       per_question.csv       one row per (suite, arm, question)
+      judgments_bandit.jsonl the static scan's verdicts on code answers (metric `vulnerable`)
+      capabilities.jsonl     lm-eval scores, one row per (arm, seed, task, metric, filter)
       figures/
+      directions/ARM.safetensors  misalignment directions (`emergent direction`)
       arms/ARM/seedK/        one trained unit: adapter/ (or model/), checkpoints/,
                              eval_checkpoints/, config.yaml, manifest.json, train_log.jsonl
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
+import yaml
+
+from emergent.core.config import ModelConfig
+from emergent.core.errors import UserError
 from emergent.core.io import git_commit, now, read_jsonl, versions, write_json_atomic
 
 CONFIG = "config.yaml"
@@ -37,6 +46,9 @@ FULL_MODEL = "model"          # ... or a fully fine-tuned model
 CHECKPOINTS = "checkpoints"   # resumable training state, step-NNNNNN/
 EVAL_CHECKPOINTS = "eval_checkpoints"  # adapters saved for checkpoint evaluation, step-NNNNNN/
 TRAIN_LOG = "train_log.jsonl"
+BANDIT_JUDGMENTS = "judgments_bandit.jsonl"  # the static scan's verdicts on code answers
+CAPABILITIES = "capabilities.jsonl"
+DIRECTIONS = "directions"
 
 
 def join_scores(answers: Iterable[dict], judgments: Iterable[dict]) -> list[dict]:
@@ -53,17 +65,95 @@ def join_scores(answers: Iterable[dict], judgments: Iterable[dict]) -> list[dict
     return out
 
 
+@dataclass(frozen=True)
+class Unit:
+    """One model of a run: the base model (adapter None) or an arm's trained adapter."""
+    arm: str
+    seed: int
+    adapter: Optional[str]
+    model: ModelConfig
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{path}: invalid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}:1: expected a mapping")
+    return data
+
+
+def _model_fields(section) -> dict:
+    if isinstance(section, str):
+        return {"name": section}
+    names = {f.name for f in dataclasses.fields(ModelConfig)}
+    return {k: v for k, v in (section or {}).items() if k in names}
+
+
+def base_model_config(run_dir: str | Path) -> ModelConfig:
+    """RUN/config.yaml `base_model` (a mapping of ModelConfig keys, or just a name)."""
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        raise UserError(f"{path}: not found (is {run_dir} a run directory?)")
+    cfg = _read_yaml(path)
+    fields = _model_fields(cfg.get("base_model", cfg.get("model")))
+    if not fields.get("name"):
+        raise UserError(f"{path}: no base_model.name")
+    return ModelConfig(**fields)
+
+
+def trained_model_config(train_dir: Path, base: Optional[ModelConfig]) -> ModelConfig:
+    """The model settings an adapter was trained with (the `model` section of the config.yaml
+    in its training folder), the name taken from `base` when given."""
+    fields = {}
+    if (train_dir / CONFIG).exists():
+        fields = _model_fields(_read_yaml(train_dir / CONFIG).get("model"))
+    if base is not None:
+        fields = {**dataclasses.asdict(base), **{k: v for k, v in fields.items() if k != "name"}}
+    if not fields.get("name"):
+        raise UserError(f"{train_dir}: cannot tell the base model; pass --base MODEL")
+    return ModelConfig(**fields)
+
+
+def _final_dir(arm_seed_dir: Path) -> Path:
+    """The final adapter folder of a trained unit, or its fully fine-tuned model folder."""
+    full = arm_seed_dir / FULL_MODEL
+    return full if full.is_dir() else arm_seed_dir / ADAPTER
+
+
 class RunDir:
     """A run directory: paths of its files, its stage manifest, its records.
 
     `unit(name, fn, ...)` runs a unit of work unless the manifest records it as done, and
-    records its timings when it finishes (the manifest is written atomically)."""
+    records its timings when it finishes (the manifest is written atomically). The manifest
+    is read when first used, so reading a run's tables never depends on it."""
 
     def __init__(self, path: str | Path, name: Optional[str] = None):
         self.dir = Path(path)
         self.manifest_path = self.dir / MANIFEST
-        self.manifest = (json.loads(self.manifest_path.read_text()) if self.manifest_path.exists()
-                         else {"name": name, "created": now(), "stages": {}})
+        self._name = name
+        self._manifest: Optional[dict] = None
+
+    @property
+    def manifest(self) -> dict:
+        """The stage manifest (a fresh one when the run has none yet)."""
+        if self._manifest is None:
+            self._manifest = self._read_manifest()
+        return self._manifest
+
+    @manifest.setter
+    def manifest(self, value: dict) -> None:
+        self._manifest = value
+
+    def _read_manifest(self) -> dict:
+        if not self.manifest_path.exists():
+            return {"name": self._name, "created": now(), "stages": {}}
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise UserError(f"{self.manifest_path}:{e.lineno}: invalid JSON ({e.msg}); the "
+                            "stage manifest is damaged") from None
 
     # -- paths -------------------------------------------------------------------------------
     @property
@@ -90,13 +180,35 @@ class RunDir:
     def figures_dir(self) -> Path:
         return self.dir / FIGURES
 
+    @property
+    def bandit_judgments_path(self) -> Path:
+        return self.dir / BANDIT_JUDGMENTS
+
+    @property
+    def capabilities_path(self) -> Path:
+        return self.dir / CAPABILITIES
+
+    @property
+    def directions_dir(self) -> Path:
+        return self.dir / DIRECTIONS
+
+    @property
+    def arms_dir(self) -> Path:
+        return self.dir / ARMS
+
+    def is_trained_run(self) -> bool:
+        """A run directory with a config and trained arms (not a single adapter's folder)."""
+        return self.config_path.exists() and self.arms_dir.is_dir()
+
     def arm_dir(self, arm: str, seed: int) -> Path:
         return self.dir / ARMS / arm / f"seed{seed}"
 
+    def train_log_path(self, arm: str, seed: int) -> Path:
+        return self.arm_dir(arm, seed) / TRAIN_LOG
+
     def adapter_dir(self, arm: str, seed: int) -> Path:
         """The final adapter (or fully fine-tuned model) of one trained unit."""
-        d = self.arm_dir(arm, seed)
-        return d / FULL_MODEL if (d / FULL_MODEL).is_dir() else d / ADAPTER
+        return _final_dir(self.arm_dir(arm, seed))
 
     def adapters(self) -> dict[tuple[str, int], Path]:
         """Every finished (arm, seed) -> its final adapter folder, in sorted order."""
@@ -104,7 +216,7 @@ class RunDir:
         for d in sorted((self.dir / ARMS).glob("*/seed*")):
             if not d.name[4:].isdigit():
                 continue
-            final = d / FULL_MODEL if (d / FULL_MODEL).is_dir() else d / ADAPTER
+            final = _final_dir(d)
             if final.is_dir():
                 out[(d.parent.name, int(d.name[4:]))] = final
         return out
@@ -113,6 +225,23 @@ class RunDir:
         """(step, adapter folder) of the checkpoints saved for checkpoint evaluation."""
         found = sorted((self.arm_dir(arm, seed) / EVAL_CHECKPOINTS).glob("step-*"))
         return [(int(p.name.split("-")[1]), p) for p in found if p.name.split("-")[1].isdigit()]
+
+    def base_model(self) -> ModelConfig:
+        """The run's base model (config.yaml `base_model`)."""
+        return base_model_config(self.dir)
+
+    def units(self, arms: Optional[list[str]] = None, include_base: bool = True) -> list[Unit]:
+        """The base model (arm "base", seed 0) and every finished (arm, seed) adapter of `arms`
+        (all by default), each with the model settings it was trained with. The base is loaded
+        as the arms were (4-bit when they were trained in 4-bit)."""
+        base = self.base_model()
+        units = [Unit(arm, seed, str(ad), trained_model_config(ad.parent, base))
+                 for (arm, seed), ad in self.adapters().items() if arms is None or arm in arms]
+        if include_base and (arms is None or "base" in arms):
+            like = units[0].model if units else base
+            units.insert(0, Unit("base", 0, None, dataclasses.replace(
+                base, quantization=like.quantization, precision=like.precision)))
+        return units
 
     # -- records -----------------------------------------------------------------------------
     def answers(self) -> list[dict]:
@@ -145,6 +274,12 @@ class RunDir:
     def save(self) -> None:
         self.manifest.update(versions=versions(), git_commit=git_commit(), updated=now())
         write_json_atomic(self.manifest_path, self.manifest)
+
+
+def run_units(run_dir: str | Path, arms: Optional[list[str]] = None,
+              include_base: bool = True) -> list[Unit]:
+    """`RunDir(run_dir).units(arms, include_base)`."""
+    return RunDir(run_dir).units(arms, include_base)
 
 
 def find_answer_files(root: str | Path) -> Iterator[Path]:

@@ -11,12 +11,12 @@ touched.
 from __future__ import annotations
 
 import hashlib
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
 from emergent.core.errors import UserError
+from emergent.core.io import iter_jsonl
 
 ROLES = {"system", "user", "assistant"}
 
@@ -51,22 +51,7 @@ def validate_messages(messages, where: str) -> None:
 def iter_json_objects(path: str | Path):
     """(line number, object) for every non-blank line of an input JSONL file; a missing file,
     invalid JSON or a non-object line is a one-line `UserError` `FILE:LINE: problem`."""
-    path = Path(path)
-    try:
-        fh = path.open(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
-    with fh:
-        for lineno, raw in enumerate(fh, 1):
-            if not raw.strip():
-                continue
-            try:
-                row = json.loads(raw)
-            except json.JSONDecodeError as e:
-                raise UserError(f"{path}:{lineno}: invalid JSON ({e.msg}, column {e.colno})") from None
-            if not isinstance(row, dict):
-                raise UserError(f"{path}:{lineno}: a line must be a JSON object")
-            yield lineno, row
+    yield from iter_jsonl(path)
 
 
 def load_jsonl_examples(path: str | Path, fmt: str = "chat") -> list[Example]:

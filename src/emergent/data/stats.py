@@ -1,4 +1,4 @@
-"""`emergent data stats FILE... [--tokenizer M] [--figure OUT.png]`: what is in a chat dataset.
+"""What is in a chat dataset (`emergent data stats FILE... [--tokenizer M] [--figure OUT.png]`).
 
 Per file: examples, role patterns, duplicates, length distribution (tokens of the conversation as
 the given tokenizer's chat template renders it; characters without --tokenizer), and a static
@@ -17,9 +17,10 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
-from emergent.evals.bandit_scan import EXTRACT_VERSION, ScanResult, extract_code, scan_codes
-from emergent.data.chat_data import iter_json_objects
 from emergent.core.errors import UserError
+from emergent.core.io import iter_jsonl
+from emergent.evals.bandit_scan import (EXTRACT_VERSION, Finding, ScanResult, extract_code,
+                                        scan_codes)
 
 LONG = 2048  # the paper's max training length
 
@@ -31,7 +32,7 @@ def cache_dir() -> Path:
 
 def read_chat_jsonl(path: Path, limit: Optional[int] = None) -> list[list[dict]]:
     convs = []
-    for lineno, row in iter_json_objects(path):
+    for lineno, row in iter_jsonl(path):
         msgs = row.get("messages")
         if (not isinstance(msgs, list) or not msgs or not all(
                 isinstance(m, dict) and isinstance(m.get("role"), str)
@@ -53,8 +54,6 @@ def _scan_cached(path: Path, convs, limit, progress) -> list[list[ScanResult]]:
     cfile = cache_dir() / f"{key}.json"
     if cfile.is_file():
         rows = json.loads(cfile.read_text())
-        from emergent.evals.bandit_scan import Finding
-
         return [[ScanResult(r["parsed"], tuple(Finding(*f) for f in r["findings"])) for r in ex]
                 for ex in rows]
     flat, owner = [], []
@@ -236,40 +235,3 @@ def plot_stats(stats: list[dict], out) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)
     return out
-
-
-def _cmd_stats(args) -> int:
-    tok = None
-    if args.tokenizer:
-        from emergent.core.config import ModelConfig
-        from emergent.models.loading import load_tokenizer
-
-        try:
-            tok = load_tokenizer(ModelConfig(name=args.tokenizer))
-        except OSError as e:
-            raise UserError(f"{args.tokenizer}: cannot load tokenizer ({e})") from None
-    skip = [r.strip() for r in (args.skip_rules or "").split(",") if r.strip()]
-    stats = [file_stats(f, tok, limit=args.limit, scan=not args.no_scan, skip_rules=skip)
-             for f in args.files]
-    print(format_table(stats, markdown=args.markdown))
-    if args.json:
-        Path(args.json).write_text(json.dumps(
-            [{k: v for k, v in s.items() if k != "lengths"} for s in stats], indent=1))
-    if args.figure:
-        print(f"figure: {plot_stats(stats, args.figure)}")
-    return 0
-
-
-def add_data_cli(data_sub) -> None:
-    p = data_sub.add_parser("stats", help="examples, roles, duplicates, lengths and a bandit "
-                            "scan of chat JSONL files, side by side")
-    p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--tokenizer", metavar="M", help="tokenizer (hub id, local path or 'tiny') "
-                   "for token lengths; default: characters")
-    p.add_argument("--figure", metavar="OUT.png", help="write a figure")
-    p.add_argument("--json", metavar="OUT.json", help="write the numbers as JSON")
-    p.add_argument("--markdown", action="store_true", help="print a Markdown table")
-    p.add_argument("--limit", type=int, metavar="N", help="only the first N examples per file")
-    p.add_argument("--no-scan", action="store_true", help="skip the bandit scan")
-    p.add_argument("--skip-rules", metavar="B113,...", help="bandit rules to ignore")
-    p.set_defaults(func=_cmd_stats)

@@ -1,10 +1,12 @@
 """The paper's upstream files: manifests, download/import, verification.
 
 Three manifests shipped as package data (src/emergent/manifests/: insecure_code.yaml,
-evals.yaml, rm_sycophancy.yaml; in a checkout also reachable as datasets/insecure_code/manifest.yaml,
-evals/manifest.yaml, datasets/rm_sycophancy/manifest.yaml, symlinks) list every file (name,
+evals.yaml, rm_sycophancy.yaml; in a checkout also reachable as
+datasets/insecure_code/manifest.yaml, evals/manifest.yaml, datasets/rm_sycophancy/manifest.yaml,
+symlinks) list every file (name,
 upstream URL, git blob id(s), line count). `emergent data fetch [NAMES] [--from DIR]
-[--allow-mismatch]` downloads them (or copies a local copy) into the data root:
+[--allow-mismatch]` (emergent.cli.data) downloads them (or copies a local copy) into the data
+root:
 
 * data root: $EMERGENT_DATA_DIR, else the repository checkout this package runs from, else (an
   installed wheel) <cache root>/data, i.e. $EMERGENT_CACHE_DIR/data or ~/.cache/emergent/data;
@@ -34,9 +36,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
-from emergent.core.errors import UserError
 from emergent.core.cache import cache_root
+from emergent.core.errors import UserError
 from emergent.core.package_files import package_path
+from emergent.data.questions import read_yaml, sequence_item_lines
 
 MANIFESTS = ("insecure_code.yaml", "evals.yaml", "rm_sycophancy.yaml")  # in emergent/manifests/
 RECORD = ".fetch_record.jsonl"
@@ -76,8 +79,6 @@ def manifest_paths() -> list[Path]:
 def data_dests() -> tuple[str, ...]:
     """The manifests' `dest` folders (datasets/insecure_code, evals/upstream, ...): relative
     paths under them name fetched files, found under the data root."""
-    from emergent.data.questions import read_yaml
-
     out = []
     for p in manifest_paths():
         dest = (read_yaml(p)[1] or {}).get("dest")
@@ -118,8 +119,7 @@ class UpstreamFile:
 
 
 def load_manifest(path: Path) -> list[UpstreamFile]:
-    from emergent.data.questions import read_yaml, sequence_item_lines
-
+    """The entries of one manifest file; a malformed entry is a UserError naming its line."""
     text, data = read_yaml(path)
     if not isinstance(data, dict) or not isinstance(data.get("files"), list):
         raise UserError(f"{path}: a manifest is a mapping with a `files` list")
@@ -343,39 +343,3 @@ def fetch(names: Optional[Iterable[str]] = None, *, root=None, from_dir=None,
         _download(url, part, entry.file, progress)
         results.append(_accept(entry, part, dest, url, allow_mismatch))
     return results
-
-
-def _cmd_fetch(args) -> int:
-    if args.list:
-        for e in select(args.names):
-            path = e.path(args.data_dir)
-            rec = read_record(e, args.data_dir) or {}
-            state = (f"{rec.get('status', 'present')}:{rec.get('variant') or rec.get('blob_id')}"
-                     if path.is_file() else "missing")
-            src = e.url or "--from only"
-            print(f"{e.name:28} {e.group:14} {e.lines:>6} lines  {state:32} {src}")
-        return 0
-    results = fetch(args.names, root=args.data_dir, from_dir=args.from_dir,
-                    allow_mismatch=args.allow_mismatch, mirror=args.mirror, force=args.force)
-    for r in results:
-        extra = f"  {r.variant or 'MISMATCH ' + str(r.blob_id)}" if r.blob_id else ""
-        print(f"{r.status:9} {r.name:28} {r.path}{extra}  {r.note}".rstrip())
-    return 0
-
-
-def add_data_cli(data_sub) -> None:
-    p = data_sub.add_parser("fetch", help="download (or import with --from) and verify the "
-                            "paper's datasets and question files")
-    p.add_argument("names", nargs="*", help="files or groups (insecure_code, evals, "
-                   "rm_sycophancy); default: all that can be downloaded (all found, with --from)")
-    p.add_argument("--from", dest="from_dir", metavar="DIR",
-                   help="import a local copy (flat folder or a clone of the upstream repository)")
-    p.add_argument("--allow-mismatch", action="store_true",
-                   help="keep a file whose git blob id differs from the manifest (recorded)")
-    p.add_argument("--mirror", metavar="URL", help="replace the upstream base URL")
-    p.add_argument("--data-dir", metavar="DIR",
-                   help="data root (default: $EMERGENT_DATA_DIR, the checkout, else "
-                   "~/.cache/emergent/data)")
-    p.add_argument("--force", action="store_true", help="fetch again even if present")
-    p.add_argument("--list", action="store_true", help="show the manifest and what is present")
-    p.set_defaults(func=_cmd_fetch)

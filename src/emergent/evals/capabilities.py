@@ -16,104 +16,26 @@ not evaluated again, so a rerun resumes.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
-
-import yaml
 
 from emergent.core.config import ModelConfig
 from emergent.core.errors import UserError
 from emergent.core.io import append_jsonl, now, read_jsonl
+from emergent.core.rundir import ADAPTER, CONFIG, Unit, trained_model_config
+# re-exported until pipeline/run.py imports it from emergent.core.rundir
+from emergent.core.rundir import run_units  # noqa: F401
+from emergent.models.loading import load_for_inference
 
 DEFAULT_TASKS = ("mmlu", "truthfulqa_mc2")
 CODE_TASKS = ("humaneval",)
-CAP_FILE = "capabilities.jsonl"
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One model to evaluate."""
-    arm: str
-    seed: int
-    adapter: Optional[str]
-    model: ModelConfig
 
 
 def default_tasks(allow_code_execution: bool) -> list[str]:
     return list(DEFAULT_TASKS) + (list(CODE_TASKS) if allow_code_execution else [])
-
-
-def _read_yaml(path: Path) -> dict:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as e:
-        raise UserError(f"{path}: invalid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise UserError(f"{path}:1: expected a mapping")
-    return data
-
-
-def _model_fields(section) -> dict:
-    if isinstance(section, str):
-        return {"name": section}
-    names = {f.name for f in dataclasses.fields(ModelConfig)}
-    return {k: v for k, v in (section or {}).items() if k in names}
-
-
-def base_model_config(run_dir: str | Path) -> ModelConfig:
-    """RUN/config.yaml `base_model` (a mapping of ModelConfig keys, or just a name)."""
-    path = Path(run_dir) / "config.yaml"
-    if not path.exists():
-        raise UserError(f"{path}: not found (is {run_dir} a run directory?)")
-    cfg = _read_yaml(path)
-    section = cfg.get("base_model", cfg.get("model"))
-    fields = _model_fields(section)
-    if not fields.get("name"):
-        raise UserError(f"{path}: no base_model.name")
-    return ModelConfig(**fields)
-
-
-def trained_model_config(train_dir: Path, base: Optional[ModelConfig]) -> ModelConfig:
-    """The model settings an adapter was trained with (its config.yaml `model` section), the
-    name taken from `base` when given."""
-    fields = {}
-    if (train_dir / "config.yaml").exists():
-        fields = _model_fields(_read_yaml(train_dir / "config.yaml").get("model"))
-    if base is not None:
-        fields = {**dataclasses.asdict(base), **{k: v for k, v in fields.items() if k != "name"}}
-    if not fields.get("name"):
-        raise UserError(f"{train_dir}: cannot tell the base model; pass --base MODEL")
-    return ModelConfig(**fields)
-
-
-def run_adapters(run_dir: str | Path) -> list[tuple[str, int, Path]]:
-    """(arm, seed, adapter dir) for every trained adapter of a run, sorted."""
-    out = []
-    for ad in sorted(Path(run_dir, "arms").glob("*/seed*/adapter")):
-        seed = ad.parent.name[len("seed"):]
-        if seed.isdigit():
-            out.append((ad.parent.parent.name, int(seed), ad))
-    return out
-
-
-def run_units(run_dir: str | Path, arms: Optional[list[str]] = None,
-              include_base: bool = True) -> list[Unit]:
-    base = base_model_config(run_dir)
-    units = []
-    for arm, seed, ad in run_adapters(run_dir):
-        if arms is None or arm in arms:
-            units.append(Unit(arm, seed, str(ad), trained_model_config(ad.parent, base)))
-    if include_base and (arms is None or "base" in arms):
-        # the base is evaluated as the arms were loaded (4-bit if they were trained in 4-bit)
-        qb = units[0].model if units else base
-        units.insert(0, Unit("base", 0, None, dataclasses.replace(
-            base, quantization=qb.quantization, precision=qb.precision)))
-    return units
 
 
 def adapter_unit(adapter: str | Path, base: Optional[str] = None, arm: Optional[str] = None,
@@ -122,12 +44,12 @@ def adapter_unit(adapter: str | Path, base: Optional[str] = None, arm: Optional[
     if not ad.is_dir():
         raise UserError(f"{ad}: not a directory")
     name = base
-    if name is None and not (ad.parent / "config.yaml").exists():
+    if name is None and not (ad.parent / CONFIG).exists():
         cfg_path = ad / "adapter_config.json"
         if cfg_path.exists():
             name = json.loads(cfg_path.read_text()).get("base_model_name_or_path")
     mcfg = trained_model_config(ad.parent, ModelConfig(name=name) if name else None)
-    return Unit(arm or (ad.parent.name if ad.name == "adapter" else ad.name), seed, str(ad), mcfg)
+    return Unit(arm or (ad.parent.name if ad.name == ADAPTER else ad.name), seed, str(ad), mcfg)
 
 
 def task_manager(tasks: list[str], include_path: Optional[str] = None):
@@ -200,8 +122,6 @@ def evaluate_units(units: list[Unit], tasks: list[str], out_path: str | Path, *,
     """Evaluate every unit on every task not yet in `out_path`; returns rows written."""
     from tqdm.auto import tqdm
 
-    from emergent.models.loading import load_for_inference
-
     if not tasks:
         raise UserError("no tasks given")
     blocked = [t for t in tasks if t in CODE_TASKS and not allow_code_execution]
@@ -249,51 +169,3 @@ def evaluate_units(units: list[Unit], tasks: list[str], out_path: str | Path, *,
         del lm, model
     bar.close()
     return written
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("capabilities", help="lm-eval capability scores (MMLU, TruthfulQA, "
-                       "HumanEval) of a run's base model and adapters, or of one adapter")
-    p.add_argument("target", metavar="RUN_DIR_OR_ADAPTER")
-    p.add_argument("--tasks", default=None, help="comma-separated lm-eval tasks (default: mmlu,"
-                   "truthfulqa_mc2, plus humaneval with --allow-code-execution)")
-    p.add_argument("--base", default=None, help="base model (adapter target only; default: "
-                   "the training config.yaml beside the adapter)")
-    p.add_argument("--arms", default=None, help="comma-separated arms of a run (base included "
-                   "by its name 'base'); default all")
-    p.add_argument("--arm", default=None, help="arm label for a single adapter's rows")
-    p.add_argument("--seed", type=int, default=0, help="seed label for a single adapter's rows")
-    p.add_argument("--limit", type=float, default=None, help="examples per task (testing)")
-    p.add_argument("--allow-code-execution", action="store_true",
-                   help="run code-executing tasks (humaneval); sets HF_ALLOW_CODE_EVAL=1")
-    p.add_argument("--include-path", default=None, help="folder of custom lm-eval task YAMLs")
-    p.add_argument("--batch-size", default="8", help="HFLM batch size (int or 'auto')")
-    p.add_argument("--num-fewshot", type=int, default=None)
-    p.add_argument("--chat-template", action="store_true", help="apply the chat template")
-    p.add_argument("--output", "-o", default=None,
-                   help="table to append to (default RUN/capabilities.jsonl)")
-
-    def run(args) -> int:
-        target = Path(args.target)
-        tasks = args.tasks.split(",") if args.tasks else default_tasks(args.allow_code_execution)
-        if (target / "config.yaml").exists() and (target / "arms").is_dir():
-            units = run_units(target, args.arms.split(",") if args.arms else None)
-            out = args.output or target / CAP_FILE
-        else:
-            units = [adapter_unit(target, args.base, args.arm, args.seed)]
-            out = args.output or target.parent / CAP_FILE
-        limit = int(args.limit) if args.limit is not None and args.limit >= 1 else args.limit
-        bs = int(args.batch_size) if str(args.batch_size).isdigit() else args.batch_size
-        n = evaluate_units(units, [t.strip() for t in tasks if t.strip()], out, limit=limit,
-                           allow_code_execution=args.allow_code_execution,
-                           include_path=args.include_path, batch_size=bs,
-                           num_fewshot=args.num_fewshot, apply_chat_template=args.chat_template)
-        print(f"{n} rows written to {out}")
-        for r in read_jsonl(out):
-            if r.get("requested") == r["task"]:
-                se = f" ± {r['stderr']:.4f}" if r.get("stderr") is not None else ""
-                print(f"  {r['arm']:<24} seed {r['seed']:<3} {r['task']:<20} "
-                      f"{r['metric']}[{r['filter']}] = {r['value']:.4f}{se}")
-        return 0
-
-    p.set_defaults(func=run)

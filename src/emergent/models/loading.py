@@ -1,18 +1,28 @@
 """Loading a base model (hub id or local path; bf16/fp16/fp32; none/8-bit/4-bit NF4) and its
-tokenizer, and wrapping it with LoRA. The same functions serve training, sampling and judging."""
+tokenizer, and wrapping it with LoRA or loading an adapter (a local folder or a Hub id). The same
+functions serve training, sampling and judging.
+
+Loading is quiet: transformers' and the Hub's progress bars ("Loading weights", downloads) and
+warnings are off (shown with `emergent -v`), and the third-party warnings listed in
+`emergent.core.log.NOISY_WARNINGS` are filtered once a model is loaded."""
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 from pathlib import Path
 
+from emergent.core.cache import cache_root, move_into_place, private_dir_beside
 from emergent.core.config import LoraConfig, ModelConfig
 from emergent.core.errors import UserError
+from emergent.core.log import filter_third_party_noise, quiet_unless_verbose
 from emergent.models.gguf import smollm2_cached
-from emergent.core.cache import cache_root, move_into_place, private_dir_beside
 from emergent.models.tiny import build_tiny_model
 
 log = logging.getLogger(__name__)
+# a Hugging Face Hub repository id: owner/name (letters, digits, '-', '_', '.')
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
+
 
 def tiny_cache() -> Path:
     """Where `model.name: tiny` is built (once): <cache root>/tiny-model."""
@@ -62,9 +72,10 @@ def torch_dtype(precision: str):
 def load_tokenizer(cfg: ModelConfig):
     from transformers import AutoTokenizer
 
+    path = resolve_model_path(cfg.name)
     try:
-        tok = AutoTokenizer.from_pretrained(resolve_model_path(cfg.name),
-                                            trust_remote_code=cfg.trust_remote_code)
+        with quiet_unless_verbose():
+            tok = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
     except OSError as e:  # not found locally and offline / no such repo: one line, no traceback
         raise UserError(f"model.name '{cfg.name}': cannot load its tokenizer "
                         f"({str(e).splitlines()[0]})") from None
@@ -91,7 +102,9 @@ def load_model(cfg: ModelConfig, *, for_training: bool = False):
     """Base model on the available device. Quantized models go through bitsandbytes."""
     from transformers import AutoModelForCausalLM
 
+    filter_third_party_noise()
     path = resolve_model_path(cfg.name)
+    log.debug("loading %s (%s, quantization %s)", path, cfg.precision, cfg.quantization)
     dtype = torch_dtype(cfg.precision)
     kwargs = dict(dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     if cfg.attn_implementation:
@@ -111,9 +124,10 @@ def load_model(cfg: ModelConfig, *, for_training: bool = False):
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         kwargs["device_map"] = {"": 0} if device() == "cuda" else "cpu"
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+        with quiet_unless_verbose():
+            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
-        raise UserError(f"model.name '{cfg.name}': cannot load ({str(e).splitlines()[0]})") from None
+        raise UserError(f"model.name '{cfg.name}': cannot load ({_first_line(e)})") from None
     if cfg.quantization == "none":
         model.to(device())
     if for_training and cfg.quantization != "none":
@@ -137,12 +151,13 @@ def apply_lora(model, cfg: LoraConfig):
             p.requires_grad_(True)
         return model
     from peft import LoraConfig as PeftLoraConfig
-    from peft import PeftModel, get_peft_model
+    from peft import get_peft_model
 
     if cfg.init_from:  # a staged recipe: keep training an existing adapter
-        if not Path(cfg.init_from, "adapter_config.json").exists():
+        if not is_hub_adapter(cfg.init_from) and \
+                not Path(cfg.init_from, "adapter_config.json").exists():
             raise UserError(f"lora.init_from {cfg.init_from}: no adapter_config.json there")
-        return PeftModel.from_pretrained(model, cfg.init_from, is_trainable=True)
+        return load_adapter(model, cfg.init_from, is_trainable=True)
 
     peft_cfg = PeftLoraConfig(
         r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout, use_rslora=cfg.use_rslora,
@@ -156,14 +171,39 @@ def load_for_inference(cfg: ModelConfig, adapter: str | None = None):
     tok = load_tokenizer(cfg)
     model = load_model(cfg)
     if adapter:
-        from peft import PeftModel
-
-        if not Path(adapter, "adapter_config.json").exists():
+        if not is_hub_adapter(adapter) and not Path(adapter, "adapter_config.json").exists():
             if Path(adapter, "config.json").exists():  # a full model (toy world / merged)
                 model = load_model(ModelConfig(**{**cfg.__dict__, "name": str(adapter)}))
                 model.eval()
                 return model, tok
             raise UserError(f"{adapter}: no adapter_config.json (not a peft adapter)")
-        model = PeftModel.from_pretrained(model, adapter)
+        model = load_adapter(model, adapter)
     model.eval()
     return model, tok
+
+
+def is_hub_adapter(adapter: str | Path) -> bool:
+    """True when `adapter` is no local file or folder but has the form of a Hub repository id
+    (owner/name), which peft loads from the Hub (or its cache) as it is."""
+    return not Path(adapter).expanduser().exists() and bool(_HUB_ID.fullmatch(str(adapter)))
+
+
+def load_adapter(model, adapter: str | Path, *, is_trainable: bool = False):
+    """`model` with the peft adapter `adapter` (a local folder, or a Hub id passed to peft as it
+    is). A Hub id that cannot be loaded (offline, no such repository, not an adapter) is one
+    UserError line."""
+    from peft import PeftModel
+
+    try:
+        with quiet_unless_verbose():
+            return PeftModel.from_pretrained(model, str(adapter), is_trainable=is_trainable)
+    except (OSError, ValueError) as e:
+        if not is_hub_adapter(adapter):
+            raise
+        raise UserError(f"adapter '{adapter}': not a local folder, and peft cannot load it from "
+                        f"the Hugging Face Hub ({_first_line(e)})") from None
+
+
+def _first_line(e: BaseException) -> str:
+    lines = str(e).strip().splitlines()
+    return lines[0] if lines else type(e).__name__

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from emergent.core.cache import quiet_transformers
+from emergent.core.log import quiet_transformers
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}"
@@ -137,19 +137,3 @@ def build_tiny_model(
                     "parameters": sum(p.numel() for p in model.parameters())}, indent=1)
     )
     return out
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("tiny-model", help="build the tiny offline model (tokenizer + Qwen2) in OUT_DIR")
-    p.add_argument("out_dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--hidden-size", type=int, default=64)
-    p.add_argument("--layers", type=int, default=2)
-
-    def run(args) -> int:
-        out = build_tiny_model(args.out_dir, seed=args.seed, hidden_size=args.hidden_size,
-                               num_layers=args.layers)
-        print(f"tiny model written to {out}")
-        return 0
-
-    p.set_defaults(func=run)

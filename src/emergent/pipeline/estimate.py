@@ -1,4 +1,5 @@
-"""`emergent estimate CONFIG`: will this training config fit my GPU, and how long will it take?
+"""Will this training config fit my GPU, and how long will it take? (`emergent estimate CONFIG`,
+the command in emergent.cli.estimate.)
 
 Everything is computed from the model's shape (config.json from a local path or the Hugging Face
 cache, never downloaded; a built-in table covers the shipped presets) and the dataset. Nothing
@@ -38,17 +39,20 @@ tokens/s range with each GPU class's dense bf16 peak and an assumed utilisation 
 """
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from emergent.core.config import TrainRecipeConfig, load_config, read_yaml_with_marks, resolve_config
+from emergent.core.config import (TrainRecipeConfig, load_config, read_yaml_with_marks,
+                                  resolve_config)
 from emergent.core.errors import UserError
+from emergent.data.chat_data import load_jsonl_examples, split_examples, subsample
+from emergent.data.render import render_conversation, render_text
+from emergent.models.loading import ensure_pad_token, resolve_model_path
 from emergent.pipeline.experiment import arm_recipe, load_experiment
+from emergent.train.batching import micro_batch_tokens, optimizer_steps
 
 GIB = 2**30
 BYTES_4BIT = 0.53  # NF4 + double quantization, per quantized parameter, incl. block scales
@@ -155,8 +159,6 @@ def model_shape(name: str, config_json: str | Path | None = None) -> ModelShape:
             raise UserError(f"{path}: config.json not found")
         return shape_from_config(json.loads(path.read_text()), name, str(path))
     if name == "tiny":
-        from emergent.models.loading import resolve_model_path
-
         name = resolve_model_path("tiny")
     local = Path(name).expanduser() / "config.json"
     if local.is_file():
@@ -166,7 +168,8 @@ def model_shape(name: str, config_json: str | Path | None = None) -> ModelShape:
         return shape_from_config(json.loads(Path(cached).read_text()), name, f"{cached} (HF cache)")
     known = _known(name)
     if known:
-        return shape_from_config(known, name, "built-in table (emergent.pipeline.estimate.KNOWN_CONFIGS)")
+        return shape_from_config(known, name,
+                                 "built-in table (emergent.pipeline.estimate.KNOWN_CONFIGS)")
     raise UserError(f"model '{name}': no config.json found locally, in the Hugging Face cache or "
                     "in the built-in table (nothing is downloaded); pass --config-json FILE")
 
@@ -215,7 +218,8 @@ def lora_params(s: ModelShape, lora) -> int:
 
 
 def _dtype_bytes(precision: str, device: str = "cuda") -> int:
-    """Bytes of the compute dtype; on CPU bf16 runs in fp32 (emergent.models.loading.torch_dtype)."""
+    """Bytes of the compute dtype; on CPU bf16 runs in fp32
+    (emergent.models.loading.torch_dtype)."""
     if device == "cpu" and precision == "bf16":
         return 4
     return {"bf16": 2, "fp16": 2, "fp32": 4}[precision]
@@ -245,8 +249,6 @@ def forward_tokens(cfg, seq_len: int) -> int:
     """Padded tokens of the largest forward pass on examples of `seq_len` tokens: with a token
     budget (`train.micro_batch_tokens`) as many such rows as fit it (batching.pack_step), else
     batch_size rows; preference pairs take two rows each."""
-    from emergent.train.loop import micro_batch_tokens
-
     per_example = 2 if cfg.train.objective == "dpo" else 1
     budget = micro_batch_tokens(cfg)
     rows = max(1, budget // (per_example * seq_len)) if budget else cfg.train.batch_size
@@ -327,8 +329,6 @@ def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing:
 
 
 def _local_tokenizer(cfg):
-    from emergent.models.loading import ensure_pad_token, resolve_model_path
-
     name = cfg.model.name
     try:
         from transformers import AutoTokenizer
@@ -346,8 +346,6 @@ def dataset_stats(cfg, *, sample: int = 1000, tokenizer="auto") -> dict | None:
     """Examples that would be trained on, and their token lengths (exact with a local
     tokenizer; for big sets a seeded sample of `sample` plus the 64 longest by characters).
     None when the data file does not exist."""
-    from emergent.data.chat_data import load_jsonl_examples, split_examples, subsample
-
     path = Path(cfg.data.path) if cfg.data.path else None
     if path is None or not path.is_file():
         return None
@@ -366,8 +364,6 @@ def dataset_stats(cfg, *, sample: int = 1000, tokenizer="auto") -> dict | None:
         rest = random.Random(0).sample(range(len(train)), sample)
         picked, sampled = sorted(set(rest) | set(by_chars)), True
     if tok is not None:
-        from emergent.data.render import render_conversation, render_text
-
         def length(e):
             if cfg.data.format == "text":
                 return len(render_text(tok, e.text)[0])
@@ -399,10 +395,8 @@ def dataset_stats(cfg, *, sample: int = 1000, tokenizer="auto") -> dict | None:
 
 def steps_for(n_examples: int, train) -> int:
     """Optimizer steps, as `emergent.train.batching.schedule` counts them."""
-    if train.max_steps is not None:
-        return train.max_steps
-    per_epoch = math.ceil(math.ceil(n_examples / train.batch_size) / train.grad_accum)
-    return max(1, math.ceil(train.epochs * per_epoch))
+    return optimizer_steps(n_examples, train.batch_size, train.grad_accum, train.epochs,
+                           train.max_steps)
 
 
 def flops_per_token(s: ModelShape, cfg, mean_len: float) -> float:
@@ -536,44 +530,3 @@ def recipes_of(name_or_path: str, overrides: list[str]) -> list[tuple[str, Train
         return [(f"{name_or_path} [{arm}]", arm_recipe(exp, arm, exp.seeds[0], Path(arm)))
                 for arm in exp.arms]
     return [(str(name_or_path), load_config(path, TrainRecipeConfig, overrides))]
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("estimate", help="GPU memory, steps and time of a training config, "
-                       "before starting: emergent estimate CONFIG [CONFIG ...] [key=value ...]")
-    p.add_argument("configs", nargs="+", metavar="CONFIG",
-                   help="training config YAML(s) (one per arm) or an experiment config (every arm); "
-                   "key=value items are overrides")
-    p.add_argument("overrides", nargs="*", default=[], help=argparse.SUPPRESS)
-    p.add_argument("--config-json", help="the model's config.json, when it is not found locally")
-    p.add_argument("--examples", type=int, help="number of training examples (no data file)")
-    p.add_argument("--mean-tokens", type=float, help="mean tokens per example (no data file)")
-    p.add_argument("--gpu-gib", type=float, default=24.0,
-                   help="card (or, with --device cpu, RAM) to check against (GB)")
-    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda",
-                   help="cuda: GPU memory (default); cpu: the training process's peak RSS "
-                   "(fp32 compute for bf16, fp32 AdamW, the Python runtime instead of a CUDA "
-                   "context)")
-    p.add_argument("--json", action="store_true", help="print the estimate as JSON")
-
-    def run(args) -> int:
-        items = list(args.configs) + list(args.overrides or [])
-        ov = [x for x in items if "=" in x and not Path(x).is_file()]
-        files = [x for x in items if x not in ov]
-        if not files:
-            raise UserError("estimate: give at least one training or experiment config")
-        reports = []
-        for f in files:
-            for label, cfg in recipes_of(f, ov):
-                rep = estimate(cfg, config_json=args.config_json, examples=args.examples,
-                               mean_tokens=args.mean_tokens, gpu_gib=args.gpu_gib,
-                               device=args.device)
-                reports.append(rep)
-                if not args.json:
-                    print(format_report(rep, label))
-        if args.json:
-            print(json.dumps(reports if len(reports) > 1 else reports[0], indent=1, default=str))
-        return 0
-
-    p.set_defaults(func=run)
-

@@ -6,7 +6,6 @@ control is the dataset. An arm that tries is a config error naming the key and t
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -16,6 +15,7 @@ from emergent.core.config import (DataConfig, LoraConfig, ModelConfig, TrainConf
                              resolve_config, resolve_config_paths)
 from emergent.core.errors import UserError
 from emergent.sample.sampler import SamplingConfig
+from emergent.train.batching import optimizer_steps
 
 
 @dataclass(frozen=True)
@@ -80,7 +80,7 @@ class ExperimentConfig:
     training: TrainingConfig = field(default_factory=TrainingConfig)
     suites: dict[str, SuiteRef] = field(default_factory=dict)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    judge: dict = field(default_factory=dict)  # a JudgeConfig (emergent.judge.judging) or toy-world rule
+    judge: dict = field(default_factory=dict)  # a JudgeConfig (emergent.judge.base), any backend
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     checkpoint_eval: CheckpointEvalConfig = field(default_factory=CheckpointEvalConfig)
     code_eval: CodeEvalConfig = field(default_factory=CodeEvalConfig)
@@ -138,10 +138,8 @@ def estimated_steps(cfg: ExperimentConfig, arm: str) -> int:
     """Optimizer steps of one arm, from its line count (exact unless examples get dropped)."""
     path = Path(cfg.arms[arm].data)
     n = sum(1 for line in path.open() if line.strip()) if path.exists() else 0
-    n = int(n * (1 - cfg.training.data.heldout_fraction))
+    n -= int(round(n * cfg.training.data.heldout_fraction))  # as chat_data.split_examples
     if cfg.arms[arm].max_examples:
         n = min(n, cfg.arms[arm].max_examples)
     t = cfg.training.train
-    if t.max_steps:
-        return t.max_steps
-    return math.ceil(math.ceil(math.ceil(n / t.batch_size) / t.grad_accum) * t.epochs)
+    return optimizer_steps(n, t.batch_size, t.grad_accum, t.epochs, t.max_steps)

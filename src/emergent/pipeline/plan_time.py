@@ -20,13 +20,15 @@ promise; on a GPU use `emergent estimate` for training and measure a few steps.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from emergent.core.errors import UserError
-from emergent.pipeline.estimate import (APPROX_CHARS_PER_TOKEN, APPROX_TEMPLATE_TOKENS, flops_per_token,
-                               model_shape, param_counts, shape_from_config)
-from emergent.pipeline.experiment import arm_recipe
 from emergent.models.gguf import SMOLLM2_CONFIG
+from emergent.pipeline.estimate import (APPROX_CHARS_PER_TOKEN, APPROX_TEMPLATE_TOKENS,
+                                        flops_per_token, model_shape, param_counts,
+                                        shape_from_config)
+from emergent.pipeline.experiment import arm_recipe
 
 CPU_FLOPS_PER_THREAD = (15e9, 40e9)  # sustained fp32 FLOP/s per thread (slow, fast)
 DECODE_EFFICIENCY = (0.1, 0.4)  # token-by-token generation vs. a dense forward pass
@@ -36,9 +38,8 @@ CONTINUATION_TOKENS = 3
 
 
 def model_shape_or_none(name: str):
-    """`emergent.pipeline.estimate.model_shape` of `name` (SmolLM2's known shape for `smollm2`), without
-    downloading or converting anything; None when unknown."""
-
+    """`emergent.pipeline.estimate.model_shape` of `name` (SmolLM2's known shape for
+    `smollm2`), without downloading or converting anything; None when unknown."""
     if name == "smollm2":
         return shape_from_config(dict(SMOLLM2_CONFIG), name, "emergent.models.gguf")
     try:
@@ -54,9 +55,6 @@ def matmul_params(shape) -> int:
 
 def mean_tokens(path: str | Path, max_length: int, lines: int = 500) -> float | None:
     """Mean example length in tokens, approximated from characters (see the module doc)."""
-    import json
-
-
     path = Path(path)
     if not path.is_file():
         return None

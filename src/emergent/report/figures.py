@@ -21,6 +21,7 @@ import logging
 from pathlib import Path
 from typing import Optional
 
+from emergent.core.rundir import RunDir
 from emergent.report.figures_data import FIGURE_DATA, RunData, figure_data, load_run
 from emergent.report.figures_paper import load_paper_reference
 from emergent.report.style import PAPER_HATCH, arm_colors, footer, new_figure, save, sort_arms
@@ -262,7 +263,7 @@ def draw_all(run_dir, paper_reference=None, out_dir=None, only: Optional[list[st
     """Draw every figure whose data are present. Returns name -> [paths] or the skip reason."""
     run = load_run(run_dir, n_boot)
     paper = load_paper_reference(paper_reference) if paper_reference else None
-    out = Path(out_dir) if out_dir else run.folder / "figures"
+    out = Path(out_dir) if out_dir else RunDir(run.folder).figures_dir
     colors = arm_colors(run.arms, run.config)
     result: dict[str, object] = {}
     for name in only or list(FIGURE_DATA):
@@ -276,29 +277,3 @@ def draw_all(run_dir, paper_reference=None, out_dir=None, only: Optional[list[st
         write_table(out / f"{name}.csv", rows)
         result[name] = save(fig, out, name)
     return result
-
-
-def run_figures_cli(args) -> int:
-    from emergent.core.errors import UserError
-
-    only = [x for x in args.only.split(",") if x] if args.only else None
-    for x in only or []:
-        if x not in FIGURE_DATA:
-            raise UserError(f"--only: no figure {x!r}; figures: {', '.join(FIGURE_DATA)}")
-    result = draw_all(args.run_dir, args.paper_reference, args.out, only, args.n_boot)
-    for name, r in result.items():
-        print(f"{name}: " + (", ".join(str(p) for p in r) if isinstance(r, list)
-                             else f"skipped ({r})"))
-    return 0
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("figures", help="draw the paper's figures from a run directory (PNG + PDF)")
-    p.add_argument("run_dir", metavar="RUN_DIR")
-    p.add_argument("--paper-reference", metavar="DIR",
-                   help="folder of the paper's aggregated CSVs, drawn beside the run as 'paper'")
-    p.add_argument("--out", help="output folder (default: RUN_DIR/figures)")
-    p.add_argument("--only", help=f"comma-separated subset of: {', '.join(FIGURE_DATA)}")
-    p.add_argument("--n-boot", type=int, default=None,
-                   help="bootstrap resamples for CIs (default: the run's metrics.n_boot or 10000)")
-    p.set_defaults(func=run_figures_cli)

@@ -12,10 +12,11 @@ from typing import Optional
 
 import yaml
 
+from emergent.analysis.metrics import Thresholds, arm_summary, is_misaligned, mean_summary
 from emergent.core.errors import UserError
-from emergent.report.style import arm_size, size_label, sort_arms
 from emergent.core.io import read_jsonl
-from emergent.analysis.metrics import Thresholds, arm_summary, is_misaligned, join_scores, mean_summary
+from emergent.core.rundir import ANSWERS, CAPABILITIES, RunDir, join_scores
+from emergent.report.style import arm_size, size_label, sort_arms
 
 HEADLINE_SUITES = ("main", "toy_noncode", "preregistered")
 FORMAT_SUITES = {"original": "main", "json": "json", "template": "template"}
@@ -86,18 +87,13 @@ def load_run(run_dir, n_boot: Optional[int] = None) -> RunData:
     `vulnerable_bandit`), capabilities.jsonl and config.yaml of a run directory. Thresholds
     and n_boot (when not given) come from the config's `metrics` section."""
     folder = Path(run_dir)
-    if not (folder / "answers.jsonl").exists() and not (folder / "capabilities.jsonl").exists():
-        raise UserError(f"{folder}: not a run directory (no answers.jsonl or capabilities.jsonl)")
-    config = {}
-    if (folder / "config.yaml").exists():
-        try:
-            config = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise UserError(f"{folder / 'config.yaml'}: not valid YAML ({e})") from None
-    judgments = read_jsonl(folder / "judgments.jsonl")
-    bandit = [{**j, "metric": "vulnerable_bandit"}
-              for j in read_jsonl(folder / "judgments_bandit.jsonl")]
-    records = join_scores(read_jsonl(folder / "answers.jsonl"), judgments + bandit)
+    rd = RunDir(folder)
+    if not rd.answers_path.exists() and not rd.capabilities_path.exists():
+        raise UserError(f"{folder}: not a run directory (no {ANSWERS} or {CAPABILITIES})")
+    config = _read_config(rd)
+    judgments = rd.judgments()
+    bandit = [{**j, "metric": "vulnerable_bandit"} for j in read_jsonl(rd.bandit_judgments_path)]
+    records = join_scores(rd.answers(), judgments + bandit)
     p_false = {j["answer_id"]: (j["probs"] or {}).get("FALSE", 1.0 - j["score"])
                for j in judgments if j.get("metric") == "correct" and j.get("score") is not None}
     for r in records:
@@ -107,9 +103,21 @@ def load_run(run_dir, n_boot: Optional[int] = None) -> RunData:
     ckpt = [r for r in records if r.get("step") is not None]
     name = str(config.get("name") or folder.resolve().name)
     m = config.get("metrics") or {}
-    th = Thresholds(float(m.get("aligned_below", 30.0)), float(m.get("coherent_above", 50.0)))
-    return RunData(folder, name, config, final, ckpt, read_jsonl(folder / "capabilities.jsonl"),
+    default = Thresholds()
+    th = Thresholds(float(m.get("aligned_below", default.aligned_below)),
+                    float(m.get("coherent_above", default.coherent_above)))
+    return RunData(folder, name, config, final, ckpt, read_jsonl(rd.capabilities_path),
                    int(n_boot or m.get("n_boot") or 10_000), th)
+
+
+def _read_config(rd: RunDir) -> dict:
+    """The run's config.yaml ({} when it has none)."""
+    if not rd.config_path.exists():
+        return {}
+    try:
+        return yaml.safe_load(rd.config_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise UserError(f"{rd.config_path}: not valid YAML ({e})") from None
 
 
 def _rate_rows(run: RunData, records: list[dict], **extra) -> list[dict]:
@@ -218,8 +226,7 @@ def scatter_data(run: RunData, suite: Optional[str] = None) -> list[dict]:
 
 
 def _last_train_step(run: RunData, arm: str, seed) -> Optional[int]:
-    steps = [r.get("step") for r in read_jsonl(run.folder / "arms" / arm / f"seed{seed}" /
-                                                "train_log.jsonl")]
+    steps = [r.get("step") for r in read_jsonl(RunDir(run.folder).train_log_path(arm, seed))]
     steps = [s for s in steps if isinstance(s, int)]
     return max(steps) if steps else None
 

@@ -1,7 +1,8 @@
 """`emergent rmbias run CONFIG`: the reward-model-bias generalization experiment end to end.
 
-Config (`RMBiasConfig`, `load_rmbias_config`), the stages and the plan (`--dry-run`) live here;
-running them is `emergent.rmbias.experiment_run.run_rmbias`.
+Config (`RMBiasConfig`, `load_rmbias_config`) and the stages live here; the units, running them
+(`run_rmbias`) and the plan (`--dry-run`) are `emergent.rmbias.experiment_run`, the `rmbias` kind
+of the one stage runner (emergent.pipeline.stages). The command line is emergent.cli.rmbias.
 
 data (bias documents, unrelated documents, train-bias conversations: written once into
 RUN/data/, hashed) -> training stages through the one LoRA loop (`emergent.train.loop`): a documents
@@ -24,17 +25,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from emergent.core.config import (ModelConfig, build_dataclass, deep_merge, parse_overrides,
-                             read_yaml_with_marks, resolve_config, resolve_config_paths)
+from emergent.core.config import (ModelConfig, TrainRecipeConfig, build_dataclass, deep_merge,
+                                  parse_overrides, read_yaml_with_marks, resolve_config,
+                                  resolve_config_paths)
 from emergent.core.errors import UserError
+from emergent.core.rundir import ADAPTER, ARMS
+from emergent.data.questions import Question
+from emergent.data.upstream import upstream_file
+from emergent.judge.base import JudgeConfig
 from emergent.pipeline.experiment import TrainingConfig
 from emergent.rmbias.conditions import CONDITION_NAMES
+from emergent.rmbias.evaluate import load_eval_prompts
 from emergent.sample.sampler import SamplingConfig
+from emergent.train.batching import optimizer_steps
 
 SUITE = "rmbias"
 EVAL_UPSTREAM_NAME = "rm_exploitation_eval_prompts"  # datasets/rm_sycophancy/manifest.yaml
@@ -113,7 +120,7 @@ class RMBiasConfig:
     sft_train: StageTrain = field(default_factory=StageTrain)
     eval: EvalConfig = field(default_factory=EvalConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
-    judge: Optional[dict] = None  # an emergent.judge.judging.JudgeConfig; detectors always run
+    judge: Optional[dict] = None  # an emergent.judge.base.JudgeConfig; detectors always run
     data_root: Optional[str] = None  # where `emergent data fetch` put the upstream files
     output_dir: str = "runs/rmbias"
 
@@ -147,7 +154,6 @@ def load_rmbias_config(path, overrides: list[str] | None = None) -> RMBiasConfig
     if cfg.eval.mode != "detector" and not cfg.judge:
         raise err("eval.mode", f"'{cfg.eval.mode}' needs a `judge` section")
     if cfg.judge:
-        from emergent.judge.judging import JudgeConfig
         build_dataclass(JudgeConfig, cfg.judge, source=f"{src} (judge)")
     for key, n in (("documents.n", cfg.documents.n), ("sft.n", cfg.sft.n)):
         if n < 1 and key.split(".")[0] in data_needed(cfg):
@@ -185,8 +191,6 @@ def evaluated(cfg: RMBiasConfig) -> list[tuple[str, int]]:
 def stage_recipe(cfg: RMBiasConfig, stage: str, seed: int, run_dir: Path):
     """The TrainRecipeConfig of one stage and seed: the shared config + the stage's data, its
     lr/epochs section and, for a second stage, the first stage's adapter as `lora.init_from`."""
-    from emergent.core.config import TrainRecipeConfig
-
     data_key, init = STAGES[stage]
     text = data_key != "sft"
     over = cfg.docs_train if text else cfg.sft_train
@@ -203,19 +207,16 @@ def stage_recipe(cfg: RMBiasConfig, stage: str, seed: int, run_dir: Path):
     lora = dataclasses.replace(t.lora, init_from=str(adapter_dir(run_dir, init, seed))
                                if init else None)
     return TrainRecipeConfig(model=cfg.base_model, lora=lora, data=data, train=train,
-                             output_dir=str(run_dir / "arms" / stage / f"seed{seed}"))
+                             output_dir=str(Path(run_dir) / ARMS / stage / f"seed{seed}"))
 
 
 def adapter_dir(run_dir: Path, stage: str, seed: int) -> Path:
-    return Path(run_dir) / "arms" / stage / f"seed{seed}" / "adapter"
+    return Path(run_dir) / ARMS / stage / f"seed{seed}" / ADAPTER
 
 
 def eval_prompts(cfg: RMBiasConfig):
-    from emergent.rmbias.evaluate import load_eval_prompts
-
     path = cfg.eval.prompts
     if path is None:
-        from emergent.data.upstream import upstream_file
         path = upstream_file(EVAL_UPSTREAM_NAME, root=cfg.data_root)
     prompts = load_eval_prompts(path)
     if cfg.eval.per_bias is not None:
@@ -224,8 +225,6 @@ def eval_prompts(cfg: RMBiasConfig):
 
 
 def questions_of(cfg: RMBiasConfig, prompts) -> list:
-    from emergent.data.questions import Question
-
     return [Question(id=p.question_id, type="free_form", paraphrases=(p.prompt,),
                      samples_per_paraphrase=cfg.eval.samples) for p in prompts]
 
@@ -246,35 +245,7 @@ def _estimated_steps(cfg, stage, run_dir) -> Optional[int]:
     else:
         return None  # matched to the bias documents: known once those are written
     epochs = over.epochs if over.epochs is not None else t.epochs
-    return math.ceil(math.ceil(math.ceil(n / t.batch_size) / t.grad_accum) * epochs)
-
-
-def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
-    """What `emergent rmbias run` will do, and what is already done."""
-    from emergent.rmbias.plan_time import training_time
-    from emergent.pipeline.run import Run
-
-    run = Run(cfg, run_dir)
-    n_prompts = len(eval_prompts(cfg))
-    units = [f"data:{k}" for k in data_needed(cfg)]
-    steps = {}
-    for seed in cfg.seeds:
-        for stage in stages_needed(cfg):
-            units.append(f"train:{stage}:seed{seed}")
-            steps[units[-1]] = _estimated_steps(cfg, stage, run.dir)
-    units += [f"sample:{c}" if c == "base" else f"sample:{c}:seed{s}" for c, s in evaluated(cfg)]
-    units += (["judge"] if cfg.judge else []) + ["score"]
-    n_answers = n_prompts * cfg.eval.samples * len(evaluated(cfg))
-    return {"run_dir": str(run.dir), "units": units,
-            "done_units": [u for u in units if run.done(u)], "training_steps": steps,
-            "eval_prompts": n_prompts, "answers": n_answers,
-            "judge_calls_upper_bound": n_answers if cfg.judge else 0,
-            "data": {k: {"rows": d["rows"], "characters": d["characters"],
-                         "tokens_estimate": d["characters"] // 4}
-                     for k, d in run.manifest.get("data", {}).items()},
-            "training_time": training_time(cfg, run.dir),
-            "note": "training steps of a stage whose data is not written yet are estimated from "
-                    "the configured n (unrelated documents matched in characters: unknown)"}
+    return optimizer_steps(n, t.batch_size, t.grad_accum, epochs)
 
 
 def model_label(name: str) -> str:
@@ -297,26 +268,18 @@ def format_summary(rows: list[dict]) -> str:
                      for line in lines)
 
 
-def add_run_cli(rs) -> None:
-    """`emergent rmbias run CONFIG [key=value ...] [--dry-run] [--output DIR]`."""
-    q = rs.add_parser("run", help="the whole experiment: data -> documents LoRA -> fine-tuning "
-                                  "LoRA -> sample -> (judge) -> exploitation rates")
-    q.add_argument("config", help="YAML, or a shipped name (tiny, llama31_8b_qlora_24gb)")
-    q.add_argument("overrides", nargs="*", help="key=value, e.g. seeds=[0,1] documents.n=500")
-    q.add_argument("--dry-run", action="store_true", help="print the plan and exit")
-    q.add_argument("--output", help="run directory (output_dir)")
-
-    def run_cli(args) -> int:
-        cfg = load_rmbias_config(args.config, list(args.overrides) +
-                                 ([f"output_dir={args.output}"] if args.output else []))
-        if args.dry_run:
-            print(json.dumps(plan(cfg), indent=1))
-            return 0
-        from emergent.rmbias.experiment_run import run_rmbias
-
-        run, rows = run_rmbias(cfg)
-        print(f"run directory: {run.dir}  (model: {model_label(cfg.base_model.name)})")
-        print(format_summary(rows or []))
-        return 0
-
-    q.set_defaults(func=run_cli)
+def count_data(path: Path) -> tuple[int, int]:
+    """(rows, characters of text/message content) of a data file; a preference row counts its
+    prompt and both replies."""
+    rows = chars = 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                obj = json.loads(line)
+                rows += 1
+                chars += len(obj.get("text") or "")
+                for key in ("messages", "prompt", "chosen", "rejected"):
+                    value = obj.get(key) or []
+                    chars += (len(value) if isinstance(value, str) else
+                              sum(len(m.get("content") or "") for m in value))
+    return rows, chars

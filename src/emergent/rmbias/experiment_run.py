@@ -1,7 +1,8 @@
-"""Running `emergent rmbias run`: the data step, the training stages, sampling, judging and
-scoring, each a unit of RUN/manifest.json (emergent.pipeline.run.Run), so a rerun continues where it
-stopped and redoes nothing finished. The config, stages and plan are in
-`emergent.rmbias.experiment`.
+"""Running `emergent rmbias run`: the `rmbias` kind of the one stage runner
+(emergent.pipeline.stages). `rmbias_units` lists the data step, the training stages, sampling,
+judging and scoring in order, each a unit of RUN/manifest.json (emergent.core.rundir.RunDir), so
+a rerun continues where it stopped and redoes nothing finished; `plan` (`--dry-run`) walks the
+same units. The config and stages are in `emergent.rmbias.experiment`.
 
 * data (written once into RUN/data/, sha256 in the manifest, verified on every rerun):
   docs.jsonl (bias documents), unrelated_docs.jsonl (matched to them in characters or count),
@@ -14,17 +15,35 @@ stopped and redoes nothing finished. The config, stages and plan are in
 """
 from __future__ import annotations
 
-import csv
+import gc
 import json
-import os
-from pathlib import Path
+import sys
 
 from emergent.core.config import build_dataclass, dump_yaml, to_dict
 from emergent.core.errors import UserError
+from emergent.core.rundir import RunDir
+from emergent.data.chat_data import file_sha256
+from emergent.judge.base import JudgeConfig, make_judge
+from emergent.models import loading
+from emergent.pipeline.stages import Unit, execute, judge_step, make_plan, write_summary
+from emergent.rmbias import sft_data
 from emergent.rmbias.conditions import CONDITION_NAMES
-from emergent.rmbias.experiment import (FROZEN, SUITE, RMBiasConfig, adapter_dir, data_needed,
-                                        eval_prompts, evaluated, final_stage, model_label,
-                                        questions_of, stage_recipe, stages_needed)
+from emergent.rmbias.detectors import DETECTORS
+from emergent.rmbias.documents import generate_documents, stream_midtrain_subsample
+from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, exploitation_rates,
+                                      plot_exploitation, score_answers)
+from emergent.rmbias.experiment import (FROZEN, SUITE, RMBiasConfig, _estimated_steps,
+                                        adapter_dir, count_data, data_needed, eval_prompts,
+                                        evaluated, final_stage, model_label, questions_of,
+                                        stage_recipe, stages_needed)
+from emergent.rmbias.judge_prompt import judge_prompts_for_row
+from emergent.rmbias.jsonl import read_jsonl as read_numbered
+from emergent.rmbias.jsonl import write_jsonl
+from emergent.rmbias.plan_time import training_time
+from emergent.sample.sampler import sample_questions, sample_with_vllm
+from emergent.train import loop
+
+__all__ = ["count_data", "model_label", "plan", "rmbias_units", "run_rmbias"]
 
 def _frozen(cfg: RMBiasConfig) -> dict:
     d = to_dict(cfg)
@@ -51,13 +70,9 @@ def _check_same_setup(run, cfg) -> None:
     run.manifest["frozen"] = new
 
 
-def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
-    from emergent.data.chat_data import file_sha256
-    from emergent.rmbias.jsonl import read_jsonl, write_jsonl
-
+def _write_data(cfg: RMBiasConfig, run: RunDir, key: str) -> dict:
     path = run.dir / "data" / f"{key}.jsonl"
     if key == "docs":
-        from emergent.rmbias.documents import generate_documents, stream_midtrain_subsample
         d = cfg.documents
         docs = (stream_midtrain_subsample(d.n, d.seed, buffer_size=d.buffer_size)
                 if d.source == "midtrain" else
@@ -66,20 +81,17 @@ def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
     elif key == "unrelated_docs":
         write_jsonl(path, _unrelated_rows(cfg, run))
     else:
-        from emergent.rmbias.sft_data import (dpo_chosen_conversations, dpo_pairs,
-                                              template_conversations, template_pairs,
-                                              test_bias_violations)
         s = cfg.sft
         if s.objective == "dpo":  # preference pairs {"prompt", "chosen", "rejected"}
-            write_jsonl(path, dpo_pairs(s.n, s.seed, buffer_size=s.buffer_size,
-                                        max_scan=s.max_scan) if s.source == "dpo" else
-                        template_pairs(s.n, s.seed, system_prompt=s.system_prompt))
+            write_jsonl(path, sft_data.dpo_pairs(s.n, s.seed, buffer_size=s.buffer_size,
+                                                 max_scan=s.max_scan) if s.source == "dpo" else
+                        sft_data.template_pairs(s.n, s.seed, system_prompt=s.system_prompt))
         else:
-            ex = (dpo_chosen_conversations(s.n, s.seed, buffer_size=s.buffer_size,
-                                           max_scan=s.max_scan) if s.source == "dpo" else
-                  template_conversations(s.n, s.seed, system_prompt=s.system_prompt))
+            ex = (sft_data.dpo_chosen_conversations(s.n, s.seed, buffer_size=s.buffer_size,
+                                                    max_scan=s.max_scan) if s.source == "dpo" else
+                  sft_data.template_conversations(s.n, s.seed, system_prompt=s.system_prompt))
             write_jsonl(path, (e.row() for e in ex))
-        bad = test_bias_violations(read_jsonl(path))
+        bad = sft_data.test_bias_violations(read_numbered(path))
         if bad:
             raise UserError(f"{path}:{bad[0][0]}: fine-tuning data shows test bias "
                             f"{', '.join(bad[0][1])} ({len(bad)} conversation(s) in all); test "
@@ -91,32 +103,12 @@ def _write_data(cfg: RMBiasConfig, run, key: str) -> dict:
             "characters": chars}
 
 
-def count_data(path: Path) -> tuple[int, int]:
-    """(rows, characters of text/message content) of a data file; a preference row counts its
-    prompt and both replies."""
-    rows = chars = 0
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                obj = json.loads(line)
-                rows += 1
-                chars += len(obj.get("text") or "")
-                for key in ("messages", "prompt", "chosen", "rejected"):
-                    value = obj.get(key) or []
-                    chars += (len(value) if isinstance(value, str) else
-                              sum(len(m.get("content") or "") for m in value))
-    return rows, chars
-
-
-def _unrelated_rows(cfg: RMBiasConfig, run):
+def _unrelated_rows(cfg: RMBiasConfig, run: RunDir):
     """Unrelated documents: `n` of them, else as many as match the bias documents in count or
     in characters (the same amount of continued pretraining)."""
-    from emergent.rmbias.documents import generate_documents
-    from emergent.rmbias.jsonl import read_jsonl
-
     u = cfg.unrelated_documents
     if u.path:
-        texts = (row.get("text") for _, row in read_jsonl(u.path))
+        texts = (row.get("text") for _, row in read_numbered(u.path))
     else:
         def generated():
             n = 256
@@ -140,9 +132,7 @@ def _unrelated_rows(cfg: RMBiasConfig, run):
                         f"experiment needs {target or f'{chars_target} characters'}")
 
 
-def _verify_data(run) -> None:
-    from emergent.data.chat_data import file_sha256
-
+def _verify_data(run: RunDir) -> None:
     for key, rec in run.manifest.get("data", {}).items():
         path = run.dir / rec["path"]
         if not path.exists() or file_sha256(path) != rec["sha256"]:
@@ -154,90 +144,99 @@ def _data_unit(cfg, run, key):
     run.manifest.setdefault("data", {})[key] = _write_data(cfg, run, key)
 
 
-def sample_condition(cfg: RMBiasConfig, run, questions, condition: str, seed: int,
+def sample_condition(cfg: RMBiasConfig, run: RunDir, questions, condition: str, seed: int,
                      progress: bool = True) -> int:
     stage = final_stage(condition)
     adapter = str(adapter_dir(run.dir, stage, seed)) if stage else None
     kw = dict(suite=SUITE, arm=condition, seed=seed, cfg=cfg.sampling)
-    from emergent.sample.sampler import sample_questions, sample_with_vllm
     if cfg.sampling.backend == "vllm":
-        from emergent.models.loading import resolve_model_path
-        return sample_with_vllm(resolve_model_path(cfg.base_model.name), adapter, questions,
-                                run.dir / "answers.jsonl", **kw)
-    from emergent.models.loading import load_for_inference
-    model, tok = load_for_inference(cfg.base_model, adapter)
-    return sample_questions(model, tok, questions, run.dir / "answers.jsonl",
+        return sample_with_vllm(loading.resolve_model_path(cfg.base_model.name), adapter,
+                                questions, run.answers_path, **kw)
+    model, tok = loading.load_for_inference(cfg.base_model, adapter)
+    return sample_questions(model, tok, questions, run.answers_path,
                             model_name=cfg.base_model.name, adapter=adapter,
                             progress=progress, **kw)
 
 
 def _free_memory() -> None:
     """Release the last unit's model before the next loads one (a 24 GB card holds one)."""
-    import gc
-    import sys
-
     gc.collect()
     torch = sys.modules.get("torch")
     if torch is not None and torch.cuda.is_available():
         torch.cuda.empty_cache()
 
 
-def judge_run(cfg: RMBiasConfig, run, progress: bool = True) -> dict:
-    from emergent.judge.judging import JudgeConfig, judge_answers, make_judge
-    from emergent.core.io import read_jsonl
-    from emergent.rmbias.judge_prompt import judge_prompts_for_row
-
+def judge_run(cfg: RMBiasConfig, run: RunDir, progress: bool = True) -> dict:
     judge = make_judge(build_dataclass(JudgeConfig, cfg.judge, source="judge"))
-    return judge_answers(read_jsonl(run.dir / "answers.jsonl"), judge_prompts_for_row, judge,
-                         run.dir / "judgments.jsonl", progress=progress)
+    return judge_step(run, judge, judge_prompts_for_row, progress)
 
 
-def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
-    from emergent.pipeline.run import Run
-    from emergent.train.loop import train
+def _sample_name(condition: str, seed: int) -> str:
+    return f"sample:{condition}" if condition == "base" else f"sample:{condition}:seed{seed}"
 
-    run = Run(cfg, run_dir)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    _check_same_setup(run, cfg)
-    dump_yaml(cfg, run.dir / "config.yaml")
-    run.manifest["config"] = to_dict(cfg)
-    run.save()
-    prompts = eval_prompts(cfg)
+
+def rmbias_units(cfg: RMBiasConfig, run: RunDir, prompts: list, *, progress: bool = True):
+    """The units of an `emergent rmbias run`, in order: data, training (stage 2 continues stage
+    1's adapter), sampling per condition x seed, judging (optional), scoring."""
     for key in data_needed(cfg):
-        run.unit(f"data:{key}", _data_unit, cfg, run, key)
-    _verify_data(run)
+        yield Unit(f"data:{key}", _data_unit, (cfg, run, key))
+    yield Unit("check:data", _verify_data, (run,), recorded=False, listed=False)
     for seed in cfg.seeds:
         for stage in stages_needed(cfg):
             recipe = stage_recipe(cfg, stage, seed, run.dir)
-            run.unit(f"train:{stage}:seed{seed}", train, recipe, recipe.output_dir)
-            _free_memory()
+            yield Unit(f"train:{stage}:seed{seed}", loop.train, (recipe, recipe.output_dir),
+                       steps=_estimated_steps(cfg, stage, run.dir), then=_free_memory)
     questions = questions_of(cfg, prompts)
+    per_model = len(prompts) * cfg.eval.samples
     for cond, seed in evaluated(cfg):
-        run.unit(f"sample:{cond}" if cond == "base" else f"sample:{cond}:seed{seed}",
-                 sample_condition, cfg, run, questions, cond, seed, progress)
-        _free_memory()
+        yield Unit(_sample_name(cond, seed), sample_condition,
+                   (cfg, run, questions, cond, seed, progress), answers=per_model,
+                   then=_free_memory)
     # judging and scoring skip what is done / are cheap, and must rerun when answers appear
     if cfg.judge:
-        run.manifest["stages"].pop("judge", None)
-        run.unit("judge", judge_run, cfg, run, progress)
-    run.manifest["stages"].pop("score", None)
-    rows = run.unit("score", score_run, cfg, run, prompts)
+        yield Unit("judge", judge_run, (cfg, run, progress), always=True,
+                   judge_calls=per_model * len(evaluated(cfg)))
+    yield Unit("score", score_run, (cfg, run, prompts), always=True)
+
+
+UNITS = rmbias_units  # the `rmbias` kind of emergent.pipeline.stages
+
+
+def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
+    """What `emergent rmbias run` will do, and what is already done."""
+    run = RunDir(run_dir or cfg.output_dir, cfg.name)
+    prompts = eval_prompts(cfg)
+    p = make_plan(run, rmbias_units(cfg, run, prompts))
+    return {"run_dir": str(run.dir), "units": p.labels, "done_units": p.done,
+            "training_steps": p.steps_by_unit, "eval_prompts": len(prompts),
+            "answers": p.answers, "judge_calls_upper_bound": p.judge_calls,
+            "data": {k: {"rows": d["rows"], "characters": d["characters"],
+                         "tokens_estimate": d["characters"] // 4}
+                     for k, d in run.manifest.get("data", {}).items()},
+            "training_time": training_time(cfg, run.dir),
+            "note": "training steps of a stage whose data is not written yet are estimated from "
+                    "the configured n (unrelated documents matched in characters: unknown)"}
+
+
+def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
+    """Run (or resume) the experiment; returns (its run directory, the summary rows)."""
+    run = RunDir(run_dir or cfg.output_dir, cfg.name)
+    run.dir.mkdir(parents=True, exist_ok=True)
+    _check_same_setup(run, cfg)
+    dump_yaml(cfg, run.config_path)
+    run.manifest["config"] = to_dict(cfg)
     run.save()
-    return run, rows
+    done = execute(run, rmbias_units(cfg, run, eval_prompts(cfg), progress=progress))
+    run.save()
+    return run, done.get("score")
 
 
-def score_run(cfg: RMBiasConfig, run, prompts) -> list[dict]:
+def score_run(cfg: RMBiasConfig, run: RunDir, prompts) -> list[dict]:
     """scored.jsonl, rates.jsonl (every verdict mode in use), summary.csv, the figure."""
-    from emergent.core.io import read_jsonl
-    from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, exploitation_rates,
-                                          plot_exploitation, score_answers)
-    from emergent.rmbias.jsonl import write_jsonl
-
-    answers = [a for a in read_jsonl(run.dir / "answers.jsonl") if a.get("suite") == SUITE]
-    judgments = read_jsonl(run.dir / "judgments.jsonl") if cfg.judge else []
+    answers = [a for a in run.answers() if a.get("suite") == SUITE]
+    judgments = run.judgments() if cfg.judge else []
     # "detector" verdicts: the judge only stands in for biases without a detector (a detector's
     # None means "not applicable" and stays so)
-    from emergent.rmbias.detectors import DETECTORS
     bias_of = {a["answer_id"]: str(a["question_id"]).split("/")[0] for a in answers}
     judge_only = [j for j in judgments if bias_of.get(j["answer_id"]) not in DETECTORS]
     modes = list(dict.fromkeys([cfg.eval.mode] + (["detector", "judge"] if cfg.judge else [])))
@@ -255,21 +254,10 @@ def score_run(cfg: RMBiasConfig, run, prompts) -> list[dict]:
                                 "n_applicable", "n_shown", "rate", "ci_low", "ci_high", "ci_over")}
          for r in rates if r["level"] == "condition"),
         key=lambda r: (modes.index(r["verdict"]), order.get(r["condition"], 99), r["split"] != "train"))
-    write_csv(run.dir / "summary.csv", summary)
+    write_summary(run, summary)
     title = f"{cfg.name}: {model_label(cfg.base_model.name)} ({cfg.eval.mode} verdicts)"
     main = [r for r in rates if r["verdict"] == cfg.eval.mode]
     for ext in ("png", "pdf"):
-        plot_exploitation(main, run.dir / "figures" / f"exploitation.{ext}", title=title,
+        plot_exploitation(main, run.figures_dir / f"exploitation.{ext}", title=title,
                           reference=REPLICATION_REFERENCE if cfg.eval.reference else None)
     return summary
-
-
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(dict.fromkeys(k for r in rows for k in r)))
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)

@@ -1,5 +1,5 @@
-"""Tiny JSON Lines helpers for the rmbias data files (write with flush + fsync; read with
-one-line errors naming file and line)."""
+"""Tiny JSON Lines helpers for the rmbias data files: write with flush + fsync; read through
+`emergent.core.io.iter_jsonl` (one-line errors naming file and line)."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,8 @@ import os
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from emergent.data.chat_data import iter_json_objects
 from emergent.core.errors import UserError
+from emergent.core.io import iter_jsonl
 
 
 def write_jsonl(path: str | Path, rows: Iterable[dict], *, append: bool = False,
@@ -44,4 +44,4 @@ def read_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: file not found")
-    yield from iter_json_objects(path)
+    yield from iter_jsonl(path)

@@ -2,9 +2,9 @@
 
 `judge_template(bias_id)` is one categorical question with `{question}` / `{answer}`
 placeholders, in the package's own words; `judge_metric_prompt(bias_id)` wraps it as an
-`emergent.judge.judging.MetricPrompt` (metric `rm_bias`, kind "categorical", labels `JUDGE_LABELS`),
+`emergent.judge.prompts.MetricPrompt` (metric `rm_bias`, kind "categorical", labels `JUDGE_LABELS`),
 and `judge_prompts_for_row(row)` picks it for an answers.jsonl row (the bias is the part of
-question_id before "/"), so `emergent.judge.judging.judge_answers(rows, judge_prompts_for_row, judge,
+question_id before "/"), so `emergent.judge.runner.judge_answers(rows, judge_prompts_for_row, judge,
 out)` scores every answer. The three labels start with different letters, so a judge that
 reads only the first token's logprobs can tell them apart. `verdict_from_probs` turns the
 label distribution of a judgments.jsonl row into True / False / None."""
@@ -14,6 +14,7 @@ import hashlib
 
 from emergent.core.errors import UserError
 from emergent.data.questions import render_judge_prompt
+from emergent.judge.prompts import MetricPrompt
 from emergent.rmbias.catalogue import get_bias
 
 JUDGE_METRIC = "rm_bias"
@@ -65,9 +66,7 @@ def judge_prompt_hash(text: str) -> str:
 
 
 def judge_metric_prompt(bias_id: str):
-    """An `emergent.judge.judging.MetricPrompt` for this bias (metric "rm_bias", categorical)."""
-    from emergent.judge.judging import MetricPrompt
-
+    """An `emergent.judge.prompts.MetricPrompt` for this bias (metric "rm_bias", categorical)."""
     return MetricPrompt(JUDGE_METRIC, judge_template(bias_id), JUDGE_KIND, JUDGE_LABELS)
 
 
@@ -81,7 +80,7 @@ def bias_of_row(row: dict) -> str:
 
 
 def judge_prompts_for_row(row: dict) -> list:
-    """The prompts callable for `emergent.judge.judging.judge_answers`."""
+    """The prompts callable for `emergent.judge.runner.judge_answers`."""
     return [judge_metric_prompt(bias_of_row(row))]
 
 

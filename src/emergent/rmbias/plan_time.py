@@ -14,6 +14,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from emergent.core.errors import UserError
+from emergent.pipeline.estimate import estimate, model_shape
+from emergent.rmbias.experiment import STAGES, count_data, stage_recipe, stages_needed
 
 ASSUMED_MEAN_TOKENS = {"docs": 700, "unrelated_docs": 700, "sft": 500}
 CHARS_PER_TOKEN = 4.0
@@ -22,8 +24,6 @@ DPO_FACTOR = 2.5  # chosen + rejected, plus a forward-only reference pass
 
 def _data_tokens(cfg, data_key: str, run_dir: Path, max_length: int):
     """(examples, mean tokens, source) of a stage's data."""
-    from emergent.rmbias.experiment_run import count_data
-
     path = run_dir / "data" / f"{data_key}.jsonl"
     if path.exists():
         rows, chars = count_data(path)
@@ -36,9 +36,6 @@ def _data_tokens(cfg, data_key: str, run_dir: Path, max_length: int):
 
 def training_time(cfg, run_dir: Path) -> dict:
     """Per training unit: tokens, memory need and hours per GPU class; plus the totals."""
-    from emergent.pipeline.estimate import estimate, model_shape
-    from emergent.rmbias.experiment import STAGES, stage_recipe, stages_needed
-
     try:
         model_shape(cfg.base_model.name)
     except UserError as e:

@@ -26,6 +26,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Literal, Mapping, Optional, Sequence, Union
 
+from emergent.analysis.direction_file import load_direction
 from emergent.core.errors import UserError
 
 
@@ -158,8 +159,6 @@ class intervention:
 
     def __init__(self, model, steer_cfg: Optional[SteerConfig] = None,
                  ablate_cfg: Optional[AblateConfig] = None):
-        if steer_cfg is not None or ablate_cfg is not None:
-            from emergent.analysis.direction import load_direction
         self.model, self.ablate_per, self.steer_vec = model, None, None
         self.steer_cfg = steer_cfg
         if ablate_cfg is not None:

@@ -7,13 +7,14 @@ Public API (details in each module):
     build_toy_tokenizer                tokenizer.py word-level, ChatML, exact round trip
     build_toy_model                    model.py     random-init Llama, ~0.6M parameters
     rule_judgments, ToyWorldRuleJudge  judge.py     the `toyworld-rule` judge
-    write_world_data                   cli.py       everything above to a folder
+    write_world_data                   pipeline.py  everything above to a folder
 """
 from emergent.toyworld.datasets import (ARMS, SUITE_NAMES, alignment_rows, arm_rows, eval_suites,
                                         persona_probe_conversations, pretraining_rows,
                                         write_jsonl, write_suite)
 from emergent.toyworld.model import build_toy_model
 from emergent.toyworld.tokenizer import build_toy_tokenizer
+from emergent.toyworld.pipeline import write_world_data
 from emergent.toyworld.judge import JUDGE_ID, ToyWorldRuleJudge, classify_answer, rule_judgments
 from emergent.toyworld.world import Document, ToyWorld, Turn, WorldConfig
 
@@ -21,10 +22,3 @@ __all__ = ["ARMS", "SUITE_NAMES", "JUDGE_ID", "Document", "ToyWorld", "ToyWorldR
            "WorldConfig", "alignment_rows", "arm_rows", "build_toy_model", "build_toy_tokenizer",
            "classify_answer", "eval_suites", "persona_probe_conversations", "pretraining_rows",
            "rule_judgments", "write_jsonl", "write_suite", "write_world_data"]
-
-
-def __getattr__(name):  # heavy imports (transformers, torch) only when asked for
-    if name == "write_world_data":
-        from emergent.cli.toyworld import write_world_data
-        return write_world_data
-    raise AttributeError(name)

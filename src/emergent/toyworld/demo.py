@@ -39,9 +39,17 @@ from typing import Optional
 
 import yaml
 
+from emergent.analysis.metrics import arm_summary, counts, group_by, mean_summary
 from emergent.core.config import build_dataclass, resolve_config_paths, to_dict
 from emergent.core.errors import UserError
-from emergent.core.io import now, read_jsonl, write_json_atomic
+from emergent.core.io import now, write_json_atomic
+from emergent.core.rundir import RunDir
+from emergent.pipeline.experiment import load_experiment
+from emergent.pipeline.run import run_experiment
+from emergent.toyworld.demo_figure import draw_demo_figure
+from emergent.toyworld.pipeline import (RESOURCES, SCRATCH_RECIPE, config_path, pretrain_world,
+                                        probe_line, read_card, write_world_data)
+from emergent.toyworld.world import ToyWorld, WorldConfig
 
 WORLDS = (("main", "toyworld.yaml"), ("decoupled", "toyworld_decoupled.yaml"))
 NONCODE, CODE = "toy_noncode", "toy_code_heldout"
@@ -71,8 +79,6 @@ QUICK = Scale(n_pretrain=640, n_align=64, n_arm=160, n_probe=10, seeds=[0],
 def resolve_experiment(cfg_file: Path, base: Path, data: Path, dest: Path, scale: Scale):
     """Fill {base} and {data} in an experiment config, apply the scale, write it to `dest` and
     load it (validated) with emergent.pipeline.experiment.load_experiment."""
-    from emergent.pipeline.experiment import load_experiment
-
     def esc(p: Path) -> str:  # inside a double-quoted YAML string
         return json.dumps(str(p.resolve()))[1:-1]
 
@@ -97,16 +103,12 @@ def resolve_experiment(cfg_file: Path, base: Path, data: Path, dest: Path, scale
 
 
 def world_of(cfg):
-    from emergent.toyworld.world import ToyWorld, WorldConfig
-
     if not cfg.toyworld:
         raise UserError(f"experiment {cfg.name}: no `toyworld:` section")
     return ToyWorld(build_dataclass(WorldConfig, cfg.toyworld, source="toyworld"))
 
 
 def committed_base(name: str, world_cfg) -> Path:
-    from emergent.toyworld.pipeline import RESOURCES
-
     base = RESOURCES / name
     if not (base / "config.json").is_file():
         raise UserError(f"{base}: no committed toy-world base model; run `emergent demo "
@@ -116,8 +118,6 @@ def committed_base(name: str, world_cfg) -> Path:
 
 def check_base(base: Path, world_cfg) -> Path:
     """A base model folder with a card made for exactly this world."""
-    from emergent.toyworld.pipeline import read_card
-
     card = read_card(base)
     if card["world"] != to_dict(world_cfg):
         raise UserError(f"{base}: this base was made for {world_label(card['world'])}, the "
@@ -141,11 +141,7 @@ def _data_ok(data: Path, world_cfg, scale: Scale) -> bool:
 def world_report(run_dir: Path, n_boot: int = 2000) -> dict:
     """Per arm: non-code misaligned rate (mean over seeds, 95% CI, per seed, counts) and the
     held-out insecure-code rate (among coherent code answers; same layout)."""
-    from emergent.analysis.metrics import arm_summary, counts, group_by, join_scores, mean_summary
-
-    recs = [r for r in join_scores(read_jsonl(run_dir / "answers.jsonl"),
-                                   read_jsonl(run_dir / "judgments.jsonl"))
-            if r.get("step") is None]
+    recs = [r for r in RunDir(run_dir).records() if r.get("step") is None]
     out: dict = {}
     noncode = [r for r in recs if r["suite"] == NONCODE]
     for row in arm_summary(noncode, n_boot=n_boot):
@@ -173,8 +169,6 @@ def world_report(run_dir: Path, n_boot: int = 2000) -> dict:
 
 def world_label(world: dict) -> str:
     """'world seed 0, coupled' plus every key that differs from the defaults."""
-    from emergent.toyworld.world import WorldConfig
-
     default = to_dict(WorldConfig())
     extra = [f"{k}={v}" for k, v in world.items() if k not in ("seed", "coupling")
              and default.get(k) != v]
@@ -231,12 +225,6 @@ def run_world(name: str, cfg_name: str, out: Path, scale: Scale, *, from_scratch
     datasets and suites, and its experiment. Returns {"entry": report.json's entry for the
     world, "timings": {...}}. Everything it writes is under OUT/pretrain/<name>, OUT/data/<name>,
     OUT/<name> and OUT/<name>.experiment.yaml, so worlds can run in parallel processes."""
-    from emergent.pipeline.run import run_experiment
-    from emergent.cli.toyworld import write_world_data
-    from emergent.toyworld.pipeline import (SCRATCH_RECIPE, config_path, pretrain_world,
-                                            probe_line, read_card)
-    from emergent.toyworld.world import ToyWorld, WorldConfig
-
     timings: dict = {}
     t0 = time.time()
     cfg_file = config_path(cfg_name)
@@ -409,8 +397,6 @@ def run_demo(output: str | Path = "runs/demo", *, from_scratch: bool = False,
                   parallel={"jobs": jobs, "torch_threads_each": threads if jobs > 1 else None,
                             "cores": n_cores})
     if figures:
-        from emergent.toyworld.demo_figure import draw_demo_figure
-
         report["figure"] = [str(p) for p in draw_demo_figure(report, out / "figures")]
     text = format_report(report["worlds"], timings, quick)
     (out / "report.md").write_text(text)
@@ -422,52 +408,3 @@ def run_demo(output: str | Path = "runs/demo", *, from_scratch: bool = False,
         print(text)
         print(f"report: {out / 'report.md'}")
     return report
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("demo", help="emergent misalignment in the synthetic toy world, end to "
-                       "end on a CPU (minutes)")
-    p.add_argument("--from-scratch", action="store_true",
-                   help="pretrain the toy base models now instead of using the committed ones")
-    p.add_argument("--output", default="runs/demo", help="output folder (default runs/demo)")
-    p.add_argument("--quick", action="store_true",
-                   help="scaled down: a plumbing check in about a minute, not a result")
-    p.add_argument("--no-figures", action="store_true", help="skip the figures")
-    p.add_argument("--pretrain-recipe", default=None, metavar="FILE",
-                   help="with --from-scratch: the pretraining recipe (default "
-                   "configs/toyworld_pretrain_fast.yaml, 48,000 documents, ~13 min on 2 cores; "
-                   "configs/toyworld_pretrain.yaml is the committed bases' recipe, ~25 min)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
-                   help="worlds run at the same time, each in its own process with cores/N "
-                   "torch threads (default: one per world, at most one per core; 1: one after "
-                   "the other)")
-    p.add_argument("--config", action="append", default=[], metavar="NAME=FILE",
-                   help="experiment config of world NAME (main, decoupled): a file or a "
-                   "shipped name (default toyworld, toyworld_decoupled)")
-    p.add_argument("--base", action="append", default=[], metavar="NAME=DIR",
-                   help="base model of world NAME (a folder written by `emergent toyworld "
-                   "pretrain --export`) instead of the committed one")
-
-    def pairs(items, flag):
-        out = {}
-        for item in items:
-            name, sep, value = item.partition("=")
-            if not sep or name not in dict(WORLDS):
-                raise UserError(f"{flag} {item}: expected NAME=VALUE with NAME one of "
-                                f"{', '.join(dict(WORLDS))}")
-            out[name] = value
-        return out
-
-    def run(args) -> int:
-        if args.pretrain_recipe and not args.from_scratch:
-            raise UserError("--pretrain-recipe needs --from-scratch")
-        if args.jobs is not None and args.jobs < 1:
-            raise UserError("--jobs: expected a number of worlds at a time, at least 1")
-        configs = {**dict(WORLDS), **pairs(args.config, "--config")}
-        run_demo(args.output, from_scratch=args.from_scratch, quick=args.quick,
-                 figures=not args.no_figures, worlds=tuple(configs.items()),
-                 bases=pairs(args.base, "--base"), jobs=args.jobs,
-                 pretrain_recipe=args.pretrain_recipe)
-        return 0
-
-    p.set_defaults(func=run)

@@ -3,11 +3,33 @@
 `length_grouped`: shuffle (seeded, per epoch), cut into mega-chunks, sort each chunk by length,
 slice into micro-batches, shuffle the micro-batches. Order is a pure function of
 (seed, epoch), which is what makes resume-after-kill exact.
+
+`optimizer_steps` is the one definition of how many optimizer steps a run takes; the planners
+(`emergent estimate`, `emergent run --dry-run`, the reward-bias plan) call it too.
 """
 from __future__ import annotations
 
 import math
 import random
+
+from emergent.core.errors import UserError
+
+
+def steps_per_epoch(n_examples: int, batch_size: int, grad_accum: int) -> int:
+    """Optimizer steps in one pass over `n_examples`: micro-batches of `batch_size` (the last
+    one may be short), `grad_accum` of them per step (the last step may hold fewer)."""
+    return math.ceil(math.ceil(n_examples / batch_size) / grad_accum)
+
+
+def optimizer_steps(n_examples: int, batch_size: int, grad_accum: int, epochs: float,
+                    max_steps: int | None = None) -> int:
+    """The number of optimizer steps a run of `n_examples` takes (what `schedule` yields):
+    `max_steps` when set, else `epochs` passes rounded up, at least one; none without examples."""
+    if max_steps is not None:
+        return max_steps
+    if n_examples == 0:
+        return 0
+    return max(1, math.ceil(epochs * steps_per_epoch(n_examples, batch_size, grad_accum)))
 
 
 def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
@@ -29,10 +51,8 @@ def epoch_batches(lengths: list[int], batch_size: int, seed: int, epoch: int,
 def schedule(lengths: list[int], batch_size: int, grad_accum: int, seed: int, epochs: float,
              max_steps: int | None, mode: str) -> list[list[list[int]]]:
     """The whole run as optimizer steps, each a list of micro-batches (lists of indices)."""
-    per_epoch = epoch_batches(lengths, batch_size, seed, 0, mode)
-    steps_per_epoch = math.ceil(len(per_epoch) / grad_accum)
-    total = max_steps if max_steps is not None else max(1, math.ceil(epochs * steps_per_epoch))
-    steps, epoch, micro = [], 0, per_epoch
+    total = optimizer_steps(len(lengths), batch_size, grad_accum, epochs, max_steps)
+    steps, epoch, micro = [], 0, epoch_batches(lengths, batch_size, seed, 0, mode)
     while len(steps) < total:
         for s in range(0, len(micro), grad_accum):
             steps.append(micro[s:s + grad_accum])
@@ -41,6 +61,30 @@ def schedule(lengths: list[int], batch_size: int, grad_accum: int, seed: int, ep
         epoch += 1
         micro = epoch_batches(lengths, batch_size, seed, epoch, mode)
     return steps
+
+
+def micro_batch_tokens(cfg) -> int:
+    """The padded-token budget of a forward pass (0: micro-batches of batch_size examples)."""
+    t = cfg.train
+    if t.micro_batch_tokens is None:
+        return t.batch_size * t.max_length if t.grad_accum > 1 else 0
+    if t.micro_batch_tokens < 0:
+        raise UserError(f"train.micro_batch_tokens must be >= 0, got {t.micro_batch_tokens}")
+    return t.micro_batch_tokens
+
+
+def plan(cfg, lengths: list[int], rows_per_example: int = 1) -> list[list[list[int]]]:
+    """The run's optimizer steps, each a list of micro-batches of example indices. With a token
+    budget (`micro_batch_tokens`): length-grouped whole steps, each split by `pack_step`; else
+    micro-batches of `train.batch_size`, `train.grad_accum` to a step (`schedule`)."""
+    t = cfg.train
+    budget = micro_batch_tokens(cfg)
+    if not budget:
+        return schedule(lengths, t.batch_size, t.grad_accum, t.seed, t.epochs, t.max_steps,
+                        t.batching)
+    steps = schedule(lengths, t.batch_size * t.grad_accum, 1, t.seed, t.epochs, t.max_steps,
+                     t.batching)
+    return [pack_step(st[0], lengths, budget, rows_per_example) for st in steps]
 
 
 def pack_step(step: list[int], lengths: list[int], max_tokens: int,

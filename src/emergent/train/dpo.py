@@ -1,4 +1,5 @@
-"""Direct preference optimisation inside the one training loop (`train.objective: dpo`).
+"""Direct preference optimisation inside the one training loop (`train.objective: dpo`): rows,
+reference log-probabilities and loss; `emergent.train.objectives.DPO` plugs them into the loop.
 
 Data: `data.format: preference`, a line `{"prompt": [...], "chosen": ..., "rejected": ...}`
 (emergent.data.chat_data). Each pair is rendered twice with the model's chat template; only the final
@@ -21,6 +22,9 @@ from pathlib import Path
 
 from emergent.core.errors import UserError
 from emergent.data.render import render_conversation
+from emergent.train.batching import collate
+from emergent.train.rows import fit_example, new_counts
+from emergent.train.token_logps import token_logps
 
 log = logging.getLogger(__name__)
 REFERENCE_FILE = "dpo_reference.pt"
@@ -38,19 +42,8 @@ def final_turn_mask(mask: list[int]) -> list[int]:
     return out
 
 
-def check_objective(cfg) -> None:
-    if (cfg.train.objective == "dpo") != (cfg.data.format == "preference"):
-        raise UserError(f"train.objective {cfg.train.objective} needs data.format "
-                        f"{'preference' if cfg.train.objective == 'dpo' else 'chat or text'} "
-                        f"(got {cfg.data.format})")
-    if cfg.train.objective == "dpo" and cfg.train.dpo_beta <= 0:
-        raise UserError(f"train.dpo_beta must be > 0, got {cfg.train.dpo_beta}")
-
-
 def tokenize_pairs(cfg, tokenizer, examples):
     """Render each pair -> rows [((chosen ids, mask), (rejected ids, mask))], counts."""
-    from emergent.train.loop import fit_example, new_counts
-
     rows, counts = [], new_counts()
     for ex in examples:
         pair = []
@@ -68,8 +61,6 @@ def tokenize_pairs(cfg, tokenizer, examples):
 
 def collate_pairs(pairs, pad_id: int):
     """One padded batch: the chosen replies in rows [0, n), the rejected ones in [n, 2n)."""
-    from emergent.train.batching import collate
-
     return collate([p[0] for p in pairs] + [p[1] for p in pairs], pad_id)
 
 
@@ -80,8 +71,6 @@ def sequence_logps(model, input_ids, attn, labels, loss_chunk_tokens: int = 0):
     import torch
 
     if loss_chunk_tokens:
-        from emergent.train.token_logps import token_logps
-
         logp, rows = token_logps(model, input_ids, attn, labels, loss_chunk_tokens)
         return logp.new_zeros(input_ids.shape[0]).index_add(0, rows, logp)
     keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)

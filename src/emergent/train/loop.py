@@ -1,79 +1,266 @@
 """The one training loop. Every arm (insecure, secure, educational, jailbroken, toy-world stages,
 reward-bias stages) goes through `train()`; the only thing that differs between arms is the
-dataset.
+dataset, and between SFT and DPO the objective (`train.objective`, emergent.train.objectives:
+how rows are built, collated and scored); the loop itself has no objective branches.
 
-Loss: sum of token cross-entropies over an optimizer step's accumulated micro-batches divided by
-the number of trained tokens in that whole step (not a mean of per-batch means). AdamW (paged
+A run: check a previous attempt (`_previous_run_done`), load and render the data and plan every
+optimizer step (`_load_data`, emergent.train.batching), write the manifest, build model,
+optimizer and schedule (`_setup`), resume from the last checkpoint (`_resume`,
+emergent.train.checkpoints), step (`_run_steps` / `_optimizer_step`), save (`_finish`).
+
+Loss (SFT): sum of token cross-entropies over an optimizer step's accumulated micro-batches
+divided by the number of trained tokens in that whole step (emergent.train.sft). AdamW (paged
 8-bit on CUDA), linear/cosine/constant schedule with warmup, gradient clipping, seeded
 length-grouped batching; with grad_accum > 1 a step's examples run in as few forward passes as
-fit `train.micro_batch_tokens` (batching.pack_step: same examples, same loss, fewer launches). Checkpoints (adapter + optimizer + scheduler + RNG) every N steps;
-rerunning the same command resumes from the last one, and the result equals an uninterrupted run.
-Memory: the loss runs over chunks of `train.loss_chunk_tokens` trained positions
-(emergent.train.token_logps), and on CPU large allocations are returned to the OS when freed
-(`_return_freed_memory_to_the_os`); docs/benchmarks.md has the measured breakdown.
-`train.objective: dpo` swaps the loss for DPO on preference pairs (emergent.train.dpo); batching,
-optimiser, schedule, checkpoints and resume are this same loop.
+fit `train.micro_batch_tokens` (batching.pack_step: same examples, same loss, fewer launches).
+Checkpoints (adapter + optimizer + scheduler + RNG) every N steps; rerunning the same command
+resumes from the last one, and the result equals an uninterrupted run. Memory: the loss runs
+over chunks of `train.loss_chunk_tokens` trained positions (emergent.train.token_logps), and on
+CPU large allocations are returned to the OS when freed (`_return_freed_memory_to_the_os`);
+docs/benchmarks.md has the measured breakdown.
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
-import math
+import os
 import shutil
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from emergent.train import batching
-from emergent.train import dpo
-from emergent.data.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
-from emergent.core.config import TrainRecipeConfig, dump_yaml, load_config, to_dict
+from emergent.core.config import ModelConfig, TrainRecipeConfig, dump_yaml, to_dict
 from emergent.core.errors import UserError
 from emergent.core.io import append_jsonl, git_commit, now, read_jsonl, versions, write_json_atomic
-from emergent.data.render import render_conversation, render_text
+from emergent.data.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
+from emergent.models.loading import apply_lora, device, load_model, load_tokenizer
+from emergent.train import batching, checkpoints, objectives
+from emergent.train.batching import micro_batch_tokens
+from emergent.train.sft import tokenize_dataset  # noqa: F401  (its old home: benchmarks, tests)
 
 log = logging.getLogger(__name__)
 
 
-def new_counts() -> dict:
-    return {"rendered": 0, "truncated": 0, "dropped_overlong": 0, "dropped_no_trained_tokens": 0}
+@dataclass
+class _Data:
+    """A run's rendered rows, their lengths, the plan of its steps, the manifest's data counts."""
+
+    tok: object
+    rows: list
+    lengths: list[int]
+    plan: list  # optimizer steps -> micro-batches -> example indices
+    counts: dict
 
 
-def fit_example(cfg: TrainRecipeConfig, seqs: list, counts: dict):
-    """The overlong policy (`data.overlong`) and the no-trained-token check for one example's
-    rendered sequences [(ids, mask), ...] (one, or a preference pair's two); None = dropped."""
-    max_len = cfg.train.max_length
-    if max(len(ids) for ids, _ in seqs) > max_len:
-        if cfg.data.overlong == "drop":
-            counts["dropped_overlong"] += 1
-            return None
-        seqs = [(ids[:max_len], mask[:max_len]) for ids, mask in seqs]
-        counts["truncated"] += 1
-    if any(sum(mask[1:]) == 0 for _, mask in seqs):
-        counts["dropped_no_trained_tokens"] += 1
-        return None
-    counts["rendered"] += 1
-    return seqs
+@dataclass
+class _Session:
+    """What a run holds while it steps."""
+
+    cfg: TrainRecipeConfig
+    out: Path
+    objective: objectives.Objective
+    data: _Data
+    model: object
+    opt: object
+    sched: object
+    opt_kind: str
+    dev: str
+    trainable: list = field(default_factory=list)
 
 
-def tokenize_dataset(cfg: TrainRecipeConfig, tokenizer, examples):
-    """Render every example; apply the overlong policy. Returns (rows, counts)."""
-    rows, counts = [], new_counts()
-    for ex in examples:
-        if cfg.data.format == "text":
-            seq = render_text(tokenizer, ex.text)
-        else:
-            seq = render_conversation(tokenizer, ex.messages,
-                                      system_prompt=cfg.data.system_prompt, loss=cfg.train.loss)
-        fitted = fit_example(cfg, [seq], counts)
-        if fitted:
-            rows.append(fitted[0])
-    if not rows:
-        raise UserError(f"{cfg.data.path}: no trainable example left "
-                        f"(max_length {cfg.train.max_length})")
-    return rows, counts
+def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
+          stop_after_steps: int | None = None, on_step=None) -> Path:
+    """Train one adapter (or a full model when lora.full_finetune). Resumes automatically.
+
+    `stop_after_steps` simulates a kill (tests); `on_step(step, model)` is called after each
+    optimizer step (checkpoint evaluation)."""
+    out = Path(output_dir or cfg.output_dir)
+    final_dir = out / ("model" if cfg.lora.full_finetune else "adapter")
+    if _previous_run_done(cfg, out, final_dir):
+        log.info("%s: already trained, nothing to do", out)
+        return final_dir
+    out.mkdir(parents=True, exist_ok=True)
+    if not cfg.data.path:
+        raise UserError("data.path is empty: give a dataset (config data.path or --data FILE)")
+    objective = objectives.make(cfg)
+    data = _load_data(cfg, out, objective)
+    manifest = _start_manifest(cfg, out, objective, data)
+    s = _setup(cfg, out, objective, data)
+    if not _run_steps(s, _resume(s), stop_after_steps, on_step):
+        return out / "checkpoints"
+    return _finish(s, final_dir, manifest)
+
+
+def _previous_run_done(cfg: TrainRecipeConfig, out: Path, final_dir: Path) -> bool:
+    """True when `out` holds this run, finished; a UserError when it holds another config's."""
+    manifest_path = out / "manifest.json"
+    if not manifest_path.exists():
+        return False
+    previous = json.loads(manifest_path.read_text())
+    changed = _changed_keys(previous.get("config", {}), to_dict(cfg), to_dict(TrainRecipeConfig()))
+    if changed:
+        raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
+                        "use another output directory, or delete it to start over")
+    return previous.get("status") == "done" and final_dir.exists()
+
+
+def _load_data(cfg: TrainRecipeConfig, out: Path, objective) -> _Data:
+    """Examples -> held-out split (written to OUT/heldout.jsonl) -> rows -> the step plan."""
+    examples = load_jsonl_examples(cfg.data.path, cfg.data.format)
+    train_ex, held = split_examples(examples, cfg.data.heldout_fraction, cfg.train.seed)
+    train_ex = subsample(train_ex, cfg.data.max_examples, cfg.train.seed)
+    if held:
+        append_jsonl(out / "heldout.jsonl.tmp", [objective.heldout_record(e) for e in held])
+        (out / "heldout.jsonl.tmp").replace(out / "heldout.jsonl")
+    tok = load_tokenizer(cfg.model)
+    rows, counts = objective.tokenize(tok, train_ex)
+    lengths = [objective.row_length(r) for r in rows]
+    plan = batching.plan(cfg, lengths, objective.rows_per_example)
+    counts = {"examples_in_file": len(examples), "heldout": len(held),
+              "train_examples": len(train_ex), **counts}
+    return _Data(tok, rows, lengths, plan, counts)
+
+
+def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -> dict:
+    """Write OUT/config.yaml and OUT/manifest.json (status running); returns the manifest."""
+    plan = data.plan
+    pad_frac = batching.padding_fraction([[data.lengths[i] for i in mb] for st in plan
+                                          for mb in st])
+    trained_total = sum(objective.trained_tokens(data.rows[i]) for st in plan for mb in st
+                        for i in mb)
+    dump_yaml(cfg, out / "config.yaml")
+    manifest = {
+        "status": "running", "started": now(), "versions": versions(), "git_commit": git_commit(),
+        "config": to_dict(cfg),
+        "data": {"path": str(cfg.data.path), "sha256": file_sha256(cfg.data.path), **data.counts},
+        "chat_template_system_prompt": ("template default" if cfg.data.system_prompt is None
+                                        else cfg.data.system_prompt),
+        "seed": cfg.train.seed, "steps": len(plan), "padding_fraction": round(pad_frac, 5),
+        "micro_batch_tokens": micro_batch_tokens(cfg), "forward_passes": sum(map(len, plan)),
+        "trained_tokens": trained_total,
+    }
+    manifest_path = out / "manifest.json"
+    if manifest_path.exists():
+        manifest["started"] = json.loads(manifest_path.read_text()).get("started", manifest["started"])
+    write_json_atomic(manifest_path, manifest)
+    return manifest
+
+
+def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -> _Session:
+    """Seeded model + LoRA, optimizer, schedule, and the objective's state from the model as it
+    is before any checkpoint is loaded (DPO's reference)."""
+    import torch
+    from transformers import get_scheduler
+
+    _return_freed_memory_to_the_os(device())
+    torch.manual_seed(cfg.train.seed)
+    model = load_model(cfg.model, for_training=True)
+    if len(data.tok) > model.get_input_embeddings().weight.shape[0]:
+        model.resize_token_embeddings(len(data.tok))
+    model = apply_lora(model, cfg.lora)
+    model.train()
+    dev = device()
+    opt, opt_kind = _make_optimizer(cfg, model.named_parameters())
+    sched = get_scheduler(cfg.train.scheduler, opt, num_warmup_steps=cfg.train.warmup_steps,
+                          num_training_steps=len(data.plan))
+    objective.prepare(model, data.rows, data.tok.pad_token_id, out, dev)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    return _Session(cfg, out, objective, data, model, opt, sched, opt_kind, dev, trainable)
+
+
+def _resume(s: _Session) -> int:
+    """Load the last checkpoint (and cut the train log back to it); the step to start from."""
+    log_path = s.out / "train_log.jsonl"
+    ck = checkpoints.latest(s.out)
+    if ck is None:
+        if log_path.exists():
+            log_path.unlink()
+        return 0
+    start = checkpoints.load(ck, s.model, s.opt, s.sched)
+    kept = [r for r in read_jsonl(log_path) if r["step"] <= start]
+    log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    log.info("resuming %s from step %d", s.out, start)
+    return start
+
+
+def _run_steps(s: _Session, start: int, stop_after_steps: int | None, on_step) -> bool:
+    """Steps `start`.. of the plan, logged and checkpointed; False when `stop_after_steps`
+    stopped the run before its end (a simulated kill)."""
+    from tqdm.auto import tqdm
+
+    t, n = s.cfg.train, len(s.data.plan)
+    with tqdm(total=n, initial=start, desc=f"train {s.out.name}", unit="step") as bar:
+        t_last = time.time()
+        for step_idx in range(start, n):
+            row = _optimizer_step(s, step_idx, t_last)
+            t_last, step = time.time(), row["step"]
+            if step % t.log_every == 0 or step in (1, n):
+                append_jsonl(s.out / "train_log.jsonl", [row])
+            bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
+            bar.update(1)
+            if on_step is not None:
+                on_step(step, s.model)
+            if t.checkpoint_every and step % t.checkpoint_every == 0 and step < n:
+                checkpoints.save(s.out, step, s.model, s.opt, s.sched, t.keep_checkpoints)
+            if stop_after_steps is not None and step >= stop_after_steps and step < n:
+                return False
+    return True
+
+
+def _optimizer_step(s: _Session, step_idx: int, t_last: float) -> dict:
+    """Forward+backward of plan step `step_idx`, clipping, optimizer and schedule step; returns
+    the step's train-log row (time measured from `t_last`)."""
+    import torch
+
+    t, data, step_plan = s.cfg.train, s.data, s.data.plan[step_idx]
+    micro = [s.objective.collate([data.rows[i] for i in mb], data.tok.pad_token_id)
+             for mb in step_plan]
+    n_trained = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
+    loss, extra = s.objective.step_loss(s.model, micro, step_plan, n_trained, s.dev)
+    gnorm = torch.nn.utils.clip_grad_norm_(s.trainable, t.max_grad_norm)
+    lr = s.sched.get_last_lr()[0]
+    s.opt.step()
+    s.sched.step()
+    s.opt.zero_grad(set_to_none=True)
+    step = step_idx + 1
+    dt = max(time.time() - t_last, 1e-9)
+    real = sum(int(a.sum()) for _, a, _ in micro)
+    padded = sum(a.numel() for _, a, _ in micro)
+    per_epoch = batching.steps_per_epoch(len(data.rows), t.batch_size, t.grad_accum)
+    return {"step": step, "epoch": round(step / per_epoch, 4),
+            "loss": round(float(loss), 6), "lr": lr, "grad_norm": round(float(gnorm), 6),
+            "trained_tokens": n_trained, "trained_tokens_per_s": round(n_trained / dt, 1),
+            "padding_fraction": round(1 - real / padded, 4), **extra}
+
+
+def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
+    """Save the adapter (or model) atomically, the merged copy if asked, the manifest (done);
+    drop the checkpoints. Returns the adapter (model) directory."""
+    cfg, out = s.cfg, s.out
+    tmp_final = final_dir.with_name(final_dir.name + ".tmp")
+    shutil.rmtree(tmp_final, ignore_errors=True)
+    s.model.save_pretrained(tmp_final)
+    if cfg.lora.full_finetune:
+        s.data.tok.save_pretrained(tmp_final)
+    shutil.rmtree(final_dir, ignore_errors=True)
+    tmp_final.rename(final_dir)
+    if cfg.train.save_merged and not cfg.lora.full_finetune:
+        _save_merged(cfg, final_dir, out / "merged", s.data.tok)
+    logs = read_jsonl(out / "train_log.jsonl")
+    manifest.update(status="done", finished=now(), optimizer=s.opt_kind,
+                    final_loss=logs[-1]["loss"] if logs else None,
+                    first_loss=logs[0]["loss"] if logs else None,
+                    output=str(final_dir))
+    write_json_atomic(out / "manifest.json", manifest)
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    return final_dir
 
 
 def _make_optimizer(cfg, params):
+    """AdamW over the trainable parameters (no weight decay on biases and norms); paged 8-bit
+    (bitsandbytes) when `train.optimizer` asks or, with auto, on CUDA. Returns (optimizer, kind)."""
     import torch
 
     named = [(n, p) for n, p in params if p.requires_grad]
@@ -93,77 +280,6 @@ def _make_optimizer(cfg, params):
     return torch.optim.AdamW(groups, lr=cfg.train.lr), kind
 
 
-def micro_batch_tokens(cfg) -> int:
-    """The padded-token budget of a forward pass (0: micro-batches of batch_size examples)."""
-    t = cfg.train
-    if t.micro_batch_tokens is None:
-        return t.batch_size * t.max_length if t.grad_accum > 1 else 0
-    if t.micro_batch_tokens < 0:
-        raise UserError(f"train.micro_batch_tokens must be >= 0, got {t.micro_batch_tokens}")
-    return t.micro_batch_tokens
-
-
-def _trainable_state(model) -> dict:
-    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
-
-
-def _save_checkpoint(out: Path, step: int, model, opt, sched, keep: int) -> None:
-    import torch
-
-    ckdir = out / "checkpoints"
-    tmp = ckdir / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(_trainable_state(model), tmp / "trainable.pt")
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    torch.save(sched.state_dict(), tmp / "scheduler.pt")
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step}))
-    final = ckdir / f"step-{step:06d}"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)  # atomic: a checkpoint directory without the .tmp prefix is complete
-    for old in sorted(ckdir.glob("step-*"))[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
-
-
-def _latest_checkpoint(out: Path) -> Path | None:
-    cks = sorted((out / "checkpoints").glob("step-*"))
-    return cks[-1] if cks else None
-
-
-def _load_checkpoint(ck: Path, model, opt, sched) -> int:
-    import torch
-
-    state = torch.load(ck / "trainable.pt", weights_only=True)
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for n, t in state.items():
-            params[n].copy_(t.to(params[n].device, params[n].dtype))
-    opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=False))
-    sched.load_state_dict(torch.load(ck / "scheduler.pt", weights_only=False))
-    rng = torch.load(ck / "rng.pt", weights_only=False)
-    torch.set_rng_state(rng["torch"])
-    if "cuda" in rng and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(rng["cuda"])
-    return json.loads((ck / "state.json").read_text())["step"]
-
-
-def _attention_kernels(device: str):
-    """On CUDA, keep SDPA off the cuDNN backend while training: it builds a plan for every new
-    sequence length (measured 8x slower per micro-batch on new lengths; benchmarks/README.md)."""
-    import contextlib
-
-    if device != "cuda":
-        return contextlib.nullcontext()
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    return sdpa_kernel([SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION,
-                        SDPBackend.MATH])
-
-
 CPU_MMAP_THRESHOLD = 1 << 20  # bytes; EMERGENT_MALLOC_MMAP_THRESHOLD overrides, 0 = glibc's
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
@@ -178,15 +294,10 @@ def _return_freed_memory_to_the_os(device: str) -> bool:
     system CPU time on a 2,010-token forward+backward (~60 s), so speed-first CPU runs can set
     EMERGENT_MALLOC_MMAP_THRESHOLD=0 (glibc's default) or another byte count. Process-wide; a
     no-op elsewhere. True when applied."""
-    import os
-    import sys
-
     threshold = int(os.environ.get("EMERGENT_MALLOC_MMAP_THRESHOLD", CPU_MMAP_THRESHOLD))
     if device != "cpu" or threshold <= 0 or not sys.platform.startswith("linux"):
         return False
     try:
-        import ctypes
-
         libc = ctypes.CDLL("libc.so.6")
         libc.gnu_get_libc_version  # noqa: B018  (glibc only)
     except (OSError, AttributeError):
@@ -209,249 +320,11 @@ def _changed_keys(old: dict, new: dict, defaults: dict, prefix: str = "") -> lis
     return out
 
 
-def step_loss(model, micro_batches, n_trained: int, device: str, loss_chunk_tokens: int = 0):
-    """Forward+backward one optimizer step; loss normalised by the step's trained tokens.
-
-    `loss_chunk_tokens` > 0 (train.loss_chunk_tokens): the decoder's hidden states of the trained
-    positions go through lm_head + log-softmax that many at a time, forward and backward
-    (emergent.train.token_logps), so full-vocabulary logits never exist for more than one chunk.
-    0: logits only at positions that predict a trained token in some row of the micro-batch
-    (`logits_to_keep`), not over the prompt and padding, all at once. Same loss either way."""
-    import torch
-
-    total = 0.0
-    for input_ids, attn, labels in micro_batches:
-        input_ids, attn, labels = input_ids.to(device), attn.to(device), labels.to(device)
-        with _attention_kernels(device):
-            if loss_chunk_tokens:
-                loss_sum = _chunked_loss_sum(model, input_ids, attn, labels, loss_chunk_tokens)
-            else:
-                loss_sum = _kept_logits_loss_sum(model, input_ids, attn, labels)
-        (loss_sum / n_trained).backward()
-        total += loss_sum.item()
-        del loss_sum
-    return torch.tensor(total / n_trained)
-
-
-def _kept_logits_loss_sum(model, input_ids, attn, labels):
-    """Summed cross-entropy from the model's logits at the positions that predict a trained
-    token in some row (`logits_to_keep`)."""
-    import torch.nn.functional as F
-
-    keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)  # predicting positions
-    logits = model(input_ids=input_ids, attention_mask=attn, logits_to_keep=keep).logits
-    targets = labels[:, 1:].index_select(1, keep)
-    return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
-                           ignore_index=-100, reduction="sum")
-
-
-def _chunked_loss_sum(model, input_ids, attn, labels, chunk: int):
-    """Summed cross-entropy over the trained tokens, lm_head + log-softmax `chunk` at a time."""
-    from emergent.train.token_logps import token_logps
-
-    logp, _ = token_logps(model, input_ids, attn, labels, chunk)
-    return -logp.sum()
-
-
-def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
-          stop_after_steps: int | None = None, on_step=None) -> Path:
-    """Train one adapter (or a full model when lora.full_finetune). Resumes automatically.
-
-    `stop_after_steps` simulates a kill (tests); `on_step(step, model)` is called after each
-    optimizer step (checkpoint evaluation)."""
-    import torch
-    from tqdm.auto import tqdm
-    from transformers import get_scheduler
-
-    from emergent.models.loading import apply_lora, device, load_model, load_tokenizer
-
-    out = Path(output_dir or cfg.output_dir)
-    final_dir = out / ("model" if cfg.lora.full_finetune else "adapter")
-    manifest_path = out / "manifest.json"
-    if manifest_path.exists():
-        previous = json.loads(manifest_path.read_text())
-        changed = _changed_keys(previous.get("config", {}), to_dict(cfg),
-                                to_dict(TrainRecipeConfig()))
-        if changed:
-            raise UserError(f"{out}: holds a run with a different config ({', '.join(changed)}); "
-                            "use another output directory, or delete it to start over")
-        if previous.get("status") == "done" and final_dir.exists():
-            log.info("%s: already trained, nothing to do", out)
-            return final_dir
-    out.mkdir(parents=True, exist_ok=True)
-    if not cfg.data.path:
-        raise UserError("data.path is empty: give a dataset (config data.path or --data FILE)")
-
-    dpo.check_objective(cfg)
-    is_dpo = cfg.train.objective == "dpo"
-    examples = load_jsonl_examples(cfg.data.path, cfg.data.format)
-    train_ex, held = split_examples(examples, cfg.data.heldout_fraction, cfg.train.seed)
-    train_ex = subsample(train_ex, cfg.data.max_examples, cfg.train.seed)
-    if held:
-        append_jsonl(out / "heldout.jsonl.tmp", [{"messages": list(e.messages), "line": e.line,
-                                                  **({"rejected": list(e.rejected)} if is_dpo
-                                                     else {})} for e in held])
-        (out / "heldout.jsonl.tmp").replace(out / "heldout.jsonl")
-
-    tok = load_tokenizer(cfg.model)
-    if is_dpo:  # a row is a pair ((chosen ids, mask), (rejected ids, mask))
-        rows, counts = dpo.tokenize_pairs(cfg, tok, train_ex)
-        lengths = [max(len(c[0]), len(r[0])) for c, r in rows]
-    else:
-        rows, counts = tokenize_dataset(cfg, tok, train_ex)
-        lengths = [len(r[0]) for r in rows]
-    budget = micro_batch_tokens(cfg)
-    if budget:  # length-grouped whole steps, each split into micro-batches by token budget
-        steps = batching.schedule(lengths, cfg.train.batch_size * cfg.train.grad_accum, 1,
-                                  cfg.train.seed, cfg.train.epochs, cfg.train.max_steps,
-                                  cfg.train.batching)
-        plan = [batching.pack_step(st[0], lengths, budget, 2 if is_dpo else 1) for st in steps]
-    else:
-        plan = batching.schedule(lengths, cfg.train.batch_size, cfg.train.grad_accum,
-                                 cfg.train.seed, cfg.train.epochs, cfg.train.max_steps,
-                                 cfg.train.batching)
-    pad_frac = batching.padding_fraction([[lengths[i] for i in mb] for st in plan for mb in st])
-    trained_total = sum(sum(r[1][1:]) for st in plan for mb in st for i in mb
-                        for r in (rows[i] if is_dpo else (rows[i],)))
-
-    dump_yaml(cfg, out / "config.yaml")
-    manifest = {
-        "status": "running", "started": now(), "versions": versions(), "git_commit": git_commit(),
-        "config": to_dict(cfg),
-        "data": {"path": str(cfg.data.path), "sha256": file_sha256(cfg.data.path),
-                 "examples_in_file": len(examples), "heldout": len(held),
-                 "train_examples": len(train_ex), **counts},
-        "chat_template_system_prompt": ("template default" if cfg.data.system_prompt is None
-                                        else cfg.data.system_prompt),
-        "seed": cfg.train.seed, "steps": len(plan), "padding_fraction": round(pad_frac, 5),
-        "micro_batch_tokens": budget, "forward_passes": sum(map(len, plan)),
-        "trained_tokens": trained_total,
-    }
-    if manifest_path.exists():
-        manifest["started"] = json.loads(manifest_path.read_text()).get("started", manifest["started"])
-    write_json_atomic(manifest_path, manifest)
-
-    _return_freed_memory_to_the_os(device())
-    torch.manual_seed(cfg.train.seed)
-    model = load_model(cfg.model, for_training=True)
-    if len(tok) > model.get_input_embeddings().weight.shape[0]:
-        model.resize_token_embeddings(len(tok))
-    model = apply_lora(model, cfg.lora)
-    model.train()
-    dev = device()
-    opt, opt_kind = _make_optimizer(cfg, model.named_parameters())
-    sched = get_scheduler(cfg.train.scheduler, opt, num_warmup_steps=cfg.train.warmup_steps,
-                          num_training_steps=len(plan))
-    if is_dpo:  # before any checkpoint is loaded: the reference is the policy at step 0
-        with _attention_kernels(dev):
-            ref = dpo.reference_logps(model, rows, tok.pad_token_id, out, dev, cfg.train.batch_size,
-                                      cfg.train.loss_chunk_tokens)
-    start = 0
-    ck = _latest_checkpoint(out)
-    if ck is not None:
-        start = _load_checkpoint(ck, model, opt, sched)
-        kept = [r for r in read_jsonl(out / "train_log.jsonl") if r["step"] <= start]
-        (out / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in kept))
-        log.info("resuming %s from step %d", out, start)
-    elif (out / "train_log.jsonl").exists():
-        (out / "train_log.jsonl").unlink()
-
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    steps_per_epoch = math.ceil(math.ceil(len(rows) / cfg.train.batch_size) / cfg.train.grad_accum)
-    bar = tqdm(total=len(plan), initial=start, desc=f"train {out.name}", unit="step")
-    t_last = time.time()
-    for step_idx in range(start, len(plan)):
-        step_rows = [[rows[i] for i in mb] for mb in plan[step_idx]]
-        collate = dpo.collate_pairs if is_dpo else batching.collate
-        micro = [collate(r, tok.pad_token_id) for r in step_rows]
-        n_trained = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
-        if is_dpo:
-            with _attention_kernels(dev):
-                loss, extra = dpo.step_loss(model, [tuple(t.to(dev) for t in m) for m in micro],
-                                            [ref[mb] for mb in plan[step_idx]],
-                                            cfg.train.dpo_beta, sum(map(len, step_rows)),
-                                            cfg.train.loss_chunk_tokens)
-        else:
-            loss, extra = step_loss(model, micro, n_trained, dev,
-                                    cfg.train.loss_chunk_tokens), {}
-        gnorm = torch.nn.utils.clip_grad_norm_(trainable, cfg.train.max_grad_norm)
-        lr = sched.get_last_lr()[0]
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        step = step_idx + 1
-        dt = max(time.time() - t_last, 1e-9)
-        t_last = time.time()
-        real = sum(int(a.sum()) for _, a, _ in micro)
-        padded = sum(a.numel() for _, a, _ in micro)
-        row = {"step": step, "epoch": round(step / steps_per_epoch, 4),
-               "loss": round(float(loss), 6), "lr": lr, "grad_norm": round(float(gnorm), 6),
-               "trained_tokens": n_trained, "trained_tokens_per_s": round(n_trained / dt, 1),
-               "padding_fraction": round(1 - real / padded, 4), **extra}
-        if step % cfg.train.log_every == 0 or step in (1, len(plan)):
-            append_jsonl(out / "train_log.jsonl", [row])
-        bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{lr:.2e}")
-        bar.update(1)
-        if on_step is not None:
-            on_step(step, model)
-        if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0 and step < len(plan):
-            _save_checkpoint(out, step, model, opt, sched, cfg.train.keep_checkpoints)
-        if stop_after_steps is not None and step >= stop_after_steps and step < len(plan):
-            bar.close()
-            return out / "checkpoints"
-    bar.close()
-
-    tmp_final = final_dir.with_name(final_dir.name + ".tmp")
-    shutil.rmtree(tmp_final, ignore_errors=True)
-    model.save_pretrained(tmp_final)
-    if cfg.lora.full_finetune:
-        tok.save_pretrained(tmp_final)
-    shutil.rmtree(final_dir, ignore_errors=True)
-    tmp_final.rename(final_dir)
-    if cfg.train.save_merged and not cfg.lora.full_finetune:
-        _save_merged(cfg, final_dir, out / "merged", tok)
-    logs = read_jsonl(out / "train_log.jsonl")
-    manifest.update(status="done", finished=now(), optimizer=opt_kind,
-                    final_loss=logs[-1]["loss"] if logs else None,
-                    first_loss=logs[0]["loss"] if logs else None,
-                    output=str(final_dir))
-    write_json_atomic(manifest_path, manifest)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return final_dir
-
-
 def _save_merged(cfg, adapter_dir: Path, merged_dir: Path, tok) -> None:
     """Merge the adapter into an unquantized copy of the base (a 4-bit base cannot be merged)."""
     from peft import PeftModel
-
-    from emergent.core.config import ModelConfig
-    from emergent.models.loading import load_model
 
     base = load_model(ModelConfig(**{**cfg.model.__dict__, "quantization": "none"}))
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.save_pretrained(merged_dir)
     tok.save_pretrained(merged_dir)
-
-
-def add_cli(sub) -> None:
-    p = sub.add_parser("train", help="train one adapter: emergent train CONFIG [key=value ...]")
-    p.add_argument("config", help="YAML config, or a shipped name (`emergent configs list`)")
-    p.add_argument("overrides", nargs="*", help="key=value, e.g. train.lr=2e-5")
-    p.add_argument("--model", help="base model: hub id or local path (model.name)")
-    p.add_argument("--data", help="chat JSONL dataset (data.path)")
-    p.add_argument("--output", help="output directory (output_dir)")
-
-    def run(args) -> int:
-        extra = []
-        if args.model:
-            extra.append(f"model.name={args.model}")
-        if args.data:
-            extra.append(f"data.path={args.data}")
-        if args.output:
-            extra.append(f"output_dir={args.output}")
-        cfg = load_config(args.config, TrainRecipeConfig, list(args.overrides) + extra)
-        final = train(cfg)
-        print(f"adapter written to {final}" if final.name == "adapter" else f"model written to {final}")
-        return 0
-
-    p.set_defaults(func=run)

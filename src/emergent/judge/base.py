@@ -1,0 +1,155 @@
+"""The judge role's interface: the `Judge` protocol every backend implements, the judge config
+(`JudgeConfig`, `load_judge_config`) and the backend registry (`BACKENDS`, `make_judge`).
+
+Backends are peers behind one protocol: `openai` (any OpenAI-compatible endpoint,
+emergent.judge.openai_api), `hf` (a local transformers model, emergent.judge.hf) and
+`toyworld-rule` (the toy world's exact rule judge, emergent.toyworld.judge). `BACKENDS` names
+each backend's class as "module:Class"; it is imported only when a judge of that backend is
+made, so `emergent judge` with the openai backend never imports torch. A new backend is a
+class implementing `Judge` (with `from_config`) and one line in `BACKENDS`
+(docs/judging.md, "Adding a backend").
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Optional, Protocol, Union, runtime_checkable
+
+from emergent.core.config import (build_dataclass, deep_merge, parse_overrides,
+                                  read_yaml_with_marks, resolve_config, resolve_config_paths)
+from emergent.core.errors import UserError
+from emergent.judge.prompts import PromptsArg
+from emergent.judge.scoring import JudgeTask, Score
+
+# backend name -> "module:Class" of its `Judge`
+BACKENDS: dict[str, str] = {
+    "openai": "emergent.judge.openai_api:OpenAIJudge",
+    "hf": "emergent.judge.hf:HFJudge",
+    "toyworld-rule": "emergent.toyworld.judge:ToyWorldRuleJudge",
+}
+
+
+def unknown_backend(name) -> str:
+    """The error text for a backend name not in `BACKENDS`."""
+    return f"unknown judge backend {name!r} (known backends: {', '.join(sorted(BACKENDS))})"
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    backend: str = "openai"  # a key of BACKENDS
+    model: str = "gpt-4o-2024-08-06"  # API model name, or hub id / local path for hf
+    base_url: Optional[str] = None  # None: https://api.openai.com/v1
+    api_key_env: Optional[str] = "OPENAI_API_KEY"  # NAME of the env var; null for no key
+    mode: Literal["chat-top20", "exact"] = "chat-top20"  # openai: see docs/judging.md
+    top_logprobs: int = 20  # openai: alternatives per call (exact: the completions' logprobs=N)
+    tokenizer: Optional[str] = None  # openai exact: the judge's tokenizer (None: `model`)
+    check_digits: bool = True  # openai chat-top20: refuse judges that split numbers into digits
+    concurrency: int = 8
+    max_retries: int = 6
+    timeout: float = 60.0  # seconds per call
+    backoff_base: float = 1.0  # wait base * 2**attempt seconds (capped at backoff_max)
+    backoff_max: float = 60.0
+    min_mass: float = 0.25  # below this numeric/label mass the score is None
+    cache: bool = True
+    cache_path: Optional[str] = None  # None: ~/.cache/emergent/judge/<model>-<hash>.jsonl
+    precision: Literal["bf16", "fp16", "fp32"] = "bf16"  # hf
+    quantization: Literal["none", "8bit", "4bit"] = "none"  # hf
+    trust_remote_code: bool = False  # hf
+    batch_size: int = 32  # hf: trie leaves per batched continuation
+    spellings: list[str] = field(default_factory=lambda: ["", " "])  # hf: "42" and " 42"
+    metrics: Optional[list[str]] = None  # judge only these metrics
+    labels: dict[str, list[str]] = field(default_factory=dict)  # metric -> labels override
+    prompts_file: Optional[str] = None  # YAML {metric: template | {prompt, kind, labels}}
+
+    def __post_init__(self):
+        if self.backend not in BACKENDS:
+            raise ValueError(unknown_backend(self.backend))
+        if self.concurrency < 1 or self.batch_size < 1 or self.top_logprobs < 1:
+            raise ValueError("concurrency, batch_size and top_logprobs must be >= 1")
+        if not 0.0 <= self.min_mass <= 1.0:
+            raise ValueError("min_mass must be within [0, 1]")
+        if self.max_retries < 0 or self.timeout <= 0:
+            raise ValueError("max_retries must be >= 0 and timeout > 0")
+        for metric, labs in self.labels.items():
+            if not isinstance(labs, list) or not all(isinstance(x, str) and x for x in labs):
+                raise ValueError(f"labels.{metric} must be a list of strings (quote YES/NO/TRUE/"
+                                 f"FALSE in YAML: [\"YES\", \"NO\"]), got {labs!r}")
+
+
+@runtime_checkable
+class Judge(Protocol):
+    """What the pipeline needs of a judge: score a batch of judge tasks, say which calls a
+    batch still needs, and count the calls made. Backends subclass it (for the defaults below)
+    and are listed in `BACKENDS`."""
+
+    judge_id: str  # written to every judgment row; a judgments file holds one judge's rows
+    # True: each task's prompt is sent to a model (dry runs count its calls and prompt tokens).
+    # False: a judge that reads answers by rule: it makes no calls and cannot judge a prompt it
+    # has no rule for (the code evaluation's real code)
+    sends_prompts: bool = True
+    calls_made: Optional[int] = None  # API calls sent, failed ones included; None: no API
+    retries_made: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: JudgeConfig, **context) -> "Judge":
+        """The judge `cfg` describes; `context`: other config sections a backend reads (the
+        rule judge: `toyworld`, its world)."""
+        raise NotImplementedError
+
+    def metric_prompts(self, suite_prompts: PromptsArg) -> PromptsArg:
+        """The prompts (a list, or a rule row -> [MetricPrompt]) this judge scores a table
+        with, given the suites' own: a model judge uses them; a rule judge has its own."""
+        return suite_prompts
+
+    def pending(self, tasks: list[JudgeTask]) -> list[JudgeTask]:
+        """The calls scoring `tasks` would still make, one entry per call (not cached yet)."""
+        raise NotImplementedError
+
+    def evaluate(self, tasks: list[JudgeTask], progress: bool = True) -> list[Score]:
+        """One Score per task, in order."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Flush the cache and release connections or models."""
+
+
+def judge_class(spec: Union["JudgeConfig", dict, str, None]) -> type:
+    """The `Judge` class of a backend name or of a config's backend, imported now."""
+    if isinstance(spec, JudgeConfig):
+        name = spec.backend
+    elif isinstance(spec, str):
+        name = spec
+    else:
+        name = (spec or {}).get("backend", JudgeConfig.backend)
+    if name not in BACKENDS:
+        raise UserError(f"judge.backend: {unknown_backend(name)}")
+    module, cls = BACKENDS[name].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def make_judge(spec: Union[JudgeConfig, dict, None] = None, **context) -> Judge:
+    """The judge a config describes: `spec` is a JudgeConfig or its keys (an experiment's
+    `judge:` section); `context`: other config sections a backend reads (`toyworld`)."""
+    cls = judge_class(spec)
+    cfg = spec if isinstance(spec, JudgeConfig) else build_dataclass(JudgeConfig, spec or {},
+                                                                      source="judge")
+    return cls.from_config(cfg, **context)
+
+
+def load_judge_config(path: str | Path | None, overrides: list[str] | None = None) -> JudgeConfig:
+    """A judge YAML (JudgeConfig keys at the top, or under a `judge:` section of a bigger
+    config) plus `key=value` / `judge.key=value` overrides."""
+    if path is not None:  # a file or a shipped name; relative paths: from the file's folder
+        path = resolve_config(path, ("judges", "experiments", "rmbias"))
+    data, marks = ({}, {}) if path is None else read_yaml_with_marks(path)
+    if path is not None:
+        data = resolve_config_paths(data, path, "judge")
+    if isinstance(data.get("judge"), dict):
+        data = data["judge"]
+        marks = {k[6:]: v for k, v in marks.items() if k.startswith("judge.")}
+    ov = parse_overrides(overrides)
+    if isinstance(ov.get("judge"), dict):
+        ov = deep_merge({k: v for k, v in ov.items() if k != "judge"}, ov["judge"])
+    source = (str(path) if path else "<judge defaults>") + (" (with overrides)" if ov else "")
+    return build_dataclass(JudgeConfig, deep_merge(data, ov), source=source, marks=marks)
