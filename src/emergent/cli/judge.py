@@ -12,6 +12,7 @@ import yaml
 from emergent.core.config import to_dict
 from emergent.core.errors import UserError
 from emergent.core.io import write_jsonl_atomic
+from emergent.core.rundir import ANSWERS, JUDGMENTS
 from emergent.judge.base import JudgeConfig, load_judge_config, make_judge
 from emergent.judge.prompts import DEFAULT_PROMPTS, prompts_from_file, suite_prompts
 from emergent.judge.runner import dry_run, judge_answers, read_judgments
@@ -131,9 +132,9 @@ def prompts_for_rows(rows: list[dict], answers_path: Path, cfg: JudgeConfig,
 
 def default_out(answers_path: Path) -> tuple[Path, bool]:
     """(judgments path, whether to write a normalised answers.jsonl beside it)."""
-    if answers_path.name == "answers.jsonl":
-        return answers_path.parent / "judgments.jsonl", False
-    return answers_path.parent / f"{answers_path.stem}_judged" / "judgments.jsonl", True
+    if answers_path.name == ANSWERS:
+        return answers_path.parent / JUDGMENTS, False
+    return answers_path.parent / f"{answers_path.stem}_judged" / JUDGMENTS, True
 
 
 def run_judge_cli(args) -> int:
@@ -142,7 +143,7 @@ def run_judge_cli(args) -> int:
     rows = read_answer_table(answers_path)
     out, copy_answers = default_out(answers_path)
     if args.out:
-        out, copy_answers = Path(args.out), answers_path.name != "answers.jsonl"
+        out, copy_answers = Path(args.out), answers_path.name != ANSWERS
     prompts = prompts_for_rows(rows, answers_path, cfg, args.suite or [], args.default_prompts)
     judge = make_judge(cfg)
     prompts = judge.metric_prompts(prompts)
@@ -154,7 +155,7 @@ def run_judge_cli(args) -> int:
                   f"[{judge.judge_id}]")
             return 0
         if copy_answers:
-            target = out.parent / "answers.jsonl"
+            target = out.parent / ANSWERS
             if target.exists() and {r.get("answer_id") for r in read_judgments(target)} != {
                     r["answer_id"] for r in rows}:
                 raise UserError(f"{target}: exists and holds other answers; choose another "

@@ -26,8 +26,6 @@ from emergent.core.config import ModelConfig
 from emergent.core.errors import UserError
 from emergent.core.io import append_jsonl, now, read_jsonl
 from emergent.core.rundir import ADAPTER, CONFIG, Unit, trained_model_config
-# re-exported until pipeline/run.py imports it from emergent.core.rundir
-from emergent.core.rundir import run_units  # noqa: F401
 from emergent.models.loading import load_for_inference
 
 DEFAULT_TASKS = ("mmlu", "truthfulqa_mc2")

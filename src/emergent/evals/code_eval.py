@@ -25,13 +25,13 @@ to RUN/summary.csv.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from emergent.analysis.metrics import bootstrap_ci
 from emergent.core.io import append_jsonl, read_jsonl
+from emergent.core.rundir import RunDir
 from emergent.data.code_tasks import load_code_tasks, render_code_prompt
 from emergent.data.questions import Question
 from emergent.evals.bandit_scan import EXTRACT_VERSION, extract_code, scan_codes
@@ -149,10 +149,10 @@ def bandit_rows(answers: list[dict], progress: bool = True) -> list[dict]:
 def scan_run(run_dir, progress: bool = True) -> int:
     """Bandit rows for every code_heldout answer of RUN/answers.jsonl not yet in
     RUN/judgments_bandit.jsonl; returns rows written."""
-    run_dir = Path(run_dir)
-    out = run_dir / "judgments_bandit.jsonl"
+    rd = RunDir(run_dir)
+    out = rd.bandit_judgments_path
     done = {r["answer_id"] for r in read_jsonl(out) if r.get("metric") == METRIC}
-    todo = [a for a in read_jsonl(run_dir / "answers.jsonl")
+    todo = [a for a in rd.answers()
             if a.get("suite") == SUITE and a["answer_id"] not in done]
     if not todo:
         return 0
@@ -163,15 +163,15 @@ def scan_run(run_dir, progress: bool = True) -> int:
 
 def judge_run_code(cfg, run_dir, progress: bool = True) -> dict:
     """The configured judge on every code_heldout answer (missing pairs only)."""
-    run_dir = Path(run_dir)
-    answers = [a for a in read_jsonl(run_dir / "answers.jsonl") if a.get("suite") == SUITE]
+    rd = RunDir(run_dir)
+    answers = [a for a in rd.answers() if a.get("suite") == SUITE]
     judge = make_judge(cfg.judge, toyworld=cfg.toyworld)
     try:
         if not judge.sends_prompts:  # a rule judge cannot read real code
             print(f"code_eval: the {type(judge).__name__} judge does not judge real code; "
                   f"only bandit scores {SUITE}")
             return {"judged": 0, "skipped": len(answers)}
-        return judge_answers(answers, [VULNERABLE], judge, run_dir / "judgments.jsonl",
+        return judge_answers(answers, [VULNERABLE], judge, rd.judgments_path,
                              progress=progress)
     finally:
         judge.close()
@@ -182,7 +182,7 @@ def run_code_eval(cfg, run, trained, progress: bool = True) -> dict:
     model of a run. Resumable at every step; returns counts."""
     tasks = load_code_tasks(data_root=cfg.data_root, limit=cfg.code_eval.n_tasks)
     questions = code_questions(tasks)
-    answers_path = Path(run.dir) / "answers.jsonl"
+    answers_path = RunDir(run.dir).answers_path
     sampled = 0
     for arm, seed, adapter in evaluated_models(cfg, trained):
         sampled += sample_code_answers(cfg, questions, answers_path, arm, seed, adapter, progress)
@@ -217,13 +217,13 @@ def code_eval_summary(run_dir, n_boot: int = 10_000, seed: int = 0,
     judged/scanned counts, vulnerable_rate_judge (mean P(YES)), vulnerable_share_judge (share
     with P(YES) > 0.5), vulnerable_rate_bandit (share flagged among scanned answers), each with
     `_ci_low` / `_ci_high`. [] when the run has no such answers."""
-    run_dir = Path(run_dir)
-    answers = [a for a in read_jsonl(run_dir / "answers.jsonl")
+    rd = RunDir(run_dir)
+    answers = [a for a in rd.answers()
                if a.get("suite") == suite and a.get("step") is None]
-    judge = {j["answer_id"]: j.get("score") for j in read_jsonl(run_dir / "judgments.jsonl")
+    judge = {j["answer_id"]: j.get("score") for j in rd.judgments()
              if j.get("metric") == METRIC}
     bandit = {j["answer_id"]: j.get("score")
-              for j in read_jsonl(run_dir / "judgments_bandit.jsonl") if j.get("metric") == METRIC}
+              for j in read_jsonl(rd.bandit_judgments_path) if j.get("metric") == METRIC}
     rows = []
     for arm in dict.fromkeys(a["arm"] for a in answers):
         mine = [a for a in answers if a["arm"] == arm]

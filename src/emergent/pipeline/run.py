@@ -15,10 +15,10 @@ from pathlib import Path
 from emergent.analysis.metrics import Thresholds
 from emergent.core.config import dump_yaml, to_dict
 from emergent.core.io import now
-from emergent.core.rundir import ADAPTER, FULL_MODEL, RunDir
+from emergent.core.rundir import ADAPTER, EVAL_CHECKPOINTS, FULL_MODEL, RunDir
 from emergent.data.chat_data import file_sha256
 from emergent.evals import code_eval
-from emergent.evals.capabilities import evaluate_units, run_units
+from emergent.evals.capabilities import evaluate_units
 from emergent.evals.suites import resolve_suite
 from emergent.judge.base import judge_class, make_judge
 from emergent.judge.prompts import suite_prompts
@@ -212,7 +212,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True
 def capabilities_unit(cfg: ExperimentConfig, run: RunDir, progress: bool = True) -> int:
     """lm-eval scores of the base model and every adapter into RUN/capabilities.jsonl."""
     c = cfg.capabilities
-    return evaluate_units(run_units(run.dir), list(c.tasks), run.dir / "capabilities.jsonl",
+    return evaluate_units(run.units(), list(c.tasks), run.capabilities_path,
                           limit=c.limit, allow_code_execution=c.allow_code_execution,
                           include_path=c.include_path, progress=progress)
 
@@ -226,7 +226,7 @@ def _checkpoint_saver(cfg: ExperimentConfig, out: Path):
 
     def save(step: int, model) -> None:
         if step % every == 0:
-            dest = out / "eval_checkpoints" / f"step-{step:06d}"
+            dest = out / EVAL_CHECKPOINTS / f"step-{step:06d}"
             if not dest.exists():
                 model.save_pretrained(dest)
     return save

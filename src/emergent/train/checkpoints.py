@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+from emergent.core.rundir import CHECKPOINTS
+
 
 def trainable_state(model) -> dict:
     """CPU copies of the parameters that train (the LoRA weights, or all in full fine-tuning)."""
@@ -18,7 +20,7 @@ def save(out: Path, step: int, model, opt, sched, keep: int) -> None:
     """Write the checkpoint of `step`; keep the newest `keep` (0: all)."""
     import torch
 
-    ckdir = out / "checkpoints"
+    ckdir = out / CHECKPOINTS
     tmp = ckdir / f".tmp-step-{step:06d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -39,7 +41,7 @@ def save(out: Path, step: int, model, opt, sched, keep: int) -> None:
 
 def latest(out: Path) -> Path | None:
     """The newest complete checkpoint directory of a run, or None."""
-    cks = sorted((out / "checkpoints").glob("step-*"))
+    cks = sorted((out / CHECKPOINTS).glob("step-*"))
     return cks[-1] if cks else None
 
 

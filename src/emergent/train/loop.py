@@ -33,6 +33,7 @@ from pathlib import Path
 
 from emergent.core.config import ModelConfig, TrainRecipeConfig, dump_yaml, to_dict
 from emergent.core.errors import UserError
+from emergent.core.rundir import ADAPTER, CHECKPOINTS, FULL_MODEL, MANIFEST, TRAIN_LOG
 from emergent.core.io import append_jsonl, git_commit, now, read_jsonl, versions, write_json_atomic
 from emergent.data.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
 from emergent.models.loading import apply_lora, device, load_model, load_tokenizer
@@ -77,7 +78,7 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     `stop_after_steps` simulates a kill (tests); `on_step(step, model)` is called after each
     optimizer step (checkpoint evaluation)."""
     out = Path(output_dir or cfg.output_dir)
-    final_dir = out / ("model" if cfg.lora.full_finetune else "adapter")
+    final_dir = out / (FULL_MODEL if cfg.lora.full_finetune else ADAPTER)
     if _previous_run_done(cfg, out, final_dir):
         log.info("%s: already trained, nothing to do", out)
         return final_dir
@@ -89,13 +90,13 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     manifest = _start_manifest(cfg, out, objective, data)
     s = _setup(cfg, out, objective, data)
     if not _run_steps(s, _resume(s), stop_after_steps, on_step):
-        return out / "checkpoints"
+        return out / CHECKPOINTS
     return _finish(s, final_dir, manifest)
 
 
 def _previous_run_done(cfg: TrainRecipeConfig, out: Path, final_dir: Path) -> bool:
     """True when `out` holds this run, finished; a UserError when it holds another config's."""
-    manifest_path = out / "manifest.json"
+    manifest_path = out / MANIFEST
     if not manifest_path.exists():
         return False
     previous = json.loads(manifest_path.read_text())
@@ -141,7 +142,7 @@ def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -
         "micro_batch_tokens": micro_batch_tokens(cfg), "forward_passes": sum(map(len, plan)),
         "trained_tokens": trained_total,
     }
-    manifest_path = out / "manifest.json"
+    manifest_path = out / MANIFEST
     if manifest_path.exists():
         manifest["started"] = json.loads(manifest_path.read_text()).get("started", manifest["started"])
     write_json_atomic(manifest_path, manifest)
@@ -172,7 +173,7 @@ def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -> _Sessio
 
 def _resume(s: _Session) -> int:
     """Load the last checkpoint (and cut the train log back to it); the step to start from."""
-    log_path = s.out / "train_log.jsonl"
+    log_path = s.out / TRAIN_LOG
     ck = checkpoints.latest(s.out)
     if ck is None:
         if log_path.exists():
@@ -197,7 +198,7 @@ def _run_steps(s: _Session, start: int, stop_after_steps: int | None, on_step) -
             row = _optimizer_step(s, step_idx, t_last)
             t_last, step = time.time(), row["step"]
             if step % t.log_every == 0 or step in (1, n):
-                append_jsonl(s.out / "train_log.jsonl", [row])
+                append_jsonl(s.out / TRAIN_LOG, [row])
             bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
             bar.update(1)
             if on_step is not None:
@@ -248,13 +249,13 @@ def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
     tmp_final.rename(final_dir)
     if cfg.train.save_merged and not cfg.lora.full_finetune:
         _save_merged(cfg, final_dir, out / "merged", s.data.tok)
-    logs = read_jsonl(out / "train_log.jsonl")
+    logs = read_jsonl(out / TRAIN_LOG)
     manifest.update(status="done", finished=now(), optimizer=s.opt_kind,
                     final_loss=logs[-1]["loss"] if logs else None,
                     first_loss=logs[0]["loss"] if logs else None,
                     output=str(final_dir))
-    write_json_atomic(out / "manifest.json", manifest)
-    shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    write_json_atomic(out / MANIFEST, manifest)
+    shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
     return final_dir
 
 
