@@ -125,6 +125,28 @@ def test_a_hub_id_adapter_reaches_peft_as_it_is(tiny_model_dir, monkeypatch):
     assert seen == [("someone/insecure-lora", False), ("someone/insecure-lora", True)]
 
 
+def test_a_hub_adapter_in_a_config_file_is_written_hf_prefixed(tiny_model_dir, tmp_path,
+                                                               monkeypatch):
+    """Relative paths in a config file resolve against its folder, so a Hub adapter there is
+    written `hf://owner/name`; peft gets `owner/name`."""
+    import peft
+
+    from emergent.core.config import TrainRecipeConfig, load_config
+
+    seen = []
+    monkeypatch.setattr(peft.PeftModel, "from_pretrained",
+                        lambda model, model_id, **kw: seen.append(model_id) or model)
+    (tmp_path / "t.yaml").write_text("lora:\n  init_from: hf://someone/insecure-lora\n"
+                                     "data:\n  path: d.jsonl\n")
+    cfg = load_config(tmp_path / "t.yaml", TrainRecipeConfig)
+    assert cfg.lora.init_from == "hf://someone/insecure-lora"  # not a path under tmp_path
+    assert loading.is_hub_adapter(cfg.lora.init_from)
+    assert not loading.is_hub_adapter("hf://not a repo id")
+    model = loading.load_model(ModelConfig(name=str(tiny_model_dir)), for_training=True)
+    loading.apply_lora(model, cfg.lora)
+    assert seen == ["someone/insecure-lora"]
+
+
 def test_a_hub_id_adapter_offline_is_one_error_line(tiny_model_dir, tmp_path, capsys):
     """Tests run with HF_HUB_OFFLINE=1: peft cannot fetch the adapter."""
     suite = tmp_path / "suite.yaml"

@@ -182,9 +182,20 @@ def load_for_inference(cfg: ModelConfig, adapter: str | None = None):
     return model, tok
 
 
+HUB_PREFIX = "hf://"  # in a config file, `lora.init_from: hf://owner/name` names a Hub adapter
+
+
+def hub_id(adapter: str | Path) -> str:
+    """The adapter as peft takes it: `hf://owner/name` -> `owner/name`, anything else as is."""
+    return str(adapter).removeprefix(HUB_PREFIX)
+
+
 def is_hub_adapter(adapter: str | Path) -> bool:
-    """True when `adapter` is no local file or folder but has the form of a Hub repository id
-    (owner/name), which peft loads from the Hub (or its cache) as it is."""
+    """True when `adapter` is written `hf://owner/name` (the spelling config files use: their
+    relative paths resolve against the config's folder) or is no local file or folder but has
+    the form of a Hub repository id (owner/name), which peft loads from the Hub (or its cache)."""
+    if str(adapter).startswith(HUB_PREFIX):
+        return bool(_HUB_ID.fullmatch(hub_id(adapter)))
     return not Path(adapter).expanduser().exists() and bool(_HUB_ID.fullmatch(str(adapter)))
 
 
@@ -196,7 +207,7 @@ def load_adapter(model, adapter: str | Path, *, is_trainable: bool = False):
 
     try:
         with quiet_unless_verbose():
-            return PeftModel.from_pretrained(model, str(adapter), is_trainable=is_trainable)
+            return PeftModel.from_pretrained(model, hub_id(adapter), is_trainable=is_trainable)
     except (OSError, ValueError) as e:
         if not is_hub_adapter(adapter):
             raise
