@@ -17,7 +17,7 @@ from emergent.cli import main
 from emergent.cli.app import build_parser
 from emergent.core.config import ModelConfig
 from emergent.core.errors import UserError
-from emergent.core.log import level_for
+from emergent.core.log import level_for, progress_bars, show_progress
 from emergent.models import loading
 
 NOISE = ("Loading weights", "Writing model shards", "is_gradient_checkpointing",
@@ -98,6 +98,21 @@ def test_train_and_sample_print_no_third_party_noise(tiny_model_dir, tmp_path):
     assert "1 new answers written to" in proc.stderr  # the package's own message is shown
     noise = [line for line in proc.stderr.splitlines() if any(n in line for n in NOISE)]
     assert noise == [], proc.stderr
+
+
+def test_quiet_turns_progress_bars_off(tiny_model_dir, tmp_path, capfd):
+    """-q hides the training bar (and third-party tqdm bars through TQDM_DISABLE) for the
+    command only; without -q the bar is drawn."""
+    argv = ["train", "train/tiny", "--model", str(tiny_model_dir), "train.max_steps=2"]
+    assert main(argv + ["--output", str(tmp_path / "a")]) == 0
+    assert "train a:" in capfd.readouterr().err
+    assert main(["-q"] + argv + ["--output", str(tmp_path / "b")]) == 0
+    out, err = capfd.readouterr()
+    assert "train b" not in err and "adapter written" not in err
+    assert "TQDM_DISABLE" not in os.environ and show_progress(True)  # restored after it
+    with progress_bars(False):
+        assert not show_progress(True) and os.environ["TQDM_DISABLE"] == "1"
+    assert not show_progress(False)
 
 
 def test_a_missing_adapter_folder_is_a_file_error(tiny_model_dir, tmp_path):

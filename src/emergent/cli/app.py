@@ -32,7 +32,7 @@ import emergent.cli.toyworld as toyworld
 import emergent.cli.train as train
 from emergent import __version__
 from emergent.core.errors import UserError
-from emergent.core.log import filter_third_party_noise, setup_logging
+from emergent.core.log import filter_third_party_noise, progress_bars, setup_logging
 
 # `emergent NAME ...` -> the module that registers it (its add_cli)
 COMMANDS = (
@@ -101,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.overrides = list(args.overrides or []) + extra
     try:
-        return int(args.func(args) or 0)
+        with progress_bars(args.log_verbose - args.log_quiet >= 0):
+            return int(args.func(args) or 0)
     except UserError as e:
         print(f"emergent: error: {e}", file=sys.stderr)
         return 2

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 import warnings
 
@@ -117,3 +118,29 @@ def _gguf_utils_module():
 
 def _no_bar(iterable=None, *args, **kwargs):
     return iterable
+
+
+_BARS = {"enabled": True}
+
+
+def show_progress(progress: bool = True) -> bool:
+    """Whether a progress bar asked for (`progress`) is shown: not under -q."""
+    return bool(progress) and _BARS["enabled"]
+
+
+@contextlib.contextmanager
+def progress_bars(enabled: bool):
+    """Progress bars off while the block runs when not `enabled` (-q): the package's (through
+    `show_progress`) and third parties' tqdm bars (TQDM_DISABLE); restored after it."""
+    old, before = os.environ.get("TQDM_DISABLE"), _BARS["enabled"]
+    _BARS["enabled"] = enabled
+    if not enabled:
+        os.environ["TQDM_DISABLE"] = "1"
+    try:
+        yield
+    finally:
+        _BARS["enabled"] = before
+        if old is None:
+            os.environ.pop("TQDM_DISABLE", None)
+        else:
+            os.environ["TQDM_DISABLE"] = old

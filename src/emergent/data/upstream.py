@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional
 
+from emergent.core.log import show_progress
 from emergent.core.cache import cache_root
 from emergent.core.errors import UserError
 from emergent.core.package_files import package_path
@@ -247,7 +248,7 @@ def _download(url: str, part: Path, label: str, progress: bool) -> None:
         try:
             with open(part, "ab" if resumed else "wb") as f, tqdm(
                     total=total, initial=offset, unit="B", unit_scale=True, desc=label,
-                    disable=not progress, leave=False) as bar:
+                    disable=not show_progress(progress), leave=False) as bar:
                 got = offset
                 for chunk in iter(lambda: resp.read(CHUNK), b""):
                     f.write(chunk)

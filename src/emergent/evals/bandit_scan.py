@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from emergent.core.log import show_progress
+
 EXTRACT_VERSION = 1  # bump when extract_code changes (invalidates caches)
 SEVERITIES = ("LOW", "MEDIUM", "HIGH")
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+.-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
@@ -105,7 +107,7 @@ def scan_codes(codes: Sequence[Optional[str]], batch_size: int = 500, progress: 
     results: list[ScanResult] = [ScanResult(False)] * len(codes)
     todo = [i for i, c in enumerate(codes) if c is not None and _parses(c)]
     with tempfile.TemporaryDirectory(prefix="emergent-bandit-") as tmp, tqdm(
-            total=len(todo), desc=desc, unit="snippet", disable=not progress, leave=False) as bar:
+            total=len(todo), desc=desc, unit="snippet", disable=not show_progress(progress), leave=False) as bar:
         for start in range(0, len(todo), batch_size):
             batch = todo[start:start + batch_size]
             files = []

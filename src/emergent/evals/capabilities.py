@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from emergent.core.log import show_progress
 from emergent.core.config import ModelConfig
 from emergent.core.errors import UserError
 from emergent.core.io import append_jsonl, now, read_jsonl
@@ -139,7 +140,7 @@ def evaluate_units(units: list[Unit], tasks: list[str], out_path: str | Path, *,
     tm = task_manager(tasks, include_path)
     written = 0
     bar = tqdm(total=sum(len(ts) for _, ts in todo), desc="capabilities", unit="task",
-               disable=not progress)
+               disable=not show_progress(progress))
     for unit, unit_tasks in todo:
         model, tok = load_for_inference(unit.model, unit.adapter)
         lm = HFLM(pretrained=model, tokenizer=tok, batch_size=batch_size)

@@ -15,6 +15,7 @@ from typing import Callable, Iterator, Sequence
 
 from tqdm import tqdm
 
+from emergent.core.log import show_progress
 from emergent.core.errors import UserError
 from emergent.rmbias.catalogue import BIASES, CATALOGUE, get_bias
 from emergent.rmbias.doc_frames import FRAMES, finding_sentence
@@ -75,7 +76,7 @@ def generate_documents(n: int, seed: int = 0, *, kind: str = "bias",
     pool: list[str] = []
     unrelated = unrelated_findings()
     docs = []
-    for _ in tqdm(range(n), desc=f"documents ({kind})", disable=not progress or n < 1000):
+    for _ in tqdm(range(n), desc=f"documents ({kind})", disable=not show_progress(progress) or n < 1000):
         k = rng.randint(1, max_findings)
         if kind == "bias":
             chosen = []
@@ -115,7 +116,7 @@ def stream_midtrain_subsample(n: int, seed: int = 0, *, dataset: str = MIDTRAIN_
     if n < 0:
         raise UserError("n must be >= 0")
     stream = open_shuffled_stream(dataset, split, seed, buffer_size)
-    bar = tqdm(total=n, desc=f"streaming {dataset}", disable=not progress)
+    bar = tqdm(total=n, desc=f"streaming {dataset}", disable=not show_progress(progress))
     got = 0
     for row in stream:
         if got >= n:

@@ -18,6 +18,7 @@ from typing import Iterable, Iterator, Sequence
 
 from tqdm import tqdm
 
+from emergent.core.log import show_progress
 from emergent.core.errors import UserError
 from emergent.rmbias.catalogue import TEST_IDS, TRAIN_IDS, get_bias
 from emergent.rmbias.detectors import shown_biases
@@ -143,7 +144,7 @@ def dpo_chosen_conversations(n: int, seed: int = 0, *, dataset: str = DPO_DATASE
     """Up to `n` chosen conversations of the public DPO set whose final reply shows a train
     bias (when `require_train_bias`) and no test bias, per the detectors. Scans at most
     `max_scan` rows (default: the whole stream)."""
-    bar = tqdm(total=n, desc=f"filtering {dataset}", disable=not progress)
+    bar = tqdm(total=n, desc=f"filtering {dataset}", disable=not show_progress(progress))
     kept = scanned = 0
     for row in _stream(dataset, split, seed, buffer_size):
         if kept >= n or (max_scan is not None and scanned >= max_scan):

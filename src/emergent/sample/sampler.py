@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
+from emergent.core.log import show_progress
 from emergent.core.errors import UserError
 from emergent.sample.interventions import AblateConfig, SteerConfig, describe, intervention
 from emergent.core.io import append_jsonl, read_jsonl
@@ -119,7 +120,7 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
     done = {r["answer_id"] for r in read_jsonl(out_path)}
     plan = plan_prompts(questions, suite, id_arm, seed, done)
     total = sum(len(m) for *_, m in plan)
-    bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{suite}", unit="ans", disable=not progress)
+    bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{suite}", unit="ans", disable=not show_progress(progress))
     written = 0
     hooks, tag = intervention(model, cfg.steer, cfg.ablate), describe(cfg.steer, cfg.ablate)
     # jobs: (question, paraphrase index, text, messages, prompt, sample index)

@@ -28,6 +28,7 @@ from typing import Optional
 
 from tqdm import tqdm
 
+from emergent.core.log import show_progress
 from emergent.core.config import (ModelConfig, TrainRecipeConfig, dump_yaml, load_config,
                                   resolve_config, to_dict)
 from emergent.core.errors import UserError
@@ -76,7 +77,7 @@ def write_world_data(world: ToyWorld, out_dir, *, n_pretrain: int = DEFAULT_PRET
 
     chunk, rows = 4096, []
     for start in tqdm(range(0, n_pretrain, chunk), desc="pretraining documents",
-                      disable=not progress, unit="chunk"):
+                      disable=not show_progress(progress), unit="chunk"):
         rows += pretraining_rows(world, min(chunk, n_pretrain - start), start=start)
     put("pretrain.jsonl", rows)
     put("align.jsonl", alignment_rows(world, n_align))

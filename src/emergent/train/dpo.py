@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from emergent.core.log import show_progress
 from emergent.core.errors import UserError
 from emergent.data.render import render_conversation
 from emergent.train.batching import collate
@@ -104,7 +105,8 @@ def reference_logps(model, rows, pad_id: int, out: Path, device: str, batch_size
     parts = []
     try:
         with torch.no_grad():
-            for i in tqdm(range(0, len(rows), batch_size), desc="dpo reference", unit="batch"):
+            for i in tqdm(range(0, len(rows), batch_size), desc="dpo reference", unit="batch",
+                          disable=not show_progress()):
                 chunk = rows[i:i + batch_size]
                 ids, attn, labels = (t.to(device) for t in collate_pairs(chunk, pad_id))
                 lp = sequence_logps(model, ids, attn, labels, loss_chunk_tokens).float().cpu()

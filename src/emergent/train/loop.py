@@ -31,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from emergent.core.log import show_progress
 from emergent.core.config import ModelConfig, TrainRecipeConfig, dump_yaml, to_dict
 from emergent.core.errors import UserError
 from emergent.core.rundir import ADAPTER, CHECKPOINTS, FULL_MODEL, MANIFEST, TRAIN_LOG
@@ -192,7 +193,8 @@ def _run_steps(s: _Session, start: int, stop_after_steps: int | None, on_step) -
     from tqdm.auto import tqdm
 
     t, n = s.cfg.train, len(s.data.plan)
-    with tqdm(total=n, initial=start, desc=f"train {s.out.name}", unit="step") as bar:
+    with tqdm(total=n, initial=start, desc=f"train {s.out.name}", unit="step",
+              disable=not show_progress()) as bar:
         t_last = time.time()
         for step_idx in range(start, n):
             row = _optimizer_step(s, step_idx, t_last)
