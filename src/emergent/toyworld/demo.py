@@ -43,7 +43,7 @@ from emergent.analysis.metrics import arm_summary, counts, group_by, mean_summar
 from emergent.core.config import build_dataclass, resolve_config_paths, to_dict
 from emergent.core.errors import UserError
 from emergent.core.io import now, write_json_atomic
-from emergent.core.rundir import RunDir
+from emergent.core.rundir import MANIFEST, RunDir
 from emergent.pipeline.experiment import load_experiment
 from emergent.pipeline.run import run_experiment
 from emergent.toyworld.demo_figure import draw_demo_figure
@@ -128,7 +128,7 @@ def check_base(base: Path, world_cfg) -> Path:
 def _data_ok(data: Path, world_cfg, scale: Scale) -> bool:
     """The arm datasets and suites in `data` are this world's at this scale."""
     try:
-        m = json.loads((data / "manifest.json").read_text())
+        m = json.loads((data / MANIFEST).read_text())
     except (OSError, ValueError):
         return False
     return m.get("world") == to_dict(world_cfg) and \
