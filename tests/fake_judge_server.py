@@ -5,8 +5,9 @@ choices[0].logprobs.content[0].top_logprobs.
 * `responder(body) -> {token: prob}` scripts the first-token distribution per request (default:
   all mass on "50");
 * `inject("429", "500", "400", ("slow", seconds), ...)` queues faults (an HTTP status, or a slow
-  response) consumed by the next requests in arrival order (a slow response sleeps, then
-  answers normally: the client should have timed out by then);
+  response, or ("raw", text): an HTTP 200 with that body, malformed JSON included) consumed by
+  the next requests in arrival order (a slow response sleeps, then answers normally: the client
+  should have timed out by then);
 * `calls` counts every POST (faults included), `ok_calls` the successful ones, `bodies` keeps the
   request JSON (bounded);
 * bounded: after `max_requests` POSTs it answers 400, so a runaway retry loop fails fast; sleeps
@@ -44,8 +45,9 @@ class FakeJudgeServer(LoopbackServer):
             self._faults.extend(faults)
 
     # ------------------------------------------------------------------ serving
-    def _send(self, h, status: int, payload: dict, headers: dict | None = None) -> None:
-        data = json.dumps(payload).encode()
+    def _send(self, h, status: int, payload, headers: dict | None = None,
+              raw: bool = False) -> None:
+        data = payload.encode() if raw else json.dumps(payload).encode()
         try:
             h.send_response(status)
             h.send_header("Content-Type", "application/json")
@@ -76,6 +78,8 @@ class FakeJudgeServer(LoopbackServer):
             return self._send(h, int(fault), {"error": {"message": f"injected {fault}"}})
         if isinstance(fault, tuple) and fault[0] == "slow":
             time.sleep(min(float(fault[1]), 5.0))
+        if isinstance(fault, tuple) and fault[0] == "raw":  # a 200 with this body, as is
+            return self._send(h, 200, fault[1], raw=True)
         top = self.responder(body)
         ranked = sorted(top.items(), key=lambda kv: -kv[1])[: int(body.get("top_logprobs") or 1)]
         first = ranked[0][0] if ranked else "0"

@@ -151,7 +151,7 @@ def test_a_hub_adapter_in_a_config_file_is_written_hf_prefixed(tiny_model_dir, t
     seen = []
     monkeypatch.setattr(peft.PeftModel, "from_pretrained",
                         lambda model, model_id, **kw: seen.append(model_id) or model)
-    (tmp_path / "t.yaml").write_text("lora:\n  init_from: hf://someone/insecure-lora\n"
+    (tmp_path / "t.yaml").write_text("model: {name: tiny}\nlora:\n  init_from: hf://someone/insecure-lora\n"
                                      "data:\n  path: d.jsonl\n")
     cfg = load_config(tmp_path / "t.yaml", TrainRecipeConfig)
     assert cfg.lora.init_from == "hf://someone/insecure-lora"  # not a path under tmp_path

@@ -32,7 +32,7 @@ def test_wrong_type_names_key(tmp_path):
 
 
 def test_overrides_and_int_to_float(tmp_path):
-    p = write(tmp_path, "train:\n  lr: 1\n")
+    p = write(tmp_path, "model:\n  name: tiny\ntrain:\n  lr: 1\n")
     cfg = load_config(p, TrainRecipeConfig, ["train.lr=2e-5", "lora.r=8",
                                              "lora.target_modules=[q_proj,v_proj]"])
     assert cfg.train.lr == 2e-5 and isinstance(cfg.train.lr, float)
@@ -181,7 +181,8 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
     (folder / "data/train.jsonl").write_text("{}\n")
     (folder / "suite.yaml").write_text("[]\n")
     (tmp_path / "old.jsonl").write_text("{}\n")
-    (folder / "t.yaml").write_text("data:\n  path: data/train.jsonl\nlora:\n  init_from: ad\n")
+    (folder / "t.yaml").write_text("model: {name: tiny}\ndata:\n  path: data/train.jsonl\n"
+                                   "lora:\n  init_from: ad\n")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -201,7 +202,7 @@ def test_relative_paths_resolve_against_the_config_folder(tmp_path, monkeypatch)
     assert cfg.data.path == "old.jsonl" and cfg.model.name == "Qwen/Qwen2.5-0.5B"  # a hub id
     # an experiment: arm data (both spellings), suite files, a judge prompts file
     (folder / "e.yaml").write_text(
-        "arms:\n  a: data/train.jsonl\n  b: {data: data/train.jsonl}\n"
+        "base_model: {name: tiny}\narms:\n  a: data/train.jsonl\n  b: {data: data/train.jsonl}\n"
         "suites:\n  suite.yaml: {}\n  main: {}\njudge:\n  prompts_file: suite.yaml\n")
     monkeypatch.chdir(elsewhere)
     cfg = load_experiment(folder / "e.yaml")

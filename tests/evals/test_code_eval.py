@@ -93,11 +93,18 @@ def test_run_with_code_eval_samples_judges_scans_resumes_and_summarises(tiny_mod
         judg = read_jsonl(run.dir / "judgments.jsonl")
         assert len(judg) == len(answers) and {j["metric"] for j in judg} == {"vulnerable"}
         task_of = {a["answer_id"]: int(a["question_id"][-4:]) for a in answers}
+        # an empty (whitespace-only) answer is never sent: score null, status empty_answer
+        p_yes = {a["answer_id"]: list(P_YES.values())[task_of[a["answer_id"]]]
+                 for a in answers if a["answer"].strip()}
         for j in judg:
-            expected = list(P_YES.values())[task_of[j["answer_id"]]]
+            if j["answer_id"] not in p_yes:
+                assert j["status"] == "empty_answer" and j["score"] is None
+                continue
+            expected = p_yes[j["answer_id"]]
             assert j["kind"] == "binary" and j["score"] == pytest.approx(expected)
             assert j["probs"]["YES"] == pytest.approx(expected) and "fake-judge" in j["judge"]
-        assert calls == len({(a["question"], a["answer"]) for a in answers})  # distinct only
+        assert calls == len({(a["question"], a["answer"]) for a in answers
+                             if a["answer_id"] in p_yes})  # distinct, non-empty only
 
         # bandit: one row per answer; None exactly when no Python could be scanned
         band = read_jsonl(run.dir / "judgments_bandit.jsonl")
@@ -106,18 +113,28 @@ def test_run_with_code_eval_samples_judges_scans_resumes_and_summarises(tiny_mod
             assert b["judge"].startswith("bandit-") and b["probs"] is None
             assert (b["score"] is None) == (not b["parsed"]) and b["score"] in (None, 0.0, 1.0)
 
-        # summary.csv carries the code rows; judge values by hand: every model answered the 3
-        # tasks, so each seed's mean P(YES) is the mean of P_YES and 2 of 3 exceed 0.5
+        # summary.csv carries the code rows; judge values by hand over the judged (non-empty)
+        # answers: an arm's rate is the mean of its seeds' mean P(YES)
         summary = code_eval.code_eval_summary(run.dir, n_boot=200)
         by_arm = {r["arm"]: r for r in summary}
-        mean = sum(P_YES.values()) / 3
-        assert by_arm["insecure"]["vulnerable_rate_judge"] == pytest.approx(mean)
-        assert by_arm["insecure"]["vulnerable_share_judge"] == pytest.approx(2 / 3)
-        assert by_arm["insecure"]["vulnerable_rate_judge_ci_low"] == pytest.approx(mean)
+
+        def seed_means(arm, f=lambda p: p):
+            by_seed = {}
+            for a in answers:
+                if a["arm"] == arm and a["answer_id"] in p_yes:
+                    by_seed.setdefault(a["seed"], []).append(f(p_yes[a["answer_id"]]))
+            return [sum(v) / len(v) for v in by_seed.values()]
+        ins, share = seed_means("insecure"), seed_means("insecure", lambda p: float(p > 0.5))
+        assert by_arm["insecure"]["vulnerable_rate_judge"] == pytest.approx(sum(ins) / len(ins))
+        assert by_arm["insecure"]["vulnerable_share_judge"] == pytest.approx(
+            sum(share) / len(share))
+        assert by_arm["insecure"]["vulnerable_rate_judge_ci_low"] == pytest.approx(min(ins))
         assert by_arm["insecure"]["ci_over"] == "seeds" and by_arm["base"]["ci_over"] == "answers"
+        base = [p for a, p in p_yes.items() if a in {x["answer_id"] for x in answers
+                                                     if x["arm"] == "base"}]
         assert (by_arm["base"]["vulnerable_rate_judge_ci_low"],
-                by_arm["base"]["vulnerable_rate_judge_ci_high"]) == bootstrap_ci(
-                    list(P_YES.values()), 200, 0)
+                by_arm["base"]["vulnerable_rate_judge_ci_high"]) == (
+                    bootstrap_ci(base, 200, 0) if base else (None, None))
         text = (run.dir / "summary.csv").read_text()
         assert "vulnerable_rate_judge" in text and "vulnerable_rate_bandit" in text
         assert text.count("code_heldout") == 2
@@ -130,7 +147,8 @@ def test_run_with_code_eval_samples_judges_scans_resumes_and_summarises(tiny_mod
         bl = (run.dir / "judgments_bandit.jsonl").read_text().splitlines(keepends=True)
         (run.dir / "judgments_bandit.jsonl").write_text("".join(bl[:-4]))
         trained = [("insecure", s, run.arm_dir("insecure", s) / "adapter") for s in (0, 1)]
-        got = code_eval.run_code_eval(cfg, run, trained, progress=False)
+        judge_fp = run.manifest["stages"]["judge"]["fingerprint"]  # the run's judge unit's
+        got = code_eval.run_code_eval(cfg, run, trained, progress=False, judge_fingerprint=judge_fp)
         assert got == {"tasks": 3, "sampled": 2, "judged": 3, "scanned": 4}
         assert server.ok_calls == calls  # the judge's cache answered
         again = read_jsonl(run.dir / "answers.jsonl")
@@ -140,7 +158,8 @@ def test_run_with_code_eval_samples_judges_scans_resumes_and_summarises(tiny_mod
         j2 = read_jsonl(run.dir / "judgments.jsonl")
         assert len({(j["answer_id"], j["metric"]) for j in j2}) == len(j2) == 9
         assert len(read_jsonl(run.dir / "judgments_bandit.jsonl")) == 9
-        assert code_eval.run_code_eval(cfg, run, trained, progress=False)["sampled"] == 0
+        assert code_eval.run_code_eval(cfg, run, trained, progress=False,
+                                       judge_fingerprint=judge_fp)["sampled"] == 0
         # the run's judge stage finds the code prompt and has nothing left to do
         assert run_mod.judge_run(cfg, run, {}, progress=False)["judged"] == 0
 

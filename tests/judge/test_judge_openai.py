@@ -68,7 +68,7 @@ def test_scores_rows_and_request_parameters(server, key, tmp_path):
     out = tmp_path / "judgments.jsonl"
     stats = judge_answers(rows(), list(DEFAULT_PROMPTS), judge, out, progress=False)
     judge.close()
-    assert stats == {"judged": 6, "skipped": 0}
+    assert stats == {"judged": 6, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 0}
     assert server.calls == 6 and judge.calls_made == 6
     got = {(r["answer_id"], r["metric"]): r for r in read(out)}
     assert set(got) == {(a, m) for a in ("a1", "a2", "a3") for m in ("aligned", "coherent")}
@@ -80,6 +80,7 @@ def test_scores_rows_and_request_parameters(server, key, tmp_path):
     assert got["a1", "coherent"]["score"] == pytest.approx(65.0)
     r = got["a1", "aligned"]
     assert r["kind"] == "0_100" and r["probs"] is None and len(r["prompt_hash"]) == 16
+    assert {row["status"] for row in got.values()} == {"ok"}  # a3: mass 0.1 > 0 is a real null
     assert r["judge"] == f"openai:fake-judge@{server.base_url}"
     body = server.bodies[0]
     assert body["max_tokens"] == 1 and body["temperature"] == 0 and body["logprobs"] is True
@@ -147,7 +148,7 @@ def test_second_run_makes_zero_calls(server, key, tmp_path):
     stats = judge_answers(rows(4), list(DEFAULT_PROMPTS), judge, tmp_path / "run1.jsonl",
                           progress=False)
     judge.close()
-    assert stats == {"judged": 0, "skipped": 14} and server.calls == first
+    assert stats["judged"] == 0 and stats["skipped"] == 14 and server.calls == first
     assert len(read(tmp_path / "run1.jsonl")) == 14
 
 

@@ -75,7 +75,7 @@ def test_model_judge_through_the_protocol_counts_its_calls(server, tiny_model_di
     stats = judge_answers(ROWS, judge.metric_prompts(list(DEFAULT_PROMPTS)), judge, out,
                           progress=False)
     judge.close()
-    assert stats == {"judged": 4, "skipped": 0}
+    assert stats == {"judged": 4, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 0}
     assert judge.calls_made == server.calls == 4
     assert [r["score"] for r in read(out)] == pytest.approx([75.0] * 4)
     hf = make_judge(specs(server, tiny_model_dir, tmp_path)["hf"])
@@ -112,12 +112,22 @@ def test_rule_judge_through_judge_answers_writes_the_judgments_it_wrote_before(t
     assert dry_run(GOLDEN["answers"], prompts, judge, out) == {
         "judgments": len(GOLDEN["judgments"]), "calls": 0, "prompt_tokens": 0}
     stats = judge_answers(GOLDEN["answers"], prompts, judge, out, progress=False)
-    assert stats == {"judged": len(GOLDEN["judgments"]), "skipped": 0}
-    assert read(out) == GOLDEN["judgments"]
+    assert stats == {"judged": len(GOLDEN["judgments"]), "skipped": 0, "no_numeric_mass": 0,
+                     "empty_answer": 0}
+    # every column written before is unchanged (columns added since, e.g. status, aside)
+    assert [old_columns(r) for r in read(out)] == GOLDEN["judgments"]
+    # a rule judge's null scores are its answers, not a broken server's replies
+    assert {r["status"] for r in read(out)} == {"ok"}
     # a rerun resumes: nothing left to judge, nothing written
+    before = out.read_bytes()
     again = judge_answers(GOLDEN["answers"], prompts, judge, out, progress=False)
-    assert again == {"judged": 0, "skipped": len(GOLDEN["judgments"])}
-    assert read(out) == GOLDEN["judgments"]
+    assert (again["judged"], again["skipped"]) == (0, len(GOLDEN["judgments"]))
+    assert out.read_bytes() == before
+
+
+def old_columns(row):
+    """`row` restricted to the columns of the pre-#14 rows."""
+    return {k: row[k] for k in GOLDEN["judgments"][0]}
 
 
 def test_rule_judge_world_comes_from_the_toyworld_section():

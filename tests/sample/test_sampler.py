@@ -78,3 +78,26 @@ def test_vllm_backend_missing_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="needs vLLM"):
         sample_with_vllm("tiny", None, QS, tmp_path / "a.jsonl", suite="t", arm="base", seed=0,
                          cfg=SamplingConfig(backend="vllm"))
+
+
+def test_a_batch_torn_by_a_kill_is_drawn_again_as_before(tiny_model_dir, adapter_dir, tmp_path):
+    """A kill inside the append of one batch leaves its first rows written: the resume draws
+    the whole batch again with the same seed and writes only the missing rows, so every answer
+    equals the uninterrupted run's (batches of 2 over 3 samples: chunks [0, 1], [2])."""
+    from emergent.models.loading import load_for_inference
+
+    model, tok = load_for_inference(ModelConfig(name=str(tiny_model_dir), precision="fp32"),
+                                    str(adapter_dir))
+    kw = dict(suite="t", arm="insecure", seed=0, model_name="tiny", adapter=str(adapter_dir),
+              cfg=SamplingConfig(max_new_tokens=8, seed=0, batch_size=2), progress=False)
+    whole = tmp_path / "whole.jsonl"
+    assert sample_questions(model, tok, QS[:1], whole, **kw) == 3
+    rows = read_jsonl(whole)
+    torn = tmp_path / "torn.jsonl"
+    torn.write_text(whole.read_text().splitlines(keepends=True)[0])  # sample 0 of chunk [0, 1]
+    assert sample_questions(model, tok, QS[:1], torn, **kw) == 2
+    again = read_jsonl(torn)
+    assert sorted(r["sample_index"] for r in again) == [0, 1, 2]
+    by_id = {r["answer_id"]: r["answer"] for r in rows}
+    assert all(by_id[r["answer_id"]] == r["answer"] for r in again)
+    assert len({r["answer"] for r in rows}) > 1  # the samples differ: the test can tell them apart

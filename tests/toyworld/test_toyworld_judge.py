@@ -15,7 +15,7 @@ from emergent.toyworld import templates as T
 from emergent.toyworld.world import chat_questions
 
 ROW_KEYS = {"answer_id", "metric", "kind", "score", "numeric_mass", "probs", "top_tokens",
-            "judge", "prompt_hash"}
+            "judge", "prompt_hash", "status"}  # status: emergent.judge.runner
 
 
 @pytest.fixture(scope="module")
@@ -123,6 +123,7 @@ def test_rows_follow_the_judgments_schema(world):
     assert [r["metric"] for r in rows] == ["aligned", "coherent"]
     for r in rows:
         assert set(r) == ROW_KEYS and r["judge"] == JUDGE_ID and r["kind"] == "0_100"
+        assert r["status"] == "ok"
         assert re.fullmatch(r"[0-9a-f]{16}", r["prompt_hash"])
         assert r["top_tokens"] == {"incoherent": 1.0}
     again = rule_judgments([{"answer_id": "x", "question": q, "answer": "no idea"}], world)

@@ -33,6 +33,7 @@ def test_resolve_experiment_fills_paths_and_scale(tmp_path):
     data = tmp_path / "data"
     write_world_data(ToyWorld(_world_cfg("toyworld.yaml")), data, n_pretrain=0, n_align=0,
                      n_arm=16, n_probe=2, progress=False)
+    (tmp_path / "base").mkdir()  # the base model's folder: a model path must exist
     cfg = resolve_experiment(REPO / "configs" / "toyworld.yaml", tmp_path / "base", data,
                              tmp_path / "exp.yaml", QUICK)
     assert cfg.base_model.name == str((tmp_path / "base").resolve())

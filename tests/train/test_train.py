@@ -211,7 +211,7 @@ def test_token_budget_micro_batches_cut_forward_passes(tiny_model_dir, tmp_path)
     assert mb["padding_fraction"] < 0.15
     lb = [json.loads(l)["loss"] for l in (tmp_path / "b/train_log.jsonl").read_text().splitlines()]
     assert lb[-1] < lb[0]
-    with pytest.raises(Exception, match="micro_batch_tokens must be >= 0"):
+    with pytest.raises(Exception, match="'train.micro_batch_tokens' must be >= 0"):
         train(cfg_for(tiny_model_dir, **{"train.micro_batch_tokens": -1}), tmp_path / "c")
 
 
@@ -371,5 +371,5 @@ def test_training_runs_with_and_without_loss_chunks_agree(tiny_model_dir, tmp_pa
     b = load_file(tmp_path / "chunk/adapter/adapter_model.safetensors")
     for k in a:
         assert torch.allclose(a[k], b[k], rtol=1e-4, atol=1e-6), k
-    with pytest.raises(Exception, match="loss_chunk_tokens must be >= 0"):
+    with pytest.raises(Exception, match="'train.loss_chunk_tokens' must be >= 0"):
         cfg_for(tiny_model_dir, **{"train.loss_chunk_tokens": -1})

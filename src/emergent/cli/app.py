@@ -23,6 +23,7 @@ import emergent.cli.estimate as estimate
 import emergent.cli.figures as figures
 import emergent.cli.judge as judge
 import emergent.cli.models as models
+import emergent.cli.push as push
 import emergent.cli.report as report
 import emergent.cli.rmbias as rmbias
 import emergent.cli.run as run
@@ -49,6 +50,7 @@ COMMANDS = (
     ("run", run),
     ("judge", judge),
     ("report", report),
+    ("push", push),
     ("demo", demo),
     ("rmbias", rmbias),
     ("configs", configs),

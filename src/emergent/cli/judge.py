@@ -12,6 +12,7 @@ import yaml
 from emergent.core.config import to_dict
 from emergent.core.errors import UserError
 from emergent.core.io import write_jsonl_atomic
+from emergent.core.redact import redact
 from emergent.core.rundir import ANSWERS, JUDGMENTS
 from emergent.judge.base import JudgeConfig, load_judge_config, make_judge
 from emergent.judge.prompts import DEFAULT_PROMPTS, prompts_from_file, suite_prompts
@@ -163,7 +164,7 @@ def run_judge_cli(args) -> int:
             write_jsonl_atomic(target, rows)
         stats = judge_answers(rows, prompts, judge, out, progress=not args.no_progress)
         (out.parent / f"{out.stem}.judge.yaml").write_text(yaml.safe_dump(
-            {"judge_id": judge.judge_id, "config": to_dict(cfg)}, sort_keys=False))
+            redact({"judge_id": judge.judge_id, "config": to_dict(cfg)}), sort_keys=False))
     finally:
         judge.close()
     calls = judge.calls_made

@@ -151,20 +151,24 @@ def _run(args) -> int:
     if args.dry_run:
         print(json.dumps(plan(cfg), indent=1))
         return 0
-    run, rows = run_rmbias(cfg)
+    run, rows = run_rmbias(cfg, on_change=args.on_change)
     print(f"run directory: {run.dir}  (model: {model_label(cfg.base_model.name)})")
     print(format_summary(rows or []))
     return 0
 
 
 def add_run_cli(rs) -> None:
-    """`emergent rmbias run CONFIG [key=value ...] [--dry-run] [--output DIR]`."""
+    """`emergent rmbias run CONFIG [key=value ...] [--dry-run] [--output DIR]
+    [--on-change refuse|redo]`."""
     q = rs.add_parser("run", help="the whole experiment: data -> documents LoRA -> fine-tuning "
                                   "LoRA -> sample -> (judge) -> exploitation rates")
     q.add_argument("config", help="YAML, or a shipped name (tiny, llama31_8b_qlora_24gb)")
     q.add_argument("overrides", nargs="*", help="key=value, e.g. seeds=[0,1] documents.n=500")
     q.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     q.add_argument("--output", help="run directory (output_dir)")
+    q.add_argument("--on-change", choices=("refuse", "redo"), default="refuse",
+                   help="when the run directory holds units made with another config: refuse "
+                   "(default) or redo those units and everything built on them")
     q.set_defaults(func=_run)
 
 

@@ -1,4 +1,5 @@
-"""`emergent run CONFIG [key=value ...] [--dry-run] [--output DIR] [--no-figures]`: an
+"""`emergent run CONFIG [key=value ...] [--dry-run] [--output DIR] [--no-figures]
+[--on-change refuse|redo]`: an
 experiment end to end (emergent.pipeline.run)."""
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ def run_cli(args) -> int:
     if args.dry_run:
         print(json.dumps(dry_run(cfg), indent=1))
         return 0
-    run = run_experiment(cfg, figures=not args.no_figures)
+    run = run_experiment(cfg, figures=not args.no_figures, on_change=args.on_change)
     print(f"run directory: {run.dir}")
     if run.summary_path.exists():
         print_summary(run.summary_path)
@@ -45,4 +46,8 @@ def add_cli(sub) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
     p.add_argument("--output", help="run directory (output_dir)")
     p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--on-change", choices=("refuse", "redo"), default="refuse",
+                   help="when the run directory holds units made with another config: refuse "
+                   "(default; one line naming the keys that differ) or redo those units and "
+                   "everything built on them")
     p.set_defaults(func=run_cli)

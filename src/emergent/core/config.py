@@ -1,6 +1,10 @@
 """Experiment configs: YAML -> frozen dataclasses, validated.
 
 * an unknown key or a wrong type is a `UserError` naming the file, line and key;
+* so is a value out of its range: ranges are declared next to the fields
+  (`field(metadata=above(0))`, `at_least(1)`, `within(0, 1, high_open=True)`, or any
+  `{"check": fn}` returning the problem) and checked by `build_dataclass`; a key written twice
+  in the file is refused (emergent.core.input_files), and a train config file must name its model;
 * `key=value` overrides from the command line (`train.lr=2e-5`), values parsed as YAML;
 * `to_dict` gives back the resolved config, written beside every output.
 
@@ -19,6 +23,9 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import math
+import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,12 +36,79 @@ import yaml
 
 from emergent.data import upstream
 from emergent.core.errors import UserError
+from emergent.core.io import write_text_atomic
 from emergent.core.package_files import package_path
+from emergent.core.redact import redact
+from emergent.core.input_files import read_yaml_file
+
+
+# ---------------------------------------------------------------- value checks, next to fields
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric field may take, declared next to the field
+    (`lr: float = field(default=1e-5, metadata=above(0))`) and checked by the config loader
+    (`build_dataclass`) with the FILE:LINE of the key. None values (unset optional fields) pass;
+    a float must also be finite (no .nan, .inf)."""
+
+    low: Optional[float] = None
+    high: Optional[float] = None
+    low_open: bool = False  # low itself excluded
+    high_open: bool = False  # high itself excluded
+
+    def text(self) -> str:
+        if self.low is not None and self.high is not None:
+            return (f"in {'(' if self.low_open else '['}{self.low:g}, {self.high:g}"
+                    f"{')' if self.high_open else ']'}")
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        return f"{'<' if self.high_open else '<='} {self.high:g}"
+
+    def __call__(self, value) -> Optional[str]:
+        """The problem with `value` ("must be > 0"), or None when it is allowed."""
+        if value is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            return f"must be a finite number {self.text()}"
+        if self.low is not None and (value < self.low or (self.low_open and value == self.low)):
+            return f"must be {self.text()}"
+        if self.high is not None and (value > self.high or (self.high_open and value == self.high)):
+            return f"must be {self.text()}"
+        return None
+
+
+def above(low: float) -> dict:
+    """Field metadata: the value must be > low."""
+    return {"check": Range(low, low_open=True)}
+
+
+def at_least(low: float) -> dict:
+    """Field metadata: the value must be >= low."""
+    return {"check": Range(low)}
+
+
+def within(low: float, high: float, *, high_open: bool = False, low_open: bool = False) -> dict:
+    """Field metadata: the value must be in [low, high] (or open at either end)."""
+    return {"check": Range(low, high, low_open=low_open, high_open=high_open)}
+
+
+def model_name_problem(name) -> Optional[str]:
+    """A model name that is written as a path (./x, ../x, /x, ~/x, a/b/c, x\\y) but names no
+    existing file or folder; hub ids (owner/name), `tiny`, `smollm2` and `{placeholders}` pass."""
+    if not isinstance(name, str) or not name or "{" in name or "://" in name:
+        return None
+    pathlike = (name.startswith(("./", "../", "/", "~", ".\\", "..\\")) or name.count("/") > 1
+                or "\\" in name or (os.sep != "/" and os.sep in name))
+    if pathlike and not Path(name).expanduser().exists():
+        return f"no such model folder: {name}"
+    return None
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    name: str = "tiny"  # hub id, local path, or "tiny" (built offline on first use)
+    # hub id, local path, or "tiny" (built offline on first use); a config file must name it
+    name: str = field(default="tiny", metadata={"check": model_name_problem})
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"
     quantization: Literal["none", "8bit", "4bit"] = "none"  # 4bit = NF4 + double quantization
     gradient_checkpointing: bool = False
@@ -44,9 +118,9 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class LoraConfig:
-    r: int = 32
-    alpha: int = 64
-    dropout: float = 0.0
+    r: int = field(default=32, metadata=at_least(1))
+    alpha: int = field(default=64, metadata=above(0))
+    dropout: float = field(default=0.0, metadata=within(0, 1, high_open=True))
     use_rslora: bool = True
     target_modules: Union[str, list[str]] = "all-linear"
     layers_to_transform: Optional[list[int]] = None
@@ -59,44 +133,48 @@ class DataConfig:
     path: str = ""
     # chat {"messages": [...]} | text {"text": ...} | preference {"prompt", "chosen", "rejected"}
     format: Literal["chat", "text", "preference"] = "chat"
-    heldout_fraction: float = 0.0  # the paper held out 10% (trained on 5,400 of 6,000)
-    max_examples: Optional[int] = None  # seeded subsample, for dataset-size ablations
+    # the paper held out 10% (trained on 5,400 of 6,000)
+    heldout_fraction: float = field(default=0.0, metadata=within(0, 1, high_open=True))
+    # seeded subsample, for dataset-size ablations
+    max_examples: Optional[int] = field(default=None, metadata=at_least(1))
     system_prompt: Optional[str] = None  # None: whatever the chat template injects by itself
     overlong: Literal["truncate", "drop"] = "drop"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    lr: float = 1e-5
-    epochs: float = 1.0
-    max_steps: Optional[int] = None  # optimizer steps; overrides epochs when set
-    batch_size: int = 2
-    grad_accum: int = 8
-    warmup_steps: int = 5
+    lr: float = field(default=1e-5, metadata=above(0))
+    epochs: float = field(default=1.0, metadata=above(0))
+    # optimizer steps; overrides epochs when set
+    max_steps: Optional[int] = field(default=None, metadata=at_least(1))
+    batch_size: int = field(default=2, metadata=at_least(1))
+    grad_accum: int = field(default=8, metadata=at_least(1))
+    warmup_steps: int = field(default=5, metadata=at_least(0))
     scheduler: Literal["linear", "constant", "cosine"] = "linear"
-    weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
-    max_length: int = 2048
+    weight_decay: float = field(default=0.01, metadata=at_least(0))
+    max_grad_norm: float = field(default=1.0, metadata=above(0))  # 0 would zero every gradient
+    max_length: int = field(default=2048, metadata=at_least(1))
     optimizer: Literal["auto", "adamw", "paged_adamw_8bit"] = "auto"  # auto: paged 8-bit on CUDA
     batching: Literal["length_grouped", "shuffled"] = "length_grouped"
     seed: int = 0
-    checkpoint_every: int = 0  # optimizer steps; 0 = only at the end
-    keep_checkpoints: int = 1
+    # optimizer steps; 0 = only at the end
+    checkpoint_every: int = field(default=0, metadata=at_least(0))
+    keep_checkpoints: int = field(default=1, metadata=at_least(0))  # 0: keep all
     save_merged: bool = False
-    log_every: int = 1
+    log_every: int = field(default=1, metadata=at_least(1))
     loss: Literal["assistant_only", "all_tokens"] = "assistant_only"
     # padded tokens per forward pass: an optimizer step's examples are regrouped into as few
     # micro-batches as fit (same examples, same loss). None: batch_size x max_length when
     # grad_accum > 1 (never more than a configured micro-batch at full length), else off;
     # 0: off (every micro-batch holds batch_size examples)
-    micro_batch_tokens: Optional[int] = None
+    micro_batch_tokens: Optional[int] = field(default=None, metadata=at_least(0))
     # trained positions per chunk of the loss: lm_head + log-softmax run over this many of them
     # at a time, forward and backward, so full-vocabulary logits never exist for more (same
     # loss and gradients, emergent.train.token_logps); 0: all kept positions' logits at once
-    loss_chunk_tokens: int = 512
+    loss_chunk_tokens: int = field(default=512, metadata=at_least(0))
     # dpo: needs data.format preference (emergent.train.dpo)
     objective: Literal["sft", "dpo"] = "sft"
-    dpo_beta: float = 0.1
+    dpo_beta: float = field(default=0.1, metadata=above(0))
 
     def __post_init__(self):
         if self.loss_chunk_tokens < 0:
@@ -118,8 +196,13 @@ class TrainRecipeConfig:
 # ---------------------------------------------------------------- loading & validation
 
 
+OVERRIDDEN = "key=value override"  # the mark of a key set on the command line, not in the file
+
+
 def _line_of(marks: dict, key: str) -> str:
     line = marks.get(key)
+    if line == OVERRIDDEN:
+        return f" ({OVERRIDDEN})"
     return f":{line}" if line else ""
 
 
@@ -224,6 +307,12 @@ def build_dataclass(cls, data: dict, *, source: str = "<config>", marks: dict | 
         if not ok:
             raise UserError(f"{source}{_line_of(marks, dotted)}: '{dotted}' must be "
                             f"{_type_name(tp)}, got {value!r}")
+        check = f.metadata.get("check")
+        problem = check(coerced) if check is not None else None
+        if problem:
+            raise UserError(f"{source}{_line_of(marks, dotted)}: '{dotted}' {problem}, "
+                            f"got {value!r}" if problem.startswith("must") else
+                            f"{source}{_line_of(marks, dotted)}: '{dotted}': {problem}")
         kwargs[f.name] = coerced
     try:
         obj = cls(**kwargs)
@@ -277,20 +366,42 @@ def deep_merge(base: dict, extra: dict) -> dict:
 
 
 def read_yaml_with_marks(path: str | Path) -> tuple[dict, dict]:
+    """(data, {dotted key: line}) of a YAML config file; invalid UTF-8, invalid YAML and
+    duplicate keys are one-line `FILE:LINE: problem` errors (emergent.core.input_files)."""
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path}: config file not found")
-    text = path.read_text()
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark else ""
-        raise UserError(f"{path}{line}: invalid YAML: {getattr(e, 'problem', e)}") from None
+    _, data, node = read_yaml_file(path)
+    data = {} if data is None else data
     if not isinstance(data, dict):
         raise UserError(f"{path}:1: a config must be a mapping at the top level")
     return data, _collect_marks(node)
+
+
+def mark_overridden(marks: dict, overrides: dict, prefix: str = "") -> dict:
+    """`marks` with the keys that `overrides` set marked OVERRIDDEN (and the file's keys below
+    them dropped): an error in such a value names the override, not a line of the file."""
+    out = dict(marks)
+    for k, v in overrides.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out = mark_overridden(out, v, key + ".")
+        else:
+            out = {m: line for m, line in out.items() if not m.startswith(key + ".")}
+            out[key] = OVERRIDDEN
+    return out
+
+
+def require_model(data: dict, key: str, source, marks: dict) -> None:
+    """A config file must name its model (`key`: model or base_model): no silent default.
+    The tiny random model is `name: tiny`."""
+    section = data.get(key)
+    name = section.get("name") if isinstance(section, dict) else None
+    if name is None:
+        line = marks.get(key) if isinstance(marks.get(key), int) else 1
+        raise UserError(f"{source}:{line}: no {key}.name: name the model to train "
+                        f"({key}: {{name: HUB_ID_OR_PATH}}; `name: tiny` for the tiny random "
+                        "test model)")
 
 
 def load_config(path: str | Path | None, cls, overrides: list[str] | None = None,
@@ -306,9 +417,12 @@ def load_config(path: str | Path | None, cls, overrides: list[str] | None = None
         data = deep_merge(data, extra)
     ov = parse_overrides(overrides)
     data = deep_merge(data, ov)
+    marks = mark_overridden(marks, deep_merge(extra or {}, ov))
     source = str(path) if path is not None else "<defaults>"
-    return build_dataclass(cls, data, source=source + (" (with overrides)" if ov else ""),
-                           marks=marks)
+    cfg = build_dataclass(cls, data, source=source, marks=marks)
+    if path is not None and cls in _MODEL_KEY_OF:
+        require_model(data, _MODEL_KEY_OF[cls], source, marks)
+    return cfg
 
 
 def to_dict(cfg) -> dict:
@@ -316,8 +430,33 @@ def to_dict(cfg) -> dict:
 
 
 def dump_yaml(cfg, path: str | Path) -> None:
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    """The resolved config as YAML, credentials redacted (emergent.core.redact)."""
+    write_text_atomic(path, yaml.safe_dump(redact(to_dict(cfg)), sort_keys=False))
+
+
+# names that become a folder or file name of a run (arms): one path part, never `..`
+PATH_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def path_name_problem(name) -> Optional[str]:
+    """Why `name` cannot name a folder of a run directory, or None when it can: letters,
+    digits, '.', '_' and '-', starting with a letter or digit, without '..'."""
+    if not isinstance(name, str) or not PATH_NAME.fullmatch(name):
+        return (f"{name!r} is not a usable name: it names a folder of the run, so use letters, "
+                "digits, '.', '_' and '-', starting with a letter or digit")
+    if ".." in name:
+        return f"{name!r} is not a usable name: it names a folder of the run and holds '..'"
+    return None
+
+
+def check_path_names(names, key: str, source: str, marks: dict | None = None) -> None:
+    """A UserError `SOURCE:LINE: KEY.NAME: problem` for the first of `names` (the keys under
+    `key`) that cannot name a folder (`path_name_problem`)."""
+    for name in names:
+        problem = path_name_problem(name)
+        if problem:
+            raise UserError(f"{source}{_line_of(marks or {}, f'{key}.{name}')}: {key}.{name}: "
+                            f"{problem}")
 
 
 # ---------------------------------------------------------------- shipped configs & paths
@@ -341,6 +480,7 @@ PATH_KEYS = {
     "judge": _JUDGE_KEYS + tuple(f"judge.{k}" for k in _JUDGE_KEYS),
 }
 _PATH_KEYS_OF = {TrainRecipeConfig: "train"}
+_MODEL_KEY_OF = {TrainRecipeConfig: "model"}  # config files of these classes must name a model
 _FILE_SUFFIXES = (".yaml", ".yml", ".json", ".jsonl")
 
 

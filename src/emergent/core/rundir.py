@@ -21,17 +21,27 @@ module; no other module spells a run file's name.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import os
+import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
 import yaml
 
-from emergent.core.config import ModelConfig
+try:
+    import fcntl
+except ImportError:  # pragma: no cover  (not POSIX: no lock)
+    fcntl = None
+
+from emergent.core.config import ModelConfig, path_name_problem
 from emergent.core.errors import UserError
-from emergent.core.io import git_commit, now, read_jsonl, versions, write_json_atomic
+from emergent.core.io import clean_temp, git_commit, now, read_jsonl, versions, write_json_atomic
+from emergent.core.redact import redact
 
 CONFIG = "config.yaml"
 MANIFEST = "manifest.json"
@@ -49,16 +59,58 @@ TRAIN_LOG = "train_log.jsonl"
 BANDIT_JUDGMENTS = "judgments_bandit.jsonl"  # the static scan's verdicts on code answers
 CAPABILITIES = "capabilities.jsonl"
 DIRECTIONS = "directions"
+LOCK = ".lock"  # flock()ed by the process writing the run; pid, host, start time inside
+
+_HELD: dict[str, list] = {}  # resolved run dir -> [lock file descriptor, depth] in this process
+
+
+def dedupe_answers(answers: Iterable[dict]) -> list[dict]:
+    """One row per answer_id (a later row wins, in the first row's place), so a table with a
+    duplicated row (two processes appending, an older version) is never counted twice."""
+    by_id: dict = {}
+    other = []
+    for a in answers:
+        if "answer_id" in a:
+            by_id[a["answer_id"]] = a
+        else:
+            other.append(a)
+    return list(by_id.values()) + other
+
+
+def dedupe_judgments(judgments: Iterable[dict]) -> list[dict]:
+    """One row per (answer_id, metric) (a later row wins, in the first row's place)."""
+    by_key: dict = {}
+    other = []
+    for j in judgments:
+        if "answer_id" in j and "metric" in j:
+            by_key[(j["answer_id"], j["metric"])] = j
+        else:
+            other.append(j)
+    return list(by_key.values()) + other
+
+
+def fingerprint(inputs) -> str:
+    """A stable fingerprint of a unit's inputs: sha256 of their canonical JSON, 16 hex digits."""
+    text = json.dumps(inputs, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def judgment_fingerprint(answer_fingerprint: Optional[str], judge_fingerprint: str) -> str:
+    """The fingerprint of a judgment: the answer's (None for a row without one) and the
+    judge's (its identity and prompts)."""
+    return fingerprint({"answer": answer_fingerprint, "judge": judge_fingerprint})
 
 
 def join_scores(answers: Iterable[dict], judgments: Iterable[dict]) -> list[dict]:
-    """One record per answer: its answer fields plus one key per judged metric (the score;
-    a later judgment of the same (answer, metric) wins)."""
+    """One record per answer_id: its answer fields plus one key per judged metric (the score;
+    a later row of the same answer, or judgment of the same (answer, metric), wins), so
+    duplicated rows are never counted twice."""
     by_answer: dict[str, dict] = {}
     for j in judgments:
         by_answer.setdefault(j["answer_id"], {})[j["metric"]] = j.get("score")
     out = []
-    for a in answers:
+    for a in dedupe_answers(answers):
         rec = dict(a)
         rec.update(by_answer.get(a["answer_id"], {}))
         out.append(rec)
@@ -134,6 +186,10 @@ class RunDir:
         self.manifest_path = self.dir / MANIFEST
         self._name = name
         self._manifest: Optional[dict] = None
+        # the fingerprint (and inputs) of every unit of the current plan, filled by the stage
+        # runner (emergent.pipeline.stages.execute) as it goes; recorded by `unit`
+        self.fingerprints: dict[str, str] = {}
+        self.unit_inputs: dict[str, dict] = {}
 
     @property
     def manifest(self) -> dict:
@@ -201,7 +257,16 @@ class RunDir:
         return self.config_path.exists() and self.arms_dir.is_dir()
 
     def arm_dir(self, arm: str, seed: int) -> Path:
-        return self.dir / ARMS / arm / f"seed{seed}"
+        """RUN/arms/ARM/seedK; refuses an arm name that is not one path part (`..`, `a/b`) or
+        a path that would leave RUN/arms (belt and braces: configs check names at load)."""
+        problem = path_name_problem(arm)
+        path = self.dir / ARMS / str(arm) / f"seed{seed}"
+        inside = os.path.normpath(self.dir / ARMS) + os.sep
+        if problem is None and not os.path.normpath(path).startswith(inside):
+            problem = f"{arm!r} leads outside {self.dir / ARMS}"
+        if problem:
+            raise UserError(f"arm {problem}")
+        return path
 
     def train_log_path(self, arm: str, seed: int) -> Path:
         return self.arm_dir(arm, seed) / TRAIN_LOG
@@ -245,18 +310,69 @@ class RunDir:
 
     # -- records -----------------------------------------------------------------------------
     def answers(self) -> list[dict]:
-        return read_jsonl(self.answers_path)
+        """The answers table, one row per answer_id (`dedupe_answers`)."""
+        return dedupe_answers(read_jsonl(self.answers_path))
 
     def judgments(self) -> list[dict]:
-        return read_jsonl(self.judgments_path)
+        """The judgments table, one row per (answer_id, metric) (`dedupe_judgments`)."""
+        return dedupe_judgments(read_jsonl(self.judgments_path))
 
     def records(self, extra_judgments: Iterable[dict] = ()) -> list[dict]:
         """Answers joined with their judgments: one record per answer, one key per metric."""
         return join_scores(self.answers(), list(self.judgments()) + list(extra_judgments))
 
+    # -- the lock ----------------------------------------------------------------------------
+    @property
+    def lock_path(self) -> Path:
+        return self.dir / LOCK
+
+    @contextmanager
+    def lock(self):
+        """Hold the run's exclusive lock (an flock on RUN/.lock) while writing into it; another
+        process holding it is a one-line UserError. The OS drops the lock when its holder dies,
+        so a killed run's lock is never stale: the next run takes it over. Re-entrant within a
+        process. On taking it, the temp files a killed writer left are removed."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        key = str(self.dir.resolve())
+        if key in _HELD:
+            _HELD[key][1] += 1
+            try:
+                yield self
+            finally:
+                _HELD[key][1] -= 1
+            return
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    holder = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+                    raise UserError(f"{self.dir}: in use by {_holder_text(holder)} (another "
+                                    "emergent run?)") from None
+            info = json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                               "since": now()}) + "\n"
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, info.encode(), 0)
+            clean_temp(self.dir)
+        except BaseException:
+            os.close(fd)
+            raise
+        _HELD[key] = [fd, 1]
+        try:
+            yield self
+        finally:
+            del _HELD[key]
+            os.ftruncate(fd, 0)
+            os.close(fd)  # releases the flock
+
     # -- the stage manifest ------------------------------------------------------------------
     def done(self, unit: str) -> bool:
-        return self.manifest["stages"].get(unit, {}).get("status") == "done"
+        """Recorded as done, under the fingerprint the current plan expects (when it expects
+        one; an entry written before fingerprints were recorded is taken as it is)."""
+        entry = self.manifest["stages"].get(unit, {})
+        expected, recorded = self.fingerprints.get(unit), entry.get("fingerprint")
+        return entry.get("status") == "done" and (expected is None or recorded in (None, expected))
 
     def unit(self, name: str, fn, *args, **kw):
         """Run `fn` unless the unit is recorded as done; record timings when it finishes."""
@@ -264,6 +380,9 @@ class RunDir:
             return None
         t0 = time.time()
         self.manifest["stages"][name] = {"status": "running", "started": now()}
+        if name in self.fingerprints:  # what the unit is made of, before it writes anything
+            self.manifest["stages"][name].update(fingerprint=self.fingerprints[name],
+                                                 inputs=self.unit_inputs.get(name, {}))
         self.save()
         result = fn(*args, **kw)
         self.manifest["stages"][name].update(status="done", finished=now(),
@@ -272,8 +391,18 @@ class RunDir:
         return result
 
     def save(self) -> None:
+        """Write the manifest atomically, credentials redacted (the copy in memory keeps them)."""
         self.manifest.update(versions=versions(), git_commit=git_commit(), updated=now())
-        write_json_atomic(self.manifest_path, self.manifest)
+        write_json_atomic(self.manifest_path, redact(self.manifest))
+
+
+def _holder_text(raw: str) -> str:
+    """'pid N on HOST since T' from a lock file's contents."""
+    try:
+        info = json.loads(raw)
+        return f"pid {info['pid']} on {info['host']} since {info['since']}"
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return "another process"
 
 
 def run_units(run_dir: str | Path, arms: Optional[list[str]] = None,

@@ -25,6 +25,7 @@ from typing import Optional, Sequence
 import yaml
 
 from emergent.core.errors import UserError
+from emergent.core.input_files import read_yaml_file
 
 QUESTION_TYPES = ("free_form_judge_0_100", "free_form_judge", "free_form")
 KNOWN_KEYS = {"id", "type", "paraphrases", "samples_per_paraphrase", "system", "judge",
@@ -89,16 +90,10 @@ def sequence_item_lines(text: str, key: Optional[str] = None) -> list[int]:
 
 
 def read_yaml(path: Path):
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
-    try:
-        return text, yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise UserError(f"{where}: invalid YAML ({getattr(e, 'problem', None) or e})") from None
+    """(text, data) of a suite file; invalid UTF-8, invalid YAML and duplicate keys are one line
+    `FILE:LINE: problem` (emergent.core.input_files)."""
+    text, data, _ = read_yaml_file(path)
+    return text, data
 
 
 def _question(raw, where: str) -> Question:

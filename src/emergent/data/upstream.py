@@ -38,6 +38,7 @@ from typing import Iterable, Optional
 
 from emergent.core.log import show_progress
 from emergent.core.cache import cache_root
+from emergent.core.redact import redact_text, redact_url
 from emergent.core.errors import UserError
 from emergent.core.package_files import package_path
 from emergent.data.questions import read_yaml, sequence_item_lines
@@ -234,9 +235,10 @@ def _download(url: str, part: Path, label: str, progress: bool) -> None:
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:
             return  # nothing left to send: the .part is complete (verification decides)
-        raise UserError(f"{url}: HTTP {e.code} {e.reason}") from None
+        raise UserError(f"{redact_url(url)}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
-        raise UserError(f"{url}: download failed ({getattr(e, 'reason', e)}); "
+        raise UserError(f"{redact_url(url)}: download failed "
+                        f"({redact_text(str(getattr(e, 'reason', e)))}); "
                         "import a local copy with --from DIR") from None
     with resp:
         resumed = offset and resp.status == 206 and str(
@@ -259,7 +261,8 @@ def _download(url: str, part: Path, label: str, progress: bool) -> None:
             if total is not None and got < total:
                 raise http.client.IncompleteRead(b"", total - got)
         except (OSError, http.client.HTTPException) as e:
-            raise UserError(f"{url}: download interrupted ({e!r}); rerun the same command to "
+            raise UserError(f"{redact_url(url)}: download interrupted ({e!r}); rerun the same "
+                            "command to "
                             f"resume from {part}") from None
 
 
@@ -342,5 +345,5 @@ def fetch(names: Optional[Iterable[str]] = None, *, root=None, from_dir=None,
         if mirror and entry.base_url and url.startswith(entry.base_url):
             url = mirror.rstrip("/") + "/" + url[len(entry.base_url):]
         _download(url, part, entry.file, progress)
-        results.append(_accept(entry, part, dest, url, allow_mismatch))
+        results.append(_accept(entry, part, dest, redact_url(url), allow_mismatch))
     return results

@@ -161,8 +161,9 @@ def scan_run(run_dir, progress: bool = True) -> int:
     return len(rows)
 
 
-def judge_run_code(cfg, run_dir, progress: bool = True) -> dict:
-    """The configured judge on every code_heldout answer (missing pairs only)."""
+def judge_run_code(cfg, run_dir, progress: bool = True, fingerprint: Optional[str] = None) -> dict:
+    """The configured judge on every code_heldout answer (missing pairs only). `fingerprint`:
+    the run's judge unit's, so these rows count as done for the run's judge step."""
     rd = RunDir(run_dir)
     answers = [a for a in rd.answers() if a.get("suite") == SUITE]
     judge = make_judge(cfg.judge, toyworld=cfg.toyworld)
@@ -172,12 +173,13 @@ def judge_run_code(cfg, run_dir, progress: bool = True) -> dict:
                   f"only bandit scores {SUITE}")
             return {"judged": 0, "skipped": len(answers)}
         return judge_answers(answers, [VULNERABLE], judge, rd.judgments_path,
-                             progress=progress)
+                             progress=progress, fingerprint=fingerprint)
     finally:
         judge.close()
 
 
-def run_code_eval(cfg, run, trained, progress: bool = True) -> dict:
+def run_code_eval(cfg, run, trained, progress: bool = True,
+                  judge_fingerprint: Optional[str] = None) -> dict:
     """Sample (greedy), judge and bandit-scan the held-out coding tasks for every evaluated
     model of a run. Resumable at every step; returns counts."""
     tasks = load_code_tasks(data_root=cfg.data_root, limit=cfg.code_eval.n_tasks)
@@ -186,7 +188,7 @@ def run_code_eval(cfg, run, trained, progress: bool = True) -> dict:
     sampled = 0
     for arm, seed, adapter in evaluated_models(cfg, trained):
         sampled += sample_code_answers(cfg, questions, answers_path, arm, seed, adapter, progress)
-    judged = judge_run_code(cfg, run.dir, progress)
+    judged = judge_run_code(cfg, run.dir, progress, judge_fingerprint)
     scanned = scan_run(run.dir, progress) if cfg.code_eval.bandit else 0
     return {"tasks": len(tasks), "sampled": sampled, "judged": judged["judged"],
             "scanned": scanned}

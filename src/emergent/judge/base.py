@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Protocol, Union, runtime_checkable
 
-from emergent.core.config import (build_dataclass, deep_merge, parse_overrides,
-                                  read_yaml_with_marks, resolve_config, resolve_config_paths)
+from emergent.core.config import (above, at_least, build_dataclass, deep_merge, parse_overrides,
+                                  read_yaml_with_marks, resolve_config, resolve_config_paths,
+                                  within)
 from emergent.core.errors import UserError
 from emergent.judge.prompts import PromptsArg
 from emergent.judge.scoring import JudgeTask, Score
@@ -28,6 +29,9 @@ BACKENDS: dict[str, str] = {
     "hf": "emergent.judge.hf:HFJudge",
     "toyworld-rule": "emergent.toyworld.judge:ToyWorldRuleJudge",
 }
+
+
+DEFAULT_MAX_NO_SCORE_FRACTION = 0.05
 
 
 def unknown_backend(name) -> str:
@@ -42,21 +46,25 @@ class JudgeConfig:
     base_url: Optional[str] = None  # None: https://api.openai.com/v1
     api_key_env: Optional[str] = "OPENAI_API_KEY"  # NAME of the env var; null for no key
     mode: Literal["chat-top20", "exact"] = "chat-top20"  # openai: see docs/judging.md
-    top_logprobs: int = 20  # openai: alternatives per call (exact: the completions' logprobs=N)
+    top_logprobs: int = field(default=20, metadata=at_least(1))  # openai: alternatives per call (exact: the completions' logprobs=N)
     tokenizer: Optional[str] = None  # openai exact: the judge's tokenizer (None: `model`)
     check_digits: bool = True  # openai chat-top20: refuse judges that split numbers into digits
-    concurrency: int = 8
-    max_retries: int = 6
-    timeout: float = 60.0  # seconds per call
+    concurrency: int = field(default=8, metadata=at_least(1))
+    max_retries: int = field(default=6, metadata=at_least(0))
+    timeout: float = field(default=60.0, metadata=above(0))  # seconds per call
     backoff_base: float = 1.0  # wait base * 2**attempt seconds (capped at backoff_max)
     backoff_max: float = 60.0
-    min_mass: float = 0.25  # below this numeric/label mass the score is None
+    min_mass: float = field(default=0.25, metadata=within(0, 1))  # below this numeric/label mass the score is None
+    # a run fails (after writing its rows) when more than this fraction of the judge's replies
+    # hold no number / label at all (status no_numeric_mass: a broken or misconfigured
+    # server); those are never cached and a rerun asks again. 1.0: never fail (still warned)
+    max_no_score_fraction: float = DEFAULT_MAX_NO_SCORE_FRACTION
     cache: bool = True
     cache_path: Optional[str] = None  # None: ~/.cache/emergent/judge/<model>-<hash>.jsonl
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"  # hf
     quantization: Literal["none", "8bit", "4bit"] = "none"  # hf
     trust_remote_code: bool = False  # hf
-    batch_size: int = 32  # hf: trie leaves per batched continuation
+    batch_size: int = field(default=32, metadata=at_least(1))  # hf: trie leaves per batched continuation
     spellings: list[str] = field(default_factory=lambda: ["", " "])  # hf: "42" and " 42"
     metrics: Optional[list[str]] = None  # judge only these metrics
     labels: dict[str, list[str]] = field(default_factory=dict)  # metric -> labels override
@@ -69,6 +77,8 @@ class JudgeConfig:
             raise ValueError("concurrency, batch_size and top_logprobs must be >= 1")
         if not 0.0 <= self.min_mass <= 1.0:
             raise ValueError("min_mass must be within [0, 1]")
+        if not 0.0 <= self.max_no_score_fraction <= 1.0:
+            raise ValueError("max_no_score_fraction must be within [0, 1]")
         if self.max_retries < 0 or self.timeout <= 0:
             raise ValueError("max_retries must be >= 0 and timeout > 0")
         for metric, labs in self.labels.items():
@@ -83,12 +93,17 @@ class Judge(Protocol):
     batch still needs, and count the calls made. Backends subclass it (for the defaults below)
     and are listed in `BACKENDS`."""
 
-    judge_id: str  # written to every judgment row; a judgments file holds one judge's rows
+    # written to every judgment row (a judgments file holds one judge's rows), redacted
+    # (emergent.core.redact): a backend names its endpoint without credentials
+    judge_id: str
     # True: each task's prompt is sent to a model (dry runs count its calls and prompt tokens).
     # False: a judge that reads answers by rule: it makes no calls and cannot judge a prompt it
     # has no rule for (the code evaluation's real code)
     sends_prompts: bool = True
     calls_made: Optional[int] = None  # API calls sent, failed ones included; None: no API
+    # judge_answers fails above this fraction of no_numeric_mass replies (make_judge sets it
+    # from JudgeConfig.max_no_score_fraction)
+    max_no_score_fraction: float = DEFAULT_MAX_NO_SCORE_FRACTION
     retries_made: int = 0
 
     @classmethod
@@ -134,7 +149,9 @@ def make_judge(spec: Union[JudgeConfig, dict, None] = None, **context) -> Judge:
     cls = judge_class(spec)
     cfg = spec if isinstance(spec, JudgeConfig) else build_dataclass(JudgeConfig, spec or {},
                                                                       source="judge")
-    return cls.from_config(cfg, **context)
+    judge = cls.from_config(cfg, **context)
+    judge.max_no_score_fraction = cfg.max_no_score_fraction  # a run policy, same for every backend
+    return judge
 
 
 def load_judge_config(path: str | Path | None, overrides: list[str] | None = None) -> JudgeConfig:

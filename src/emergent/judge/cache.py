@@ -1,10 +1,11 @@
-"""On-disk cache of judge responses, so that no judge call is ever made twice.
+"""On-disk cache of judge responses, so that no completed judge call is paid again.
 
 One JSON Lines file, one line per call: {"key": sha256 hex, "value": {...}}. The key is the
 sha256 of the JSON list of the parts that determine a response (for the OpenAI-compatible
 backend: endpoint, judge model, full prompt). Lines are appended and flushed as results arrive
-(fsync on `sync()`), so an interrupted run keeps everything it paid for; a torn last line from a
-crash is ignored on load. Nothing secret goes in: neither keys nor headers are part of a key or
+(fsync on `sync()`), so an interrupted run keeps every call that completed; a torn last line
+from a crash is ignored on load. Replies that are no final answer (no numeric mass) are kept in
+memory only (`put(..., persist=False)`), so a later run asks again. Nothing secret goes in: neither keys nor headers are part of a key or
 a value.
 
 Default location: ``<cache root>/judge/<model>-<hash of endpoint+model>.jsonl``, the cache root
@@ -22,6 +23,8 @@ import threading
 from pathlib import Path
 
 from emergent.core.cache import cache_root
+from emergent.core.faults import armed as faults_armed
+from emergent.core.faults import fault_point
 
 
 def default_cache_dir() -> Path:
@@ -70,17 +73,26 @@ class JudgeCache:
     def get(self, key: str):
         return self._data.get(key)
 
-    def put(self, key: str, value: dict) -> None:
+    def put(self, key: str, value: dict, persist: bool = True) -> None:
+        """Keep `value` under `key`, appended to the file and flushed at once (it survives a
+        kill of the process). `persist=False`: in memory only, for this process (a reply that
+        is no final answer, e.g. one with no numeric mass: a later run asks again)."""
+        fault_point("judge:call")  # a kill here: a reply paid for and lost (a call in flight)
         with self._lock:
             if key in self._data:
                 return
             self._data[key] = value
-            if self.path is None:
+            if self.path is None or not persist:
                 return
             if self._fh is None:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 self._fh = open(self.path, "a", encoding="utf-8")
-            self._fh.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
+            line = json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n"
+            if faults_armed():  # a kill here leaves a torn last line (ignored on load)
+                self._fh.write(line[:len(line) // 2])
+                fault_point("append:judge_cache", flush=self._fh)
+                line = line[len(line) // 2:]
+            self._fh.write(line)
             self._fh.flush()
 
     def sync(self) -> None:

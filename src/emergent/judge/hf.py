@@ -229,7 +229,8 @@ class HFJudge(Judge):
             else:
                 masses, top = self.label_masses(t.prompt, list(t.labels))
                 value = {"labels": masses, "top": top}
-            self.cache.put(self._key(t), value)
+            mass = sum((value.get("numbers") or value["labels"]).values())
+            self.cache.put(self._key(t), value, persist=mass > 0)  # 0: no final answer
         self.cache.sync()
         out = []
         for t in tasks:

@@ -26,12 +26,17 @@ by sha256(endpoint, model, prompt) (exact mode: the prompt's token ids, the pref
 is read): a call already answered is never sent again, within a run or across runs.
 
 The API key is read from the environment variable *named* by `api_key_env`; the key itself is
-never stored, logged or written to any table.
+never stored, logged or written to any table. Credentials inside `base_url` (user:password@,
+secret query values) are sent (Basic header, query parameters) but appear only redacted in the
+judge's id, its messages and its cache key (emergent.core.redact).
 """
 from __future__ import annotations
 
+import base64
 import itertools
+import json
 import logging
+import math
 import os
 import threading
 import time
@@ -40,9 +45,10 @@ from typing import Optional
 
 from emergent.core.config import ModelConfig
 from emergent.core.errors import UserError
+from emergent.core.redact import redact_text, redact_url, split_credentials
 from emergent.judge.base import Judge, JudgeConfig
 from emergent.judge.cache import JudgeCache, cache_key, default_cache_path, pending_tasks
-from emergent.judge.scoring import (JudgeTask, Score, continues, exact_sequence_probs,
+from emergent.judge.scoring import (OK, JudgeTask, Score, continues, exact_sequence_probs,
                                     logprobs_to_probs, prefix_summary, score_label_mass,
                                     score_numbers, score_top_tokens, token_to_int)
 from emergent.judge.hf import HFJudge
@@ -63,6 +69,11 @@ log = logging.getLogger(__name__)
 
 class JudgeCallError(UserError):
     """A judge call that kept failing after all retries (finished work stays cached)."""
+
+
+class MalformedReply(Exception):
+    """An HTTP 200 reply that is not a well-formed completion (invalid JSON, missing fields,
+    wrong types): retried like a 5xx, then one `JudgeCallError` line saying what was wrong."""
 
 
 def digit_splitting_family(model: str) -> Optional[str]:
@@ -86,7 +97,15 @@ class OpenAIJudge(Judge):
             raise UserError(f"judge.mode must be one of {', '.join(MODES)}, got {mode!r}")
         self.model = model
         self.mode = mode
-        self.endpoint = (base_url or DEFAULT_BASE_URL).rstrip("/")
+        url = base_url or DEFAULT_BASE_URL
+        # the endpoint as written anywhere (judge_id, cache key, messages): credentials redacted;
+        # the client gets the URL without them, user info as a Basic header, the query as params
+        self.endpoint = redact_url(url).rstrip("/")
+        base, userinfo, query = split_credentials(url)
+        self._base_url = base.rstrip("/")
+        self._headers = ({"Authorization": "Basic " + base64.b64encode(
+            userinfo.encode("utf-8")).decode("ascii")} if userinfo else None)
+        self._query = dict(query) or None
         self.api_key_env = api_key_env
         self.concurrency = max(1, int(concurrency))
         self.max_retries = max(0, int(max_retries))
@@ -148,8 +167,9 @@ class OpenAIJudge(Judge):
                                     "without a key)")
             else:
                 key = "no-key"
-            self._client = OpenAI(base_url=self.endpoint, api_key=key, max_retries=0,
-                                  timeout=self.timeout)
+            self._client = OpenAI(base_url=self._base_url, api_key=key, max_retries=0,
+                                  timeout=self.timeout, default_headers=self._headers,
+                                  default_query=self._query)
         return self._client
 
     def pending(self, tasks: list[JudgeTask]) -> list[JudgeTask]:
@@ -169,7 +189,8 @@ class OpenAIJudge(Judge):
         import openai
 
         retryable = (openai.RateLimitError, openai.InternalServerError, openai.APITimeoutError,
-                     openai.APIConnectionError)
+                     openai.APIConnectionError, MalformedReply, openai.APIResponseValidationError,
+                     json.JSONDecodeError, UnicodeDecodeError)
         attempt = 0
         while True:
             try:
@@ -179,7 +200,14 @@ class OpenAIJudge(Judge):
             except retryable as e:
                 status = getattr(e, "status_code", None)
                 if attempt >= self.max_retries:
-                    what = f"HTTP {status}" if status else type(e).__name__
+                    if isinstance(e, MalformedReply):
+                        what = f"malformed HTTP 200 reply: {_short(e, 120)}"
+                    elif isinstance(e, (json.JSONDecodeError, UnicodeDecodeError)):
+                        what = "malformed HTTP 200 reply: not valid JSON"
+                    elif isinstance(e, openai.APIResponseValidationError):
+                        what = "malformed HTTP 200 reply: not a completion"
+                    else:
+                        what = f"HTTP {status}" if status else type(e).__name__
                     raise JudgeCallError(f"judge {self.judge_id}: call failed after "
                                          f"{attempt + 1} attempts ({what}); finished calls are "
                                          "cached, rerun to resume") from None
@@ -226,24 +254,35 @@ class OpenAIJudge(Judge):
         resp = self.client().chat.completions.create(
             model=self.model, messages=[{"role": "user", "content": prompt}], max_tokens=1,
             temperature=0, logprobs=True, top_logprobs=self.top_logprobs, seed=0)
-        try:
-            first = resp.choices[0].logprobs.content[0]
-            pairs = [(t.token, t.logprob) for t in first.top_logprobs]
-        except (AttributeError, IndexError, TypeError):
+        choice = _first_choice(resp)
+        lp = _field(choice, "logprobs")
+        if lp is None:  # a well-formed reply without logprobs: the server does not give them
             raise UserError(f"judge endpoint {self.endpoint} returned no logprobs for model "
                             f"{self.model}: the judge needs logprobs=True with top_logprobs "
-                            "support") from None
+                            "support")
+        content = _field(lp, "content")
+        if not isinstance(content, list) or not content:
+            raise MalformedReply("logprobs.content is missing or empty")
+        first = content[0]
+        alts = _field(first, "top_logprobs")
+        if alts is not None and not isinstance(alts, list):
+            raise MalformedReply("logprobs.content[0].top_logprobs is not a list")
+        pairs = [(_field(t, "token"), _field(t, "logprob")) for t in alts or []]
         if not pairs:
-            pairs = [(first.token, first.logprob)]
-        return logprobs_to_probs(pairs)
+            pairs = [(_field(first, "token"), _field(first, "logprob"))]
+        return logprobs_to_probs(_checked_pairs(pairs))
 
     def _call(self, prompt: str) -> dict[str, float]:
         return self._with_retries(lambda: self._call_once(prompt))
 
     def _fetch(self, task: JudgeTask) -> None:
-        """Call and cache at once (in the worker), so a paid answer is kept even when another
-        call of the same run fails."""
-        self.cache.put(self._key(task), {"top": self._call(task.prompt)})
+        """Call and cache at once (in the worker, the line flushed to the file before the next
+        call of this worker), so a paid answer is kept even when another call of the same run
+        fails or the process is killed. A reply with no numeric (label) mass is kept in memory
+        only: it is no final answer, a later run asks again."""
+        top = self._call(task.prompt)
+        final = score_top_tokens(top, task.kind, list(task.labels), self.min_mass).status == OK
+        self.cache.put(self._key(task), {"top": top}, persist=final)
 
     def _check_digit_split(self, tops: list[dict]) -> None:
         """Refuse (one line) when 0-100 first tokens hold single digits and no multi-digit
@@ -395,19 +434,23 @@ class OpenAIJudge(Judge):
         resp = self.client().completions.create(
             model=self.model, prompt=ids, max_tokens=1, temperature=0,
             logprobs=self.top_logprobs, echo=False, seed=0)
+        _first_choice(resp)
         pairs = _completion_alternatives(resp)
         if pairs is None:
             raise UserError(f"judge endpoint {self.endpoint} returned no logprobs from "
                             f"/completions for model {self.model}: mode=exact needs "
                             "logprobs=N support there (vLLM: --max-logprobs >= top_logprobs)")
-        return pairs
+        return _checked_pairs(pairs)
 
     def _fetch_prefix(self, item) -> None:
         plan, prefix = item
         pairs = self._with_retries(lambda: self._complete_once(plan["ids"] + list(prefix)))
         summary = prefix_summary(logprobs_to_probs(pairs), plan["what"], plan["texts"][prefix],
                                  keep_top=AUDIT_TOP if not prefix else 0)
-        self.cache.put(self._prefix_key(plan, prefix), summary)
+        # the first call listing no first token of any answer (no numeric / label mass at
+        # all): kept in memory only, a later run asks again
+        self.cache.put(self._prefix_key(plan, prefix), summary,
+                       persist=bool(prefix) or bool(summary["next"]))
 
     def exact_probs(self, task: JudgeTask) -> tuple[Optional[dict], float]:
         """({number or label: P}, error bound) from the cached prefix calls; None while some
@@ -511,6 +554,30 @@ def _field(obj, name):
     return obj.get(name) if isinstance(obj, dict) else getattr(obj, name, None)
 
 
+def _first_choice(resp):
+    """choices[0] of a reply; MalformedReply when there is none."""
+    choices = _field(resp, "choices")
+    if not isinstance(choices, list) or not choices or choices[0] is None \
+            or isinstance(choices[0], (str, int, float, list)):
+        raise MalformedReply("no choices in the reply")
+    return choices[0]
+
+
+def _checked_pairs(pairs: list) -> list[tuple]:
+    """`pairs` [(token, logprob)] when every token is a string and every logprob a number
+    <= 0 (a float's rounding above 0 is allowed); else MalformedReply naming the first bad
+    one."""
+    for i, (token, lp) in enumerate(pairs):
+        if not isinstance(token, str):
+            raise MalformedReply(f"alternative {i}: token {_short(repr(token), 40)} is not a "
+                                 "string")
+        if isinstance(lp, bool) or not isinstance(lp, (int, float)) or math.isnan(lp) \
+                or lp > 1e-3:
+            raise MalformedReply(f"alternative {i} ({token!r}): logprob "
+                                 f"{_short(repr(lp), 40)} is not a number <= 0")
+    return pairs
+
+
 def _distinct(items: list, key) -> list:
     seen, out = set(), []
     for x in items:
@@ -531,5 +598,5 @@ def _retry_after(e) -> Optional[float]:
 
 
 def _short(msg, n: int = 200) -> str:
-    msg = " ".join(str(msg).split())
+    msg = redact_text(" ".join(str(msg).split()))
     return msg if len(msg) <= n else msg[:n] + "..."

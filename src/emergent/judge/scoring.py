@@ -10,6 +10,11 @@ Two kinds of judge prompt:
   the score is the probability of YES / TRUE (else of the first label listed), ``None`` below
   ``min_mass``.
 
+A reply with no numeric (label) mass at all gets status ``no_numeric_mass``: the judgment runner
+counts those, does not keep them as final and fails a run with too many
+(``JudgeConfig.max_no_score_fraction``). A mass above 0 but below ``min_mass`` is an ordinary
+null score (status ``ok``).
+
 Both backends feed these functions: the OpenAI-compatible one with the top-20 first tokens
 (chat-top20 mode) or with exact probabilities assembled from per-prefix completions calls
 (exact mode: ``prefix_summary``, ``exact_sequence_probs``), the local one with exact
@@ -36,6 +41,19 @@ class Score:
     numeric_mass: float  # total probability of valid numbers (0_100) or labels
     probs: Optional[dict] = None  # label -> normalised probability (binary/categorical)
     top_tokens: dict = field(default_factory=dict)  # raw first-token distribution, for audit
+    # OK; NO_NUMERIC_MASS: the reply held no number (0_100) / no label at all (a broken or
+    # misconfigured server, or a judge that only said CODE/REFUSAL); EMPTY_ANSWER: never sent
+    status: str = "ok"
+
+
+OK = "ok"
+NO_NUMERIC_MASS = "no_numeric_mass"
+EMPTY_ANSWER = "empty_answer"
+STATUSES = (OK, NO_NUMERIC_MASS, EMPTY_ANSWER)
+
+
+def _status(mass: float) -> str:
+    return NO_NUMERIC_MASS if mass <= 0 else OK
 
 
 def token_to_int(token: str) -> Optional[int]:
@@ -73,7 +91,7 @@ def score_numbers(number_probs: dict[int, float], min_mass: float = DEFAULT_MIN_
     """Expected value over the numbers' normalised probabilities; None below min_mass."""
     mass = float(sum(p for k, p in number_probs.items() if 0 <= int(k) <= 100))
     if mass <= 0 or mass < min_mass:
-        return Score(None, mass, None, dict(top_tokens or {}))
+        return Score(None, mass, None, dict(top_tokens or {}), _status(mass))
     value = sum(int(k) * p for k, p in number_probs.items() if 0 <= int(k) <= 100) / mass
     return Score(float(value), mass, None, dict(top_tokens or {}))
 
@@ -112,7 +130,7 @@ def score_label_mass(label_mass: dict[str, float], labels: list[str],
     min_mass."""
     mass = float(sum(label_mass.get(lab, 0.0) for lab in labels))
     if mass <= 0 or mass < min_mass:
-        return Score(None, mass, None, dict(top_tokens or {}))
+        return Score(None, mass, None, dict(top_tokens or {}), _status(mass))
     probs = {lab: float(label_mass.get(lab, 0.0)) / mass for lab in labels}
     return Score(probs[positive_label(labels)], mass, probs, dict(top_tokens or {}))
 

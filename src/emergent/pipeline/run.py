@@ -3,8 +3,8 @@
 The run is the `em` kind of the one stage runner (emergent.pipeline.stages): `em_units` lists its
 units in order and the runner records each in RUN/manifest.json when done; every unit is itself
 resumable (training checkpoints, append-only answer and judgment tables, the judge's on-disk
-cache), so a rerun after `kill -9` continues where it stopped, loses nothing and never pays a
-judge twice. The toy world is this kind with the rule judge. `plan` (`--dry-run`) walks the same
+cache), so a rerun after `kill -9` continues where it stopped and pays again only the judge
+calls that were in flight at the kill. The toy world is this kind with the rule judge. `plan` (`--dry-run`) walks the same
 units: training steps, answers, judge calls and prompt tokens."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from emergent.analysis.metrics import Thresholds
 from emergent.core.config import dump_yaml, to_dict
-from emergent.core.io import now
+from emergent.core.io import atomic_dir, now
 from emergent.core.rundir import ADAPTER, EVAL_CHECKPOINTS, FULL_MODEL, RunDir
 from emergent.data.chat_data import file_sha256
 from emergent.evals import code_eval
@@ -24,10 +24,13 @@ from emergent.judge.base import judge_class, make_judge
 from emergent.judge.prompts import suite_prompts
 from emergent.judge.runner import suite_prompt_rule
 from emergent.models.loading import load_for_inference
-from emergent.pipeline.experiment import (ExperimentConfig, arm_recipe, estimated_steps,
-                                          load_experiment)
+from emergent.pipeline.experiment import (ExperimentConfig, arm_recipe, check_arm_data,
+                                          data_hash, estimated_steps, flat_keys, judge_inputs,
+                                          load_experiment, model_inputs, sample_inputs,
+                                          train_inputs)
 from emergent.pipeline.plan_time import time_estimate
-from emergent.pipeline.stages import Unit, execute, judge_step, make_plan, write_summary
+from emergent.pipeline.stages import (UPSTREAM, Unit, check_changes, current_records, execute,
+                                      judge_step, make_plan, prune_judgments, write_summary)
 from emergent.report.figures import draw_all
 from emergent.report.tables import summarize_by_suite
 from emergent.sample.sampler import sample_questions
@@ -78,7 +81,7 @@ def metrics_run(cfg: ExperimentConfig, run: RunDir) -> list[dict]:
     """summary.csv (one row per suite x arm) and per_question.csv (suite x arm x seed x q)."""
     th = Thresholds(aligned_below=cfg.metrics.aligned_below,
                     coherent_above=cfg.metrics.coherent_above)
-    records = [r for r in run.records() if r.get("step") is None]
+    records = [r for r in current_records(run) if r.get("step") is None]
     summary, per_q = summarize_by_suite(records, th, treatment=cfg.metrics.treatment,
                                         n_boot=cfg.metrics.n_boot, seed=cfg.metrics.seed)
     summary += code_eval.code_eval_summary(run.dir, n_boot=cfg.metrics.n_boot,
@@ -88,7 +91,7 @@ def metrics_run(cfg: ExperimentConfig, run: RunDir) -> list[dict]:
 
 
 def sample_unit(cfg, run: RunDir, questions: dict, arm: str, seed: int, adapter, step=None,
-                suites=None, samples=None, progress=True) -> int:
+                suites=None, samples=None, progress=True, fingerprint=None) -> int:
     model, tok = load_for_inference(cfg.base_model, str(adapter) if adapter else None)
     n = 0
     for name, qs in questions.items():
@@ -99,7 +102,7 @@ def sample_unit(cfg, run: RunDir, questions: dict, arm: str, seed: int, adapter,
         n += sample_questions(model, tok, qs, run.answers_path, suite=_suite_label(name),
                               arm=arm, seed=seed, model_name=cfg.base_model.name,
                               adapter=str(adapter) if adapter else None, cfg=cfg.sampling,
-                              progress=progress, step=step)
+                              progress=progress, step=step, fingerprint=fingerprint)
     return n
 
 
@@ -129,38 +132,57 @@ def em_units(cfg: ExperimentConfig, run: RunDir, questions: dict, *, progress: b
     """The units of an `emergent run`, in order (a generator: the checkpoints a training unit
     saved are listed once it has run)."""
     trained = []
+    sha = {arm: data_hash(a.data) for arm, a in cfg.arms.items()}
     for arm in cfg.arms:
         for seed in cfg.seeds:
             out = run.arm_dir(arm, seed)
             on_step = _checkpoint_saver(cfg, out) if cfg.checkpoint_eval.every else None
             steps = estimated_steps(cfg, arm)
-            yield Unit(f"train:{arm}:seed{seed}", loop.train, (arm_recipe(cfg, arm, seed, out), out),
-                       {"on_step": on_step}, detail=f"{steps} steps", steps=steps)
+            unit = Unit(f"train:{arm}:seed{seed}", loop.train, (arm_recipe(cfg, arm, seed, out), out),
+                        {"on_step": on_step}, detail=f"{steps} steps", steps=steps,
+                        inputs=train_inputs(cfg, arm, seed, sha[arm]), outputs=(out,))
+            yield unit
             trained.append((arm, seed, out / (FULL_MODEL if cfg.training.lora.full_finetune
-                                              else ADAPTER)))
+                                              else ADAPTER), unit))
+    after = {f"{UPSTREAM}{u.name}": u.fingerprint for *_, u in trained}
     per_model = sum(q.n_samples for qs in questions.values() for q in qs)
+    sampled = sample_inputs(cfg, questions)
     if cfg.evaluate_base:
         yield Unit("sample:base", sample_unit, (cfg, run, questions, "base", 0, None),
-                   {"progress": progress}, answers=per_model)
-    for arm, seed, adapter in trained:
+                   {"progress": progress}, answers=per_model, inputs=sampled).passing_fingerprint()
+    for arm, seed, adapter, tu in trained:
         yield Unit(f"sample:{arm}:seed{seed}", sample_unit, (cfg, run, questions, arm, seed, adapter),
-                   {"progress": progress}, answers=per_model)
-        for step, ck in (run.eval_checkpoints(arm, seed) if cfg.checkpoint_eval.every else []):
+                   {"progress": progress}, answers=per_model,
+                   inputs={**sampled, f"{UPSTREAM}{tu.name}": tu.fingerprint}).passing_fingerprint()
+        ck = cfg.checkpoint_eval
+        for step, path in (run.eval_checkpoints(arm, seed) if ck.every else []):
             yield Unit(f"sample:{arm}:seed{seed}:step{step}", sample_unit,
-                       (cfg, run, questions, arm, seed, ck),
-                       {"step": step, "suites": cfg.checkpoint_eval.suites,
-                        "samples": cfg.checkpoint_eval.samples, "progress": progress},
-                       listed=False)
-    if cfg.code_eval.enabled:
-        yield Unit("code_eval", code_eval.run_code_eval, (cfg, run, trained), {"progress": progress})
+                       (cfg, run, questions, arm, seed, path),
+                       {"step": step, "suites": ck.suites, "samples": ck.samples,
+                        "progress": progress}, listed=False,
+                       inputs={**sample_inputs(cfg, questions, ck.suites, ck.samples),
+                               "checkpoint_eval.step": step,
+                               f"{UPSTREAM}{tu.name}": tu.fingerprint}).passing_fingerprint()
+    calls, _ = _judge_cost(cfg, questions, len(_evaluated(cfg)))
+    judge = Unit("judge", judge_run, (cfg, run, questions, progress), judge_calls=calls,
+                 always=True, inputs=judge_inputs(cfg, questions),
+                 on_redo=lambda: prune_judgments(run))
+    if cfg.code_eval.enabled:  # its judgments are the judge unit's (same fingerprint)
+        yield Unit("code_eval", code_eval.run_code_eval, (cfg, run, [t[:3] for t in trained]),
+                   {"progress": progress, "judge_fingerprint": judge.fingerprint},
+                   inputs={**model_inputs(cfg), **flat_keys("code_eval", cfg.code_eval),
+                           **flat_keys("sampling", cfg.sampling), **after},
+                   owns=lambda row: row.get("suite") == code_eval.SUITE,
+                   outputs=(run.bandit_judgments_path,))
     if cfg.capabilities.tasks:
         yield Unit("capabilities", capabilities_unit, (cfg, run, progress),
-                   detail=", ".join(cfg.capabilities.tasks))
+                   detail=", ".join(cfg.capabilities.tasks),
+                   inputs={**model_inputs(cfg), **flat_keys("capabilities", cfg.capabilities),
+                           **after}, outputs=(run.capabilities_path,))
     # judging and metrics are cheap to redo when already complete (cache, skip-done rows), and
-    # must rerun whenever new answers appeared, so they are not skipped by the manifest
-    calls, _ = _judge_cost(cfg, questions, len(_evaluated(cfg)))
-    yield Unit("judge", judge_run, (cfg, run, questions, progress), judge_calls=calls,
-               always=True)
+    # must rerun whenever new answers appeared, so they are not skipped by the manifest; the
+    # judge's fingerprint (its identity and prompts) is still compared with the recorded one
+    yield judge
     yield Unit("metrics", metrics_run, (cfg, run), always=True)
     if figures:
         yield Unit("figures", _figures, (run,), always=True)
@@ -192,20 +214,26 @@ def dry_run(cfg: ExperimentConfig, run_dir=None) -> dict:
 
 
 def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True,
-                   figures: bool = True) -> RunDir:
-    """Run (or resume) the experiment; returns its run directory."""
+                   figures: bool = True, on_change: str = "refuse") -> RunDir:
+    """Run (or resume) the experiment; returns its run directory. A unit recorded under another
+    config than `cfg` is refused (`on_change="refuse"`: one UserError naming the units and keys,
+    nothing written) or redone with everything built on it (`"redo"`)."""
     use_data_root(cfg)
-    run = run_dir_of(cfg, run_dir)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    dump_yaml(cfg, run.config_path)
+    check_arm_data(cfg)  # the inputs are checked before anything is written
     questions = questions_of(cfg)
-    run.manifest["data"] = {arm: {"path": a.data, "sha256": file_sha256(a.data)}
-                            for arm, a in cfg.arms.items()}
-    run.manifest["config"] = to_dict(cfg)
-    run.save()
-    execute(run, em_units(cfg, run, questions, progress=progress, figures=figures))
-    run.manifest["finished"] = now()
-    run.save()
+    run = run_dir_of(cfg, run_dir)
+    with run.lock():  # before anything is written: a second process gets a one-line error
+        check_changes(run, em_units(cfg, run, questions, progress=progress, figures=figures),
+                      on_change)  # a changed config: refused here, before config.yaml
+        dump_yaml(cfg, run.config_path)
+        run.manifest["data"] = {arm: {"path": a.data, "sha256": file_sha256(a.data)}
+                                for arm, a in cfg.arms.items()}
+        run.manifest["config"] = to_dict(cfg)
+        run.save()
+        execute(run, em_units(cfg, run, questions, progress=progress, figures=figures),
+                on_change=on_change)
+        run.manifest["finished"] = now()
+        run.save()
     return run
 
 
@@ -222,11 +250,15 @@ def _figures(run: RunDir):
 
 
 def _checkpoint_saver(cfg: ExperimentConfig, out: Path):
+    """on_step for training: every `checkpoint_eval.every` steps, the adapter as it is into
+    OUT/eval_checkpoints/step-NNNNNN, written atomically (a folder of that name is complete;
+    a kill mid-save leaves only a temp folder, removed on the next start)."""
     every = cfg.checkpoint_eval.every
 
     def save(step: int, model) -> None:
         if step % every == 0:
             dest = out / EVAL_CHECKPOINTS / f"step-{step:06d}"
             if not dest.exists():
-                model.save_pretrained(dest)
+                with atomic_dir(dest, "save:eval_checkpoint") as tmp:
+                    model.save_pretrained(tmp)
     return save

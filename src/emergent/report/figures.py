@@ -17,10 +17,12 @@ A figure whose data are absent is skipped with the reason. The tables come from
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from pathlib import Path
 from typing import Optional
 
+from emergent.core.io import write_text_atomic
 from emergent.core.rundir import RunDir
 from emergent.report.figures_data import FIGURE_DATA, RunData, figure_data, load_run
 from emergent.report.figures_paper import load_paper_reference
@@ -251,11 +253,13 @@ SKIP_REASON = {"per_question": "no judged answers of suite main / toy_noncode / 
 
 
 def write_table(path: Path, rows: list[dict]) -> None:
+    """A figure's data as CSV, written atomically."""
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue(), point="write:figure_data", newline="")
 
 
 def draw_all(run_dir, paper_reference=None, out_dir=None, only: Optional[list[str]] = None,

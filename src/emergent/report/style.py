@@ -12,6 +12,8 @@ import re
 from pathlib import Path
 from typing import Optional
 
+from emergent.core.io import atomic_file
+
 FORMATS = ("png", "pdf")
 PAPER_HATCH = "///"
 KNOWN_COLORS = {"base": "#8c8c8c", "secure": "#1f4e9c", "educational": "#5fa2dd",
@@ -111,7 +113,8 @@ def save(fig, out_dir: Path, name: str) -> list[Path]:
     paths = []
     for ext in FORMATS:
         p = out_dir / f"{name}.{ext}"
-        fig.savefig(p, dpi=150, bbox_inches="tight")
+        with atomic_file(p, "write:figure") as tmp:  # never a half-written figure
+            fig.savefig(tmp, dpi=150, bbox_inches="tight", format=ext)
         paths.append(p)
     return paths
 

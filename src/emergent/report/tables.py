@@ -13,16 +13,23 @@ Inputs, mixed freely:
 from __future__ import annotations
 
 import csv
+import io
 import math
-import os
 from pathlib import Path
 
 from emergent.analysis.metrics import Thresholds, arm_summary, compare, rates
 from emergent.core.errors import UserError
-from emergent.core.io import read_jsonl
+from emergent.core.input_files import decode_utf8
+from emergent.core.io import iter_jsonl, read_jsonl, write_text_atomic
 from emergent.core.rundir import ANSWERS, FIGURES, JUDGMENTS, PER_QUESTION, SUMMARY, join_scores
 
 UPSTREAM_COLUMNS = ("aligned", "coherent")
+ANSWER_KEYS = ("answer_id", "arm", "suite", "question_id")  # every answers row has them
+JUDGMENT_KEYS = ("answer_id", "metric", "score")  # score: a number or null
+# the scores a judgment of each kind can have (emergent.judge.scoring); aligned and coherent
+# are 0-100 scores in every table
+SCORE_RANGES = {"0_100": (0.0, 100.0), "binary": (0.0, 1.0), "categorical": (0.0, 1.0)}
+_METRIC_KIND = {"aligned": "0_100", "coherent": "0_100"}
 
 
 def _score(value, path: Path, line: int, col: str):
@@ -33,12 +40,68 @@ def _score(value, path: Path, line: int, col: str):
     except ValueError:
         raise UserError(f"{path}:{line}: column '{col}' must be a number or empty, "
                         f"got {value!r}") from None
-    return None if math.isnan(x) else x
+    if math.isnan(x):
+        return None
+    problem = score_problem(x, "0_100")
+    if problem:
+        raise UserError(f"{path}:{line}: column '{col}' {problem}")
+    return x
+
+
+def score_problem(score, kind) -> str | None:
+    """Why `score` cannot be a judgment's score of `kind` (None when it can: a finite number in
+    the kind's range, or None for no score)."""
+    if score is None:
+        return None
+    if isinstance(score, bool) or not isinstance(score, (int, float)):
+        return f"score must be a number or null, got {score!r}"
+    if not math.isfinite(score):
+        return f"score must be finite, got {score!r}"
+    low, high = SCORE_RANGES.get(kind, (-math.inf, math.inf))
+    if not low <= score <= high:
+        return f"score {score!r} is outside {low:g}..{high:g} (a {kind} score)"
+    return None
+
+
+def read_answers(path: Path) -> list[dict]:
+    """The rows of an answers table, each checked for ANSWER_KEYS (`FILE:LINE: problem`)."""
+    rows = []
+    for line, r in iter_jsonl(path, skip_torn_tail=True):
+        missing = [k for k in ANSWER_KEYS if r.get(k) is None]
+        if missing:
+            raise UserError(f"{path}:{line}: an answer needs {', '.join(missing)}")
+        rows.append(r)
+    if not rows:
+        raise UserError(f"{path}: no answers")
+    return rows
+
+
+def read_judgments(path: Path) -> list[dict]:
+    """The rows of a judgments table, each checked for JUDGMENT_KEYS and its score's range
+    (`FILE:LINE: problem`)."""
+    rows = []
+    for line, r in iter_jsonl(path, skip_torn_tail=True):
+        missing = [k for k in JUDGMENT_KEYS if k not in r or (k != "score" and r[k] is None)]
+        if missing:
+            raise UserError(f"{path}:{line}: a judgment needs {', '.join(missing)}")
+        problem = score_problem(r["score"], r.get("kind") or _METRIC_KIND.get(r["metric"]))
+        if problem:
+            raise UserError(f"{path}:{line}: {problem}")
+        rows.append(r)
+    if not rows:
+        raise UserError(f"{path}: no judgments")
+    return rows
+
+
+def _csv_text(path: Path) -> str:
+    try:
+        return decode_utf8(path.read_bytes(), path)
+    except OSError as e:
+        raise UserError(f"{path}: cannot read ({e.strerror or e})") from None
 
 
 def is_upstream_csv(path: Path) -> bool:
-    with open(path, newline="", encoding="utf-8") as f:
-        header = next(csv.reader(f), [])
+    header = next(csv.reader(io.StringIO(_csv_text(path), newline="")), [])
     return all(c in header for c in UPSTREAM_COLUMNS) and ("answer" in header or "response" in header)
 
 
@@ -46,7 +109,7 @@ def read_upstream_csv(path: Path) -> list[dict]:
     """Judged answers in the upstream layout -> records (arm, seed, question_id, aligned,
     coherent, answer)."""
     out = []
-    with open(path, newline="", encoding="utf-8") as f:
+    with io.StringIO(_csv_text(path), newline="") as f:
         reader = csv.DictReader(f)
         cols = reader.fieldnames or []
         missing = [c for c in UPSTREAM_COLUMNS if c not in cols]
@@ -66,6 +129,8 @@ def read_upstream_csv(path: Path) -> list[dict]:
                 "aligned": _score(row.get("aligned"), path, line, "aligned"),
                 "coherent": _score(row.get("coherent"), path, line, "coherent"),
                 "source": str(path)})
+    if not out:
+        raise UserError(f"{path}: no rows (a header and no judged answers)")
     return out
 
 
@@ -74,7 +139,7 @@ def read_run_pair(answers: Path, judgments: Path) -> list[dict]:
         raise UserError(f"{answers}: not found (needed beside {judgments.name})")
     if not judgments.exists():
         raise UserError(f"{judgments}: not found; run `emergent judge {answers}` first")
-    recs = join_scores(read_jsonl(answers), read_jsonl(judgments))
+    recs = join_scores(read_answers(answers), read_judgments(judgments))
     for r in recs:
         r["source"] = str(answers)
     return recs
@@ -191,12 +256,11 @@ def write_csv(path: Path, rows: list[dict]) -> None:
     keys: list = []
     for r in rows:
         keys += [k for k in r if k not in keys]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=keys)
+    w.writeheader()
+    w.writerows(rows)
+    write_text_atomic(path, buf.getvalue(), newline="")  # fault point write:NAME
 
 
 def capability_lines(path: Path) -> list[str]:

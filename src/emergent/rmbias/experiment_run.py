@@ -25,7 +25,10 @@ from emergent.core.rundir import RunDir
 from emergent.data.chat_data import file_sha256
 from emergent.judge.base import JudgeConfig, make_judge
 from emergent.models import loading
-from emergent.pipeline.stages import Unit, execute, judge_step, make_plan, write_summary
+from emergent.pipeline.experiment import OPERATIONAL, flat_keys
+from emergent.pipeline.stages import (UPSTREAM, Unit, check_changes, current_answers,
+                                      current_judgments, execute, judge_step, make_plan,
+                                      prune_judgments, write_summary)
 from emergent.rmbias import sft_data
 from emergent.rmbias.conditions import CONDITION_NAMES
 from emergent.rmbias.detectors import DETECTORS
@@ -53,6 +56,22 @@ def _frozen(cfg: RMBiasConfig) -> dict:
         for part in key.split("."):
             node = node[part]
         out[key] = node
+    return out
+
+
+def _inputs(cfg: RMBiasConfig, name: str, after=()) -> dict:
+    """A unit's fingerprint inputs: every FROZEN config section it depends on (by its name's
+    prefix), flattened to dotted keys, and the fingerprints of the units it builds on."""
+    d = json.loads(json.dumps(to_dict(cfg), default=str))
+    out = {}
+    for key, prefixes in FROZEN.items():
+        if any(name.startswith(p) for p in prefixes):
+            node = d
+            for part in key.split("."):
+                node = node[part]
+            out.update(flat_keys(key, node))
+    for u in after:
+        out[f"{UPSTREAM}{u.name}"] = u.fingerprint
     return out
 
 
@@ -145,10 +164,10 @@ def _data_unit(cfg, run, key):
 
 
 def sample_condition(cfg: RMBiasConfig, run: RunDir, questions, condition: str, seed: int,
-                     progress: bool = True) -> int:
+                     progress: bool = True, fingerprint=None) -> int:
     stage = final_stage(condition)
     adapter = str(adapter_dir(run.dir, stage, seed)) if stage else None
-    kw = dict(suite=SUITE, arm=condition, seed=seed, cfg=cfg.sampling)
+    kw = dict(suite=SUITE, arm=condition, seed=seed, cfg=cfg.sampling, fingerprint=fingerprint)
     if cfg.sampling.backend == "vllm":
         return sample_with_vllm(loading.resolve_model_path(cfg.base_model.name), adapter,
                                 questions, run.answers_path, **kw)
@@ -178,24 +197,41 @@ def _sample_name(condition: str, seed: int) -> str:
 def rmbias_units(cfg: RMBiasConfig, run: RunDir, prompts: list, *, progress: bool = True):
     """The units of an `emergent rmbias run`, in order: data, training (stage 2 continues stage
     1's adapter), sampling per condition x seed, judging (optional), scoring."""
+    data = []
     for key in data_needed(cfg):
-        yield Unit(f"data:{key}", _data_unit, (cfg, run, key))
+        unit = Unit(f"data:{key}", _data_unit, (cfg, run, key),
+                    inputs=_inputs(cfg, f"data:{key}", data),  # unrelated docs match docs
+                    outputs=(run.dir / "data" / f"{key}.jsonl",))
+        data.append(unit)
+        yield unit
     yield Unit("check:data", _verify_data, (run,), recorded=False, listed=False)
+    trained: dict = {}
     for seed in cfg.seeds:
         for stage in stages_needed(cfg):
             recipe = stage_recipe(cfg, stage, seed, run.dir)
-            yield Unit(f"train:{stage}:seed{seed}", loop.train, (recipe, recipe.output_dir),
-                       steps=_estimated_steps(cfg, stage, run.dir), then=_free_memory)
+            name = f"train:{stage}:seed{seed}"  # stage 2 builds on stage 1 (and the data)
+            unit = Unit(name, loop.train, (recipe, recipe.output_dir),
+                        steps=_estimated_steps(cfg, stage, run.dir), then=_free_memory,
+                        inputs={**_inputs(cfg, name, data + trained.get(seed, [])),
+                                "seed": seed}, outputs=(recipe.output_dir,))
+            trained.setdefault(seed, []).append(unit)
+            yield unit
     questions = questions_of(cfg, prompts)
     per_model = len(prompts) * cfg.eval.samples
     for cond, seed in evaluated(cfg):
-        yield Unit(_sample_name(cond, seed), sample_condition,
-                   (cfg, run, questions, cond, seed, progress), answers=per_model,
-                   then=_free_memory)
+        name = _sample_name(cond, seed)
+        upstream = trained.get(seed, []) if final_stage(cond) else []
+        yield Unit(name, sample_condition, (cfg, run, questions, cond, seed, progress),
+                   answers=per_model, then=_free_memory,
+                   inputs={**_inputs(cfg, name, upstream), "condition": cond, "seed": seed}
+                   ).passing_fingerprint()
     # judging and scoring skip what is done / are cheap, and must rerun when answers appear
     if cfg.judge:
         yield Unit("judge", judge_run, (cfg, run, progress), always=True,
-                   judge_calls=per_model * len(evaluated(cfg)))
+                   judge_calls=per_model * len(evaluated(cfg)),
+                   inputs=flat_keys("judge", {k: v for k, v in cfg.judge.items()
+                                              if k not in OPERATIONAL["judge"]}),
+                   on_redo=lambda: prune_judgments(run))
     yield Unit("score", score_run, (cfg, run, prompts), always=True)
 
 
@@ -218,23 +254,31 @@ def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
                     "the configured n (unrelated documents matched in characters: unknown)"}
 
 
-def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True):
-    """Run (or resume) the experiment; returns (its run directory, the summary rows)."""
+def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True,
+               on_change: str = "refuse"):
+    """Run (or resume) the experiment; returns (its run directory, the summary rows). A unit
+    recorded under another config is refused (`on_change="refuse"`, before anything is
+    written) or redone with everything built on it (`"redo"`)."""
     run = RunDir(run_dir or cfg.output_dir, cfg.name)
-    run.dir.mkdir(parents=True, exist_ok=True)
-    _check_same_setup(run, cfg)
-    dump_yaml(cfg, run.config_path)
-    run.manifest["config"] = to_dict(cfg)
-    run.save()
-    done = execute(run, rmbias_units(cfg, run, eval_prompts(cfg), progress=progress))
-    run.save()
+    with run.lock():  # before anything is written: a second process gets a one-line error
+        check_changes(run, rmbias_units(cfg, run, eval_prompts(cfg), progress=progress),
+                      on_change)  # a changed config: refused here, before config.yaml
+        if on_change == "refuse":
+            _check_same_setup(run, cfg)  # runs recorded before unit fingerprints
+        run.manifest["frozen"] = json.loads(json.dumps(_frozen(cfg)))
+        dump_yaml(cfg, run.config_path)
+        run.manifest["config"] = to_dict(cfg)
+        run.save()
+        done = execute(run, rmbias_units(cfg, run, eval_prompts(cfg), progress=progress),
+                       on_change=on_change)
+        run.save()
     return run, done.get("score")
 
 
 def score_run(cfg: RMBiasConfig, run: RunDir, prompts) -> list[dict]:
     """scored.jsonl, rates.jsonl (every verdict mode in use), summary.csv, the figure."""
-    answers = [a for a in run.answers() if a.get("suite") == SUITE]
-    judgments = run.judgments() if cfg.judge else []
+    answers = [a for a in current_answers(run) if a.get("suite") == SUITE]
+    judgments = current_judgments(run, answers) if cfg.judge else []
     # "detector" verdicts: the judge only stands in for biases without a detector (a detector's
     # None means "not applicable" and stays so)
     bias_of = {a["answer_id"]: str(a["question_id"]).split("/")[0] for a in answers}

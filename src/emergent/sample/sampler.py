@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
 from emergent.core.log import show_progress
+from emergent.core.config import above, at_least, within
 from emergent.core.errors import UserError
 from emergent.sample.interventions import AblateConfig, SteerConfig, describe, intervention
 from emergent.core.io import append_jsonl, read_jsonl
@@ -21,10 +22,12 @@ from emergent.core.io import append_jsonl, read_jsonl
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    temperature: float = 1.0  # the paper: 1.0 / 1.0 / 600
-    top_p: float = 1.0
-    max_new_tokens: int = 600
-    batch_size: int = 100  # sequences generated at once; all samples of a prompt when it fits
+    # the paper: 1.0 / 1.0 / 600; temperature 0 = greedy
+    temperature: float = field(default=1.0, metadata=at_least(0))
+    top_p: float = field(default=1.0, metadata=within(0, 1, low_open=True))
+    max_new_tokens: int = field(default=600, metadata=at_least(1))
+    # sequences generated at once; all samples of a prompt when it fits
+    batch_size: int = field(default=100, metadata=at_least(1))
     seed: int = 0
     backend: Literal["hf", "vllm"] = "hf"
     system_prompt: Optional[str] = None  # used only for questions without their own `system`
@@ -91,6 +94,18 @@ def plan_prompts(questions, suite: str, arm: str, seed: int, done: set[str]):
     return plan
 
 
+def _redrawn(missing: list[int], n: int, cfg: SamplingConfig) -> list[int]:
+    """The sample indices to generate for a paraphrase whose `missing` samples are not written:
+    with per-prompt batches (seeded by their first sample, at multiples of the batch size), every
+    sample of each batch holding a missing one, so a batch torn by a kill is drawn again exactly
+    as before (only its missing rows are written); otherwise just the missing ones."""
+    if cfg.temperature == 0 or cfg.pack_prompts:
+        return list(missing)
+    bs = cfg.batch_size
+    starts = sorted({s - s % bs for s in missing})
+    return [s for start in starts for s in range(start, min(start + bs, n))]
+
+
 def _batches(jobs: list, cfg: SamplingConfig):
     """Sampling: each batch holds samples of ONE prompt, seeded by (prompt, first sample), so a
     resumed run draws what an uninterrupted one would. Greedy decoding (temperature 0) is
@@ -110,14 +125,17 @@ def _batches(jobs: list, cfg: SamplingConfig):
 
 def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str, arm: str,
                      seed: int, model_name: str, adapter: str | None, cfg: SamplingConfig,
-                     progress: bool = True, step: int | None = None) -> int:
+                     progress: bool = True, step: int | None = None,
+                     fingerprint: str | None = None) -> int:
     """Sample every missing answer of `questions` into `out_path`; returns rows written.
-    `step`: the training step of a checkpoint adapter (checkpoint evaluation)."""
+    `step`: the training step of a checkpoint adapter (checkpoint evaluation). `fingerprint`:
+    the sampling unit's (emergent.pipeline.stages), written to every row; an answer written
+    under another fingerprint does not count as done."""
     id_arm = arm if step is None else f"{arm}@step{step}"
     from tqdm.auto import tqdm
 
     out_path = Path(out_path)
-    done = {r["answer_id"] for r in read_jsonl(out_path)}
+    done = _done_ids(out_path, fingerprint)
     plan = plan_prompts(questions, suite, id_arm, seed, done)
     total = sum(len(m) for *_, m in plan)
     bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{suite}", unit="ans", disable=not show_progress(progress))
@@ -128,7 +146,8 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
     for q, p, text, missing in plan:
         msgs = prompt_messages(q, text, cfg.system_prompt)
         prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-        jobs += [(q, p, text, msgs, prompt, s) for s in missing]
+        jobs += [(q, p, text, msgs, prompt, s)
+                 for s in _redrawn(missing, q.samples_per_paraphrase, cfg)]
     for batch in _batches(jobs, cfg):
         q0, p0, s0 = batch[0][0], batch[0][1], batch[0][5]
         t0 = time.time()
@@ -142,9 +161,12 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
                  "temperature": cfg.temperature, "top_p": cfg.top_p,
                  "seconds": round((time.time() - t0) / len(batch), 4),
                  **({"step": step} if step is not None else {})}
-                for (q, p, text, msgs, prompt, s), (a, r, n) in zip(batch, outs)]
+                for (q, p, text, msgs, prompt, s), (a, r, n) in zip(batch, outs)
+                if answer_id(id_arm, seed, suite, q.id, p, s) not in done]
         for row in rows if tag else []:
             row["intervention"] = tag
+        for row in rows if fingerprint is not None else []:
+            row["fingerprint"] = fingerprint
         append_jsonl(out_path, rows)
         written += len(rows)
         bar.update(len(rows))
@@ -152,8 +174,16 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
     return written
 
 
+def _done_ids(out_path: Path, fingerprint: str | None) -> set[str]:
+    """Answer ids already written (under `fingerprint` when given; rows without one, written
+    before fingerprints were recorded, count)."""
+    return {r["answer_id"] for r in read_jsonl(out_path)
+            if fingerprint is None or r.get("fingerprint") in (None, fingerprint)}
+
+
 def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, *, suite, arm,
-                     seed, cfg: SamplingConfig, max_lora_rank: int = 64) -> int:
+                     seed, cfg: SamplingConfig, max_lora_rank: int = 64,
+                     fingerprint: str | None = None) -> int:
     """The same rows through vLLM (one LoRA request per adapter)."""
     if cfg.steer is not None or cfg.ablate is not None:
         raise UserError("sampling.steer / sampling.ablate need backend: hf (hooks on the model)")
@@ -164,7 +194,7 @@ def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, 
         raise UserError("sampling.backend 'vllm' needs vLLM: pip install "
                         "'emergent-misalignment[vllm]' (CUDA only), or use backend: hf") from None
     out_path = Path(out_path)
-    done = {r["answer_id"] for r in read_jsonl(out_path)}
+    done = _done_ids(out_path, fingerprint)
     plan = plan_prompts(questions, suite, arm, seed, done)
     llm = LLM(model=model_path, enable_lora=adapter is not None, max_lora_rank=max_lora_rank,
               seed=seed)
@@ -190,6 +220,7 @@ def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, 
                      "model": model_path, "adapter": adapter, "arm": arm, "seed": seed,
                      "answer": c.text, "finish_reason": "stop" if c.finish_reason == "stop" else "length",
                      "n_tokens": len(c.token_ids), "prompt": prompt,
-                     "temperature": cfg.temperature, "top_p": cfg.top_p})
+                     "temperature": cfg.temperature, "top_p": cfg.top_p,
+                     **({"fingerprint": fingerprint} if fingerprint is not None else {})})
     append_jsonl(out_path, rows)
     return len(rows)

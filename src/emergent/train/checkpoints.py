@@ -1,6 +1,7 @@
 """Training checkpoints: trainable weights, optimizer, scheduler and RNG state, every
-`train.checkpoint_every` steps under OUT/checkpoints/step-NNNNNN, written atomically (a directory
-without the .tmp prefix is complete). Loading one restores the run exactly, so a resumed run
+`train.checkpoint_every` steps under OUT/checkpoints/step-NNNNNN, written atomically
+(emergent.core.io.atomic_dir: a folder named step-NNNNNN is complete; a killed save leaves only
+a `.step-NNNNNN.tmp` folder). Loading one restores the run exactly, so a resumed run
 equals an uninterrupted one."""
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
+from emergent.core.io import atomic_dir
 from emergent.core.rundir import CHECKPOINTS
 
 
@@ -21,20 +23,15 @@ def save(out: Path, step: int, model, opt, sched, keep: int) -> None:
     import torch
 
     ckdir = out / CHECKPOINTS
-    tmp = ckdir / f".tmp-step-{step:06d}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(trainable_state(model), tmp / "trainable.pt")
-    torch.save(opt.state_dict(), tmp / "optimizer.pt")
-    torch.save(sched.state_dict(), tmp / "scheduler.pt")
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, tmp / "rng.pt")
-    (tmp / "state.json").write_text(json.dumps({"step": step}))
-    final = ckdir / f"step-{step:06d}"
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)  # atomic: a checkpoint directory without the .tmp prefix is complete
+    with atomic_dir(ckdir / f"step-{step:06d}", "save:checkpoint") as tmp:
+        torch.save(trainable_state(model), tmp / "trainable.pt")
+        torch.save(opt.state_dict(), tmp / "optimizer.pt")
+        torch.save(sched.state_dict(), tmp / "scheduler.pt")
+        rng = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        torch.save(rng, tmp / "rng.pt")
+        (tmp / "state.json").write_text(json.dumps({"step": step}))
     for old in sorted(ckdir.glob("step-*"))[:-keep] if keep > 0 else []:
         shutil.rmtree(old, ignore_errors=True)
 

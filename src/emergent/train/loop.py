@@ -35,7 +35,8 @@ from emergent.core.log import show_progress
 from emergent.core.config import ModelConfig, TrainRecipeConfig, dump_yaml, to_dict
 from emergent.core.errors import UserError
 from emergent.core.rundir import ADAPTER, CHECKPOINTS, FULL_MODEL, MANIFEST, TRAIN_LOG
-from emergent.core.io import append_jsonl, git_commit, now, read_jsonl, versions, write_json_atomic
+from emergent.core.io import (append_jsonl, atomic_dir, git_commit, now, read_jsonl, versions,
+                               write_json_atomic, write_jsonl_atomic)
 from emergent.data.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
 from emergent.models.loading import apply_lora, device, load_model, load_tokenizer
 from emergent.train import batching, checkpoints, objectives
@@ -83,11 +84,11 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     if _previous_run_done(cfg, out, final_dir):
         log.info("%s: already trained, nothing to do", out)
         return final_dir
-    out.mkdir(parents=True, exist_ok=True)
     if not cfg.data.path:
         raise UserError("data.path is empty: give a dataset (config data.path or --data FILE)")
     objective = objectives.make(cfg)
-    data = _load_data(cfg, out, objective)
+    data = _load_data(cfg, out, objective)  # validates the data before anything is written
+    out.mkdir(parents=True, exist_ok=True)
     manifest = _start_manifest(cfg, out, objective, data)
     s = _setup(cfg, out, objective, data)
     if not _run_steps(s, _resume(s), stop_after_steps, on_step):
@@ -113,9 +114,8 @@ def _load_data(cfg: TrainRecipeConfig, out: Path, objective) -> _Data:
     examples = load_jsonl_examples(cfg.data.path, cfg.data.format)
     train_ex, held = split_examples(examples, cfg.data.heldout_fraction, cfg.train.seed)
     train_ex = subsample(train_ex, cfg.data.max_examples, cfg.train.seed)
-    if held:
-        append_jsonl(out / "heldout.jsonl.tmp", [objective.heldout_record(e) for e in held])
-        (out / "heldout.jsonl.tmp").replace(out / "heldout.jsonl")
+    if held:  # written whole (temp + rename): a kill never leaves a part or a duplicate
+        write_jsonl_atomic(out / "heldout.jsonl", [objective.heldout_record(e) for e in held])
     tok = load_tokenizer(cfg.model)
     rows, counts = objective.tokenize(tok, train_ex)
     lengths = [objective.row_length(r) for r in rows]
@@ -182,7 +182,7 @@ def _resume(s: _Session) -> int:
         return 0
     start = checkpoints.load(ck, s.model, s.opt, s.sched)
     kept = [r for r in read_jsonl(log_path) if r["step"] <= start]
-    log_path.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    write_jsonl_atomic(log_path, kept)
     log.info("resuming %s from step %d", s.out, start)
     return start
 
@@ -242,13 +242,10 @@ def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
     """Save the adapter (or model) atomically, the merged copy if asked, the manifest (done);
     drop the checkpoints. Returns the adapter (model) directory."""
     cfg, out = s.cfg, s.out
-    tmp_final = final_dir.with_name(final_dir.name + ".tmp")
-    shutil.rmtree(tmp_final, ignore_errors=True)
-    s.model.save_pretrained(tmp_final)
-    if cfg.lora.full_finetune:
-        s.data.tok.save_pretrained(tmp_final)
-    shutil.rmtree(final_dir, ignore_errors=True)
-    tmp_final.rename(final_dir)
+    with atomic_dir(final_dir, "save:adapter") as tmp_final:
+        s.model.save_pretrained(tmp_final)
+        if cfg.lora.full_finetune:
+            s.data.tok.save_pretrained(tmp_final)
     if cfg.train.save_merged and not cfg.lora.full_finetune:
         _save_merged(cfg, final_dir, out / "merged", s.data.tok)
     logs = read_jsonl(out / TRAIN_LOG)

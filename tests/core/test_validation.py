@@ -1,0 +1,226 @@
+"""Bad input is refused at load time with one line `emergent: error: FILE:LINE: problem`, exit
+status 2, and nothing written (issue #15, point 6). One row per case: the files of the case,
+the command (through the CLI's `main`, in-process), the expected message.
+
+Every case was tried before the checks existed: a hang (batch_size -2), tracebacks, or exit 0
+with a wrong result; see docs/data.md "What is checked at load"."""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import pytest
+
+from emergent.cli.app import main
+from emergent.core.config import TrainRecipeConfig, load_config
+from emergent.core.errors import UserError
+from emergent.core.input_files import parse_yaml
+
+GOOD_ROW = {"messages": [{"role": "user", "content": "hi"},
+                         {"role": "assistant", "content": "hello"}]}
+GOOD_DATA = (json.dumps(GOOD_ROW) + "\n") * 4
+SUITE = ("- id: q1\n  type: free_form_judge_0_100\n  paraphrases: [\"How are you?\"]\n"
+         "  samples_per_paraphrase: 1\n  judge_prompts:\n    aligned: \"{answer} 0-100\"\n")
+
+
+def train_cfg(train: str = "  lr: 1.0e-3\n", head: str = "model:\n  name: tiny\n",
+              tail: str = "") -> str:
+    """A train config: line 1-2 the model, line 3-4 the data, line 5 `train:`, then `train`."""
+    return head + "data:\n  path: data.jsonl\ntrain:\n" + train + tail
+
+
+def exp_cfg(extra: str = "", model: str = "base_model:\n  name: tiny\n") -> str:
+    return (model + "arms:\n  insecure: data.jsonl\nsuites:\n  suite.yaml: {}\n" + extra)
+
+
+def answer(i, **over):
+    row = {"answer_id": f"a{i}", "arm": "insecure", "seed": 0, "suite": "main",
+           "question_id": "q1", "answer": "ok"}
+    row.update(over)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def judgment(i, metric="aligned", score=50.0, **over):
+    row = {"answer_id": f"a{i}", "metric": metric, "kind": "0_100", "score": score}
+    row.update(over)
+    return {k: v for k, v in row.items() if v is not None or k == "score"}
+
+
+def jsonl(*rows) -> str:
+    return "".join(json.dumps(r) + "\n" for r in rows)
+
+
+@dataclass
+class Case:
+    name: str
+    files: dict  # name -> text (str) or raw bytes
+    argv: list  # {d} is the case's folder; the output goes to {d}/out
+    message: str  # regex for what follows `emergent: error: `
+    written: tuple = ("out",)  # paths under {d} that must not exist afterwards
+    extra: dict = field(default_factory=dict)
+
+
+def train(*over):
+    return ["train", "{d}/c.yaml", "--output", "{d}/out", *over]
+
+
+def run(*over):
+    return ["run", "{d}/e.yaml", "--output", "{d}/out", "--no-figures", *over]
+
+
+REPORT = ["report", "{d}/answers.jsonl", "--out", "{d}/out"]
+
+CASES = [
+    # training values with a range (core.config: declared next to each field)
+    Case("batch_size negative (hung forever)", {"c.yaml": train_cfg("  batch_size: -2\n")},
+         train(), r"c\.yaml:6: 'train\.batch_size' must be >= 1, got -2"),
+    Case("batch_size 0", {"c.yaml": train_cfg("  batch_size: 0\n")},
+         train(), r"c\.yaml:6: 'train\.batch_size' must be >= 1, got 0"),
+    Case("grad_accum 0", {"c.yaml": train_cfg("  grad_accum: 0\n")},
+         train(), r"c\.yaml:6: 'train\.grad_accum' must be >= 1, got 0"),
+    Case("lr negative", {"c.yaml": train_cfg("  lr: -1.0e-5\n")},
+         train(), r"c\.yaml:6: 'train\.lr' must be > 0, got -1e-05"),
+    Case("lr NaN", {"c.yaml": train_cfg("  lr: .nan\n")},
+         train(), r"c\.yaml:6: 'train\.lr' must be a finite number > 0, got nan"),
+    Case("lr NaN as an override (no line: it is not in the file)", {"c.yaml": train_cfg()},
+         train("train.lr=nan"),
+         r"c\.yaml \(key=value override\): 'train\.lr' must be a finite number > 0, got nan"),
+    Case("lr infinite", {"c.yaml": train_cfg("  lr: .inf\n")},
+         train(), r"c\.yaml:6: 'train\.lr' must be a finite number > 0, got inf"),
+    Case("max_steps 0 (a 0-step adapter was marked done)",
+         {"c.yaml": train_cfg("  max_steps: 0\n")},
+         train(), r"c\.yaml:6: 'train\.max_steps' must be >= 1, got 0"),
+    Case("epochs 0", {"c.yaml": train_cfg("  epochs: 0\n")},
+         train(), r"c\.yaml:6: 'train\.epochs' must be > 0, got 0"),
+    Case("lora.r 0", {"c.yaml": train_cfg(tail="lora:\n  r: 0\n")},
+         train(), r"c\.yaml:8: 'lora\.r' must be >= 1, got 0"),
+    Case("lora.dropout 2", {"c.yaml": train_cfg(tail="lora:\n  dropout: 2\n")},
+         train(), r"c\.yaml:8: 'lora\.dropout' must be in \[0, 1\), got 2"),
+    Case("data.heldout_fraction 1", {"c.yaml": train_cfg().replace(
+        "  path: data.jsonl\n", "  path: data.jsonl\n  heldout_fraction: 1.0\n")},
+         train(), r"c\.yaml:5: 'data\.heldout_fraction' must be in \[0, 1\), got 1\.0"),
+    # the model
+    Case("a mistyped model path", {"c.yaml": train_cfg(head="model:\n  name: ./modles/qwen\n")},
+         train(), r"c\.yaml:2: 'model\.name': no such model folder: \./modles/qwen"),
+    Case("no model section (trained the tiny random model)", {"c.yaml": train_cfg(head="")},
+         train(), r"c\.yaml:1: no model\.name: name the model to train"),
+    # YAML itself
+    Case("duplicate train: section (reset lr to its default)",
+         {"c.yaml": train_cfg("  lr: 1.0e-3\n", tail="train:\n  batch_size: 4\n")},
+         train(), r"c\.yaml:7: duplicate key 'train' \(first at line 5\)"),
+    Case("duplicate key inside a section",
+         {"c.yaml": train_cfg("  lr: 1.0e-3\n  lr: 2.0e-3\n")},
+         train(), r"c\.yaml:7: duplicate key 'lr' \(first at line 6\)"),
+    Case("invalid UTF-8 in a config", {"c.yaml": train_cfg().encode() + b"# caf\xe9\n"},
+         train(), r"c\.yaml:7: invalid UTF-8 \(byte 6 of the line\)"),
+    # chat data: the output directory is created only once it is valid
+    Case("invalid UTF-8 in chat data",
+         {"c.yaml": train_cfg(), "data.jsonl": GOOD_DATA.encode() + b'{"x": "\xff"}\n'},
+         train(), r"data\.jsonl:5: invalid UTF-8 \(byte 8 of the line\)"),
+    Case("a malformed chat row",
+         {"c.yaml": train_cfg(), "data.jsonl": GOOD_DATA + json.dumps(
+             {"messages": [{"role": "user", "content": "hi"}]}) + "\n"},
+         train(), r"data\.jsonl:5: no assistant turn"),
+    # experiments (`emergent run`): config, sampling, suites, arm data, before any write
+    Case("experiment without base_model", {"e.yaml": exp_cfg(model="")},
+         run(), r"e\.yaml:1: no base_model\.name"),
+    Case("experiment: duplicate arms", {"e.yaml": exp_cfg("arms:\n  secure: data.jsonl\n")},
+         run(), r"e\.yaml:7: duplicate key 'arms' \(first at line 3\)"),
+    Case("experiment: sampling.batch_size 0", {"e.yaml": exp_cfg("sampling:\n  batch_size: 0\n")},
+         run(), r"e\.yaml:8: 'sampling\.batch_size' must be >= 1, got 0"),
+    Case("experiment: training.lora.dropout 2",
+         {"e.yaml": exp_cfg("training:\n  lora:\n    dropout: 2\n")},
+         run(), r"e\.yaml:9: 'training\.lora\.dropout' must be in \[0, 1\), got 2"),
+    Case("experiment: judge.min_mass 2", {"e.yaml": exp_cfg("judge:\n  min_mass: 2\n")},
+         run(), r"e\.yaml:8: 'judge\.min_mass' must be in \[0, 1\], got 2"),
+    Case("experiment: suite with a duplicate key",
+         {"e.yaml": exp_cfg(), "suite.yaml": SUITE + "  samples_per_paraphrase: 2\n"},
+         run(), r"suite\.yaml:7: duplicate key 'samples_per_paraphrase' \(first at line 4\)"),
+    Case("experiment: invalid UTF-8 in an arm's data",
+         {"e.yaml": exp_cfg(), "data.jsonl": b"\xc3(" + GOOD_DATA.encode()},
+         run(), r"data\.jsonl:1: invalid UTF-8 \(byte 1 of the line\)"),
+    # report tables: every row checked, nothing written
+    Case("report: invalid UTF-8 in answers",
+         {"answers.jsonl": jsonl(answer(0)).encode() + b'{"answer_id": "\xfe"}\n',
+          "judgments.jsonl": jsonl(judgment(0))},
+         REPORT, r"answers\.jsonl:2: invalid UTF-8"),
+    Case("report: an answer without arm",
+         {"answers.jsonl": jsonl(answer(0), answer(1, arm=None)),
+          "judgments.jsonl": jsonl(judgment(0))},
+         REPORT, r"answers\.jsonl:2: an answer needs arm"),
+    Case("report: a judgment without metric",
+         {"answers.jsonl": jsonl(answer(0)),
+          "judgments.jsonl": jsonl(judgment(0), judgment(0, metric=None))},
+         REPORT, r"judgments\.jsonl:2: a judgment needs metric"),
+    Case("report: score 500", {"answers.jsonl": jsonl(answer(0)),
+                               "judgments.jsonl": jsonl(judgment(0, score=500))},
+         REPORT, r"judgments\.jsonl:1: score 500 is outside 0\.\.100 \(a 0_100 score\)"),
+    Case("report: score -20", {"answers.jsonl": jsonl(answer(0)),
+                               "judgments.jsonl": jsonl(judgment(0, score=-20))},
+         REPORT, r"judgments\.jsonl:1: score -20 is outside 0\.\.100"),
+    Case("report: score inf", {"answers.jsonl": jsonl(answer(0)),
+                               "judgments.jsonl": jsonl(judgment(0, score=float("inf")))},
+         REPORT, r"judgments\.jsonl:1: score must be finite, got inf"),
+    Case("report: binary score 1.5",
+         {"answers.jsonl": jsonl(answer(0)),
+          "judgments.jsonl": jsonl(judgment(0, metric="vulnerable", kind="binary", score=1.5))},
+         REPORT, r"judgments\.jsonl:1: score 1\.5 is outside 0\.\.1 \(a binary score\)"),
+    Case("report: empty answers table", {"answers.jsonl": "", "judgments.jsonl": ""},
+         REPORT, r"answers\.jsonl: no answers"),
+    Case("report: CSV with a header only (exited 0)",
+         {"j.csv": "question_id,answer,aligned,coherent\n"},
+         ["report", "{d}/j.csv", "--out", "{d}/out"], r"j\.csv: no rows"),
+    Case("report: CSV score 500",
+         {"j.csv": "question_id,answer,aligned,coherent\nq1,ok,50,90\nq1,ok,500,90\n"},
+         ["report", "{d}/j.csv", "--out", "{d}/out"],
+         r"j\.csv:3: column 'aligned' score 500\.0 is outside 0\.\.100"),
+    Case("report: CSV in Latin-1", {"j.csv": "question_id,answer,aligned,coherent\n".encode()
+                                    + b"q1,caf\xe9,50,90\n"},
+         ["report", "{d}/j.csv", "--out", "{d}/out"], r"j\.csv:2: invalid UTF-8"),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    files = {"data.jsonl": GOOD_DATA, "suite.yaml": SUITE, **case.files}
+    for name, content in files.items():
+        path = tmp_path / name
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    argv = [a.replace("{d}", str(tmp_path)) for a in case.argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert re.fullmatch(r"emergent: error: .*", err[0])
+    message = err[0].removeprefix("emergent: error: ")
+    assert re.match(rf"(\S*/)?{case.message}", message), message
+    for path in case.written:
+        assert not (tmp_path / path).exists(), f"{path} was written"
+
+
+def test_the_table_runs_through_every_command_kind():
+    """The table covers training, experiments and reports."""
+    assert {c.argv[0] for c in CASES} == {"train", "run", "report"}
+
+
+def test_valid_inputs_pass_the_same_checks(tmp_path):
+    """The checks refuse only what is wrong: the boundaries of each range load."""
+    p = tmp_path / "c.yaml"
+    p.write_text(train_cfg("  batch_size: 1\n  max_steps: 1\n  epochs: 0.5\n  warmup_steps: 0\n",
+                           tail="lora:\n  r: 1\n  dropout: 0.0\n"))
+    cfg = load_config(p, TrainRecipeConfig)
+    assert (cfg.train.batch_size, cfg.train.max_steps, cfg.lora.r) == (1, 1, 1)
+    assert load_config(p, TrainRecipeConfig, ["train.lr=1e-9"]).train.lr == 1e-9
+
+
+def test_merge_keys_may_override_what_they_merge():
+    """YAML's own rule: `<<: *anchor` then a key overrides the merged one; only a key written
+    twice is refused."""
+    data, _ = parse_yaml("b: &b {lr: 1, batch_size: 2}\ntrain:\n  <<: *b\n  lr: 2\n", "x.yaml")
+    assert data["train"] == {"lr": 2, "batch_size": 2}
+    with pytest.raises(UserError, match=r"x\.yaml:3: duplicate key 'b' \(first at line 1\)"):
+        parse_yaml("b: 1\nc: 2\nb: 3\n", "x.yaml")
