@@ -84,22 +84,11 @@ def _fsync_dir(folder: Path) -> None:
 
 def _write_atomic(path: Path, write, point: Optional[str], newline: Optional[str] = None) -> Path:
     """`write(fh)` into a unique temp file beside `path`, fsync, rename into place: readers see
-    the old file or the new one, never a part. The fault point sits between write and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name + ".", suffix=TMP_SUFFIX)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as f:
+    the old file or the new one, never a part (`atomic_file`)."""
+    with atomic_file(path, point) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as f:
             write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        fault_point(point or f"write:{path.name}")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
-    return path
+    return Path(path)
 
 
 def write_json_atomic(path: str | Path, obj, point: Optional[str] = None) -> None:
