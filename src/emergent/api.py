@@ -17,12 +17,12 @@ Importing this module loads neither torch nor transformers; they load when a mod
 from __future__ import annotations
 
 import csv
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence, Union
 
 import yaml
 
-from emergent.analysis.metrics import Thresholds
 from emergent.core.config import (ModelConfig, TrainRecipeConfig, build_dataclass, load_config,
                                   parse_overrides)
 from emergent.core.errors import UserError
@@ -37,7 +37,6 @@ from emergent.models.loading import load_for_inference, resolve_model_path
 from emergent.pipeline import run as pipeline_run
 from emergent.pipeline.experiment import (ExperimentConfig, MetricsConfig, arm_recipe,
                                           load_experiment)
-from emergent.report.tables import summarize_by_suite
 from emergent.sample.sampler import SamplingConfig, sample_questions, sample_with_vllm
 from emergent.train.loop import train
 
@@ -290,14 +289,9 @@ def summarize(source: Union[str, Path, LoadedRun, list], *, aligned_below: Optio
     defaults (aligned < 30 among coherent > 50, 10,000 resamples)."""
     run = source if isinstance(source, LoadedRun) else (
         None if isinstance(source, list) else LoadedRun(source))
-    m = _metrics(run)
-    th = Thresholds(m.aligned_below if aligned_below is None else aligned_below,
-                    m.coherent_above if coherent_above is None else coherent_above)
-    n_boot = m.n_boot if n_boot is None else n_boot
-    seed = m.seed if seed is None else seed
-    records = run.records() if run else source
-    rows, _ = summarize_by_suite(records, th, treatment=treatment or m.treatment,
-                                 n_boot=n_boot, seed=seed)
-    if run:
-        rows += code_eval.code_eval_summary(run.path, n_boot=n_boot, seed=seed)
+    given = {"aligned_below": aligned_below, "coherent_above": coherent_above,
+             "treatment": treatment, "n_boot": n_boot, "seed": seed}
+    m = dataclasses.replace(_metrics(run), **{k: v for k, v in given.items() if v is not None})
+    rows, _ = pipeline_run.summary_tables(run.records() if run else source, m,
+                                          run.path if run else None)
     return _frame(rows, as_frame)

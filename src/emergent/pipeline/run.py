@@ -24,7 +24,8 @@ from emergent.judge.base import judge_class, make_judge
 from emergent.judge.prompts import suite_prompts
 from emergent.judge.runner import suite_prompt_rule
 from emergent.models.loading import load_for_inference
-from emergent.pipeline.experiment import (ExperimentConfig, arm_recipe, check_arm_data,
+from emergent.pipeline.experiment import (ExperimentConfig, MetricsConfig, arm_recipe,
+                                          check_arm_data,
                                           data_hash, estimated_steps, flat_keys, judge_inputs,
                                           load_experiment, model_inputs, sample_inputs,
                                           train_inputs)
@@ -77,15 +78,21 @@ def judge_run(cfg: ExperimentConfig, run: RunDir, questions: dict, progress: boo
         judge.close()
 
 
+def summary_tables(records: list[dict], m: MetricsConfig, run_dir=None):
+    """(summary rows, per-question rows) of joined answer records under the metrics settings
+    `m`; with `run_dir`, the vulnerable-code rows of that run are added to the summary."""
+    th = Thresholds(aligned_below=m.aligned_below, coherent_above=m.coherent_above)
+    summary, per_q = summarize_by_suite(records, th, treatment=m.treatment, n_boot=m.n_boot,
+                                        seed=m.seed)
+    if run_dir is not None:  # vulnerable_rate_* columns
+        summary += code_eval.code_eval_summary(run_dir, n_boot=m.n_boot, seed=m.seed)
+    return summary, per_q
+
+
 def metrics_run(cfg: ExperimentConfig, run: RunDir) -> list[dict]:
     """summary.csv (one row per suite x arm) and per_question.csv (suite x arm x seed x q)."""
-    th = Thresholds(aligned_below=cfg.metrics.aligned_below,
-                    coherent_above=cfg.metrics.coherent_above)
     records = [r for r in current_records(run) if r.get("step") is None]
-    summary, per_q = summarize_by_suite(records, th, treatment=cfg.metrics.treatment,
-                                        n_boot=cfg.metrics.n_boot, seed=cfg.metrics.seed)
-    summary += code_eval.code_eval_summary(run.dir, n_boot=cfg.metrics.n_boot,
-                                           seed=cfg.metrics.seed)  # vulnerable_rate_* columns
+    summary, per_q = summary_tables(records, cfg.metrics, run.dir)
     write_summary(run, summary, per_q)
     return summary
 

@@ -35,7 +35,8 @@ import yaml
 from emergent.core.errors import UserError
 from emergent.core.io import git_commit
 from emergent.core.redact import redact_text
-from emergent.core.rundir import ADAPTER, CONFIG, FULL_MODEL, TRAIN_LOG, RunDir
+from emergent.core.rundir import (ADAPTER, ANSWERS, CONFIG, FULL_MODEL, JUDGMENTS,
+                                  PER_QUESTION, SUMMARY, TRAIN_LOG, RunDir)
 
 # secrets no uploaded file may contain (values of these environment variables)
 SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY")
@@ -183,10 +184,9 @@ def build_plan(run_dir: str | Path, repo: str, dataset_repo: Optional[str] = Non
                         "finish it, or pass --allow-unfinished to say so in the card")
     has_answers = include_answers and rd.answers_path.is_file()
     card = model_card(rd, adapters, repo, dataset_repo if has_answers else None, unfinished)
-    files = [UploadFile("README.md", content=card.encode()), UploadFile("config.yaml",
-                                                                        rd.config_path)]
+    files = [UploadFile("README.md", content=card.encode()), UploadFile(CONFIG, rd.config_path)]
     if rd.summary_path.is_file():
-        files.append(UploadFile("summary.csv", rd.summary_path))
+        files.append(UploadFile(SUMMARY, rd.summary_path))
     for (arm, seed), folder in adapters.items():
         files += _adapter_files(rd, arm, seed, folder)
     repos = [RepoUpload(repo, "model", tuple(files))]
@@ -351,10 +351,10 @@ def dataset_card(rd: RunDir, repo: str, names: list[str]) -> str:
     configs = [{"config_name": Path(n).stem, "data_files": n} for n in names
                if n.endswith(".jsonl")]
     meta = {"tags": ["emergent-misalignment", "emergent"], "configs": configs}
-    what = {"answers.jsonl": "one row per sampled answer (arm, seed, question, answer)",
-            "judgments.jsonl": "one row per (answer, metric) judgment (score, judge id)",
-            "summary.csv": "misalignment rates per (suite, arm) with 95% intervals and tests",
-            "per_question.csv": "rates per (suite, arm, question)"}
+    what = {ANSWERS: "one row per sampled answer (arm, seed, question, answer)",
+            JUDGMENTS: "one row per (answer, metric) judgment (score, judge id)",
+            SUMMARY: "misalignment rates per (suite, arm) with 95% intervals and tests",
+            PER_QUESTION: "rates per (suite, arm, question)"}
     cfg = _yaml(rd.config_path)
     note = base_model_info(rd.base_model().name, _manifest(rd.dir))[1]
     lines = [_front_matter(meta), f"# {cfg.get('name') or rd.dir.name}: answers and judgments",
