@@ -37,7 +37,8 @@ from emergent.models.loading import load_for_inference, resolve_model_path
 from emergent.pipeline import run as pipeline_run
 from emergent.pipeline.experiment import (ExperimentConfig, MetricsConfig, arm_recipe,
                                           load_experiment)
-from emergent.sample.sampler import SamplingConfig, sample_questions, sample_with_vllm
+from emergent.sample.sampler import (SamplingConfig, arm_label, sample_questions,
+                                     sample_with_vllm)
 from emergent.train.loop import train
 
 __all__ = ["LoadedRun", "load_run", "run_experiment", "train_arm", "sample_answers",
@@ -197,7 +198,7 @@ def sample_answers(model: str, suite: str, *, adapter: str | Path | None = None,
     already in `output` are kept. Returns the output's rows of this (suite, arm, seed)."""
     cfg = build_dataclass(SamplingConfig, {"seed": seed, **sampling}, source="sample_answers")
     questions = resolve_suite(suite, ids=list(ids) if ids else None, samples=samples)
-    arm = arm or (Path(adapter).parent.name if adapter else "base")
+    arm = arm or arm_label(adapter)
     label = Path(suite).stem if Path(suite).suffix else suite
     adapter = str(adapter) if adapter else None
     if cfg.backend == "vllm":

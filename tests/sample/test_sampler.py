@@ -101,3 +101,15 @@ def test_a_batch_torn_by_a_kill_is_drawn_again_as_before(tiny_model_dir, adapter
     by_id = {r["answer_id"]: r["answer"] for r in rows}
     assert all(by_id[r["answer_id"]] == r["answer"] for r in again)
     assert len({r["answer"] for r in rows}) > 1  # the samples differ: the test can tell them apart
+
+
+def test_the_default_arm_label_of_sampled_rows(tmp_path):
+    """One rule for `emergent sample` and `emergent.sample_answers`: base without an adapter,
+    the repository name of a Hub adapter, else the adapter folder's parent."""
+    from emergent.sample.sampler import arm_label
+
+    folder = tmp_path / "runs" / "insecure" / "adapter"
+    folder.mkdir(parents=True)
+    assert arm_label(None) == "base"
+    assert arm_label("someone/insecure-lora") == "insecure-lora"
+    assert arm_label(str(folder)) == arm_label(folder) == "insecure"

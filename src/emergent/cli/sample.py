@@ -7,20 +7,11 @@ from pathlib import Path
 
 from emergent.core.config import ModelConfig, build_dataclass, parse_overrides
 from emergent.evals.suites import resolve_suite
-from emergent.models.loading import is_hub_adapter, load_for_inference, resolve_model_path
-from emergent.sample.sampler import SamplingConfig, sample_questions, sample_with_vllm
+from emergent.models.loading import load_for_inference, resolve_model_path
+from emergent.sample.sampler import (SamplingConfig, arm_label, sample_questions,
+                                     sample_with_vllm)
 
 log = logging.getLogger(__name__)
-
-
-def arm_label(adapter: str | None) -> str:
-    """The default arm of the rows: `base` without an adapter, the Hub id's name for a Hub
-    adapter (owner/NAME), else the adapter folder's parent (runs/x/ARM/adapter)."""
-    if not adapter:
-        return "base"
-    if is_hub_adapter(adapter):
-        return adapter.split("/")[1]
-    return Path(adapter).parent.name
 
 
 def _run(args) -> int:

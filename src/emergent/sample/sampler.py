@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
+from emergent.models.loading import is_hub_adapter
 from emergent.core.log import show_progress
-from emergent.core.config import above, at_least, within
+from emergent.core.config import at_least, within
 from emergent.core.errors import UserError
 from emergent.sample.interventions import AblateConfig, SteerConfig, describe, intervention
 from emergent.core.io import append_jsonl, read_jsonl
@@ -36,6 +37,16 @@ class SamplingConfig:
     # sample different prompts in one batch too (seeded by the batch's first answer; batches are
     # planned in a fixed order and written whole, so a resumed run still draws the same answers)
     pack_prompts: bool = False
+
+
+def arm_label(adapter: str | Path | None) -> str:
+    """The default arm of the rows: `base` without an adapter, the Hub id's name for a Hub
+    adapter (owner/NAME), else the adapter folder's parent (runs/x/ARM/adapter)."""
+    if not adapter:
+        return "base"
+    if is_hub_adapter(adapter):
+        return str(adapter).split("/")[1]
+    return Path(adapter).parent.name
 
 
 def answer_id(arm: str, seed: int, suite: str, qid: str, p: int, s: int) -> str:
