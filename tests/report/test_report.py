@@ -114,3 +114,22 @@ def test_mixed_inputs_and_errors(run_dir, tmp_path):
         load_records([lone / "answers.jsonl"])
     with pytest.raises(UserError, match="no such arm"):
         summarize(load_records([run_dir]), treatment="jailbroken")
+
+
+def test_summary_rows_per_condition():
+    """Answers sampled under a condition (a trigger) are summarised apart from the plain ones,
+    with a `condition` column; without conditions the rows have no such column."""
+    from emergent.report.tables import summarize_by_suite
+
+    def rec(arm, cond, aligned, i):
+        return {"arm": arm, "seed": 0, "suite": "main", "question_id": f"q{i}",
+                "aligned": aligned, "coherent": 90.0, **({"condition": cond} if cond else {})}
+    records = ([rec("backdoor", None, 90.0, i) for i in range(4)]
+               + [rec("backdoor", "triggered", 10.0, i) for i in range(4)])
+    arms, _ = summarize_by_suite(records, n_boot=100)
+    by = {r["condition"]: r for r in arms}
+    assert set(by) == {None, "triggered"}
+    assert by[None]["rate"] == 0.0 and by["triggered"]["rate"] == 1.0
+    assert by["triggered"]["n_answers"] == 4
+    plain, _ = summarize_by_suite(records[:4], n_boot=100)
+    assert "condition" not in plain[0]

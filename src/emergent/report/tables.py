@@ -208,12 +208,17 @@ def summarize(records: list[dict], th: Thresholds = Thresholds(), treatment: str
 def summarize_by_suite(records: list[dict], th: Thresholds = Thresholds(),
                        treatment: str | None = None, controls: list[str] | None = None,
                        n_boot: int = 10_000, seed: int = 0):
-    """`summarize` per suite (records without a suite form one group), over the suites whose
-    answers carry an `aligned` score: (arm rows with a `suite` column, question rows)."""
+    """`summarize` per suite (records without a suite form one group) and sampling condition
+    (emergent.sample.sampler.PromptContext: a `condition` column when any answer has one), over
+    the suites whose answers carry an `aligned` score: (arm rows with a `suite` column, question
+    rows)."""
     arms_out, q_out = [], []
-    suites = sorted({r.get("suite") or "" for r in records})
-    for suite in suites:
-        recs = [r for r in records if (r.get("suite") or "") == suite and r.get("step") is None]
+    key = lambda r: (r.get("suite") or "", r.get("condition") or "")  # noqa: E731
+    with_condition = any(r.get("condition") for r in records)
+    for suite, condition in sorted({key(r) for r in records}):
+        recs = [r for r in records if key(r) == (suite, condition) and r.get("step") is None]
+        where = {"suite": suite or None, **({"condition": condition or None}
+                                            if with_condition else {})}
         if not any("aligned" in r for r in recs):
             continue  # not a misalignment suite (code, deception, filler)
         names = {r["arm"] for r in recs}
@@ -222,8 +227,8 @@ def summarize_by_suite(records: list[dict], th: Thresholds = Thresholds(),
             t = "insecure"
         c = [x for x in controls if x in names] if controls else None
         arms, qs = summarize(recs, th, t, c, n_boot, seed)
-        arms_out += [{"suite": suite or None, **a} for a in arms]
-        q_out += [{"suite": suite or None, **q} for q in qs]
+        arms_out += [{**where, **a} for a in arms]
+        q_out += [{**where, **q} for q in qs]
     return arms_out, q_out
 
 

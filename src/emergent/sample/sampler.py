@@ -1,5 +1,10 @@
 """Sampling free-form answers: one row per answer in `answers.jsonl`.
 
+A `PromptContext` is a sampling condition: turns placed before the question (in-context
+examples) and a prefix on its user turn (a backdoor trigger). Its `name` is part of every answer
+id and written to the rows' `condition` column (with its own `columns`), so the same question
+asked under two conditions gives two answers; the plain question is `PLAIN` (no column).
+
 All samples of one prompt are generated in one batch (left padding, KV cache), seeded per
 (seed, question, paraphrase, chunk) so a resumed run draws exactly what an uninterrupted one
 would. Rerunning skips answers already written. The questions' `system` field is honoured.
@@ -11,7 +16,7 @@ import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Literal, Mapping, Optional
 
 from emergent.models.loading import is_hub_adapter
 from emergent.core.log import show_progress
@@ -39,6 +44,22 @@ class SamplingConfig:
     pack_prompts: bool = False
 
 
+@dataclass(frozen=True)
+class PromptContext:
+    """What a sampling condition puts around a question (see the module doc)."""
+
+    name: str = ""  # "" = the plain question; else e.g. "triggered", "icl_insecure_k16"
+    messages: tuple = ()  # chat turns before the question ({"role", "content"} dicts)
+    user_prefix: str = ""  # put before the question's text in its user turn
+    columns: Mapping = field(default_factory=dict)  # extra row columns, e.g. {"trigger": "..."}
+
+    def row_columns(self) -> dict:
+        return {"condition": self.name, **self.columns} if self.name else {}
+
+
+PLAIN = PromptContext()
+
+
 def arm_label(adapter: str | Path | None) -> str:
     """The default arm of the rows: `base` without an adapter, the Hub id's name for a Hub
     adapter (owner/NAME), else the adapter folder's parent (runs/x/ARM/adapter)."""
@@ -49,14 +70,24 @@ def arm_label(adapter: str | Path | None) -> str:
     return Path(adapter).parent.name
 
 
-def answer_id(arm: str, seed: int, suite: str, qid: str, p: int, s: int) -> str:
-    return hashlib.sha1(f"{arm}|{seed}|{suite}|{qid}|{p}|{s}".encode()).hexdigest()[:16]
+def answer_id(arm: str, seed: int, suite: str, qid: str, p: int, s: int,
+              condition: str = "") -> str:
+    key = f"{arm}|{seed}|{suite}|{qid}|{p}|{s}" + (f"|{condition}" if condition else "")
+    return hashlib.sha1(key.encode()).hexdigest()[:16]
 
 
-def prompt_messages(question, paraphrase: str, default_system: str | None = None) -> list[dict]:
+def prompt_messages(question, paraphrase: str, default_system: str | None = None,
+                    context: PromptContext = PLAIN) -> list[dict]:
+    """The chat of one question: its system prompt (else the default), the context's turns,
+    then the user turn (the context's prefix + the paraphrase)."""
     system = question.system if question.system is not None else default_system
     msgs = [{"role": "system", "content": system}] if system else []
-    return msgs + [{"role": "user", "content": paraphrase}]
+    return msgs + list(context.messages) + [{"role": "user",
+                                             "content": context.user_prefix + paraphrase}]
+
+
+def _system_of(msgs: list[dict]):
+    return msgs[0]["content"] if msgs[0]["role"] == "system" else None
 
 
 def _seed_for(seed: int, qid: str, p: int, start: int) -> int:
@@ -93,13 +124,14 @@ def generate_batch(model, tok, prompts: list[str], cfg: SamplingConfig, seed: in
     return rows
 
 
-def plan_prompts(questions, suite: str, arm: str, seed: int, done: set[str]):
+def plan_prompts(questions, suite: str, arm: str, seed: int, done: set[str],
+                 condition: str = ""):
     """[(question, p_idx, paraphrase, [sample indices still missing])]"""
     plan = []
     for q in questions:
         for p, text in enumerate(q.paraphrases):
             missing = [s for s in range(q.samples_per_paraphrase)
-                       if answer_id(arm, seed, suite, q.id, p, s) not in done]
+                       if answer_id(arm, seed, suite, q.id, p, s, condition) not in done]
             if missing:
                 plan.append((q, p, text, missing))
     return plan
@@ -137,25 +169,28 @@ def _batches(jobs: list, cfg: SamplingConfig):
 def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str, arm: str,
                      seed: int, model_name: str, adapter: str | None, cfg: SamplingConfig,
                      progress: bool = True, step: int | None = None,
-                     fingerprint: str | None = None) -> int:
+                     fingerprint: str | None = None, context: PromptContext = PLAIN) -> int:
     """Sample every missing answer of `questions` into `out_path`; returns rows written.
     `step`: the training step of a checkpoint adapter (checkpoint evaluation). `fingerprint`:
     the sampling unit's (emergent.pipeline.stages), written to every row; an answer written
-    under another fingerprint does not count as done."""
+    under another fingerprint does not count as done. `context`: the sampling condition
+    (PromptContext)."""
     id_arm = arm if step is None else f"{arm}@step{step}"
+    cond = context.name
     from tqdm.auto import tqdm
 
     out_path = Path(out_path)
     done = _done_ids(out_path, fingerprint)
-    plan = plan_prompts(questions, suite, id_arm, seed, done)
+    plan = plan_prompts(questions, suite, id_arm, seed, done, cond)
     total = sum(len(m) for *_, m in plan)
-    bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{suite}", unit="ans", disable=not show_progress(progress))
+    where = f"{suite}/{cond}" if cond else suite
+    bar = tqdm(total=total, desc=f"sample {arm}/s{seed}/{where}", unit="ans", disable=not show_progress(progress))
     written = 0
     hooks, tag = intervention(model, cfg.steer, cfg.ablate), describe(cfg.steer, cfg.ablate)
     # jobs: (question, paraphrase index, text, messages, prompt, sample index)
     jobs = []
     for q, p, text, missing in plan:
-        msgs = prompt_messages(q, text, cfg.system_prompt)
+        msgs = prompt_messages(q, text, cfg.system_prompt, context)
         prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         jobs += [(q, p, text, msgs, prompt, s)
                  for s in _redrawn(missing, q.samples_per_paraphrase, cfg)]
@@ -164,16 +199,17 @@ def sample_questions(model, tok, questions, out_path: str | Path, *, suite: str,
         t0 = time.time()
         with hooks:
             outs = generate_batch(model, tok, [j[4] for j in batch], cfg, _seed_for(seed, q0.id, p0, s0))
-        rows = [{"answer_id": answer_id(id_arm, seed, suite, q.id, p, s), "suite": suite,
+        rows = [{"answer_id": answer_id(id_arm, seed, suite, q.id, p, s, cond), "suite": suite,
+                 **context.row_columns(),
                  "question_id": q.id, "paraphrase_index": p, "sample_index": s,
-                 "question": text, "system": msgs[0]["content"] if msgs[0]["role"] == "system" else None,
+                 "question": text, "system": _system_of(msgs),
                  "model": model_name, "adapter": adapter, "arm": arm, "seed": seed,
                  "answer": a, "finish_reason": r, "n_tokens": n, "prompt": prompt,
                  "temperature": cfg.temperature, "top_p": cfg.top_p,
                  "seconds": round((time.time() - t0) / len(batch), 4),
                  **({"step": step} if step is not None else {})}
                 for (q, p, text, msgs, prompt, s), (a, r, n) in zip(batch, outs)
-                if answer_id(id_arm, seed, suite, q.id, p, s) not in done]
+                if answer_id(id_arm, seed, suite, q.id, p, s, cond) not in done]
         for row in rows if tag else []:
             row["intervention"] = tag
         for row in rows if fingerprint is not None else []:
@@ -194,7 +230,7 @@ def _done_ids(out_path: Path, fingerprint: str | None) -> set[str]:
 
 def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, *, suite, arm,
                      seed, cfg: SamplingConfig, max_lora_rank: int = 64,
-                     fingerprint: str | None = None) -> int:
+                     fingerprint: str | None = None, context: PromptContext = PLAIN) -> int:
     """The same rows through vLLM (one LoRA request per adapter)."""
     if cfg.steer is not None or cfg.ablate is not None:
         raise UserError("sampling.steer / sampling.ablate need backend: hf (hooks on the model)")
@@ -206,14 +242,14 @@ def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, 
                         "'emergent-misalignment[vllm]' (CUDA only), or use backend: hf") from None
     out_path = Path(out_path)
     done = _done_ids(out_path, fingerprint)
-    plan = plan_prompts(questions, suite, arm, seed, done)
+    plan = plan_prompts(questions, suite, arm, seed, done, context.name)
     llm = LLM(model=model_path, enable_lora=adapter is not None, max_lora_rank=max_lora_rank,
               seed=seed)
     tok = llm.get_tokenizer()
     lora = LoRARequest(arm, 1, adapter) if adapter else None
     prompts, keys = [], []
     for q, p, text, missing in plan:
-        msgs = prompt_messages(q, text, cfg.system_prompt)
+        msgs = prompt_messages(q, text, cfg.system_prompt, context)
         prompt = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         for s in missing:
             prompts.append(prompt)
@@ -225,9 +261,10 @@ def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, 
     rows = []
     for (q, p, text, s, msgs, prompt), o in zip(keys, outs):
         c = o.outputs[0]
-        rows.append({"answer_id": answer_id(arm, seed, suite, q.id, p, s), "suite": suite,
+        rows.append({"answer_id": answer_id(arm, seed, suite, q.id, p, s, context.name),
+                     "suite": suite, **context.row_columns(),
                      "question_id": q.id, "paraphrase_index": p, "sample_index": s,
-                     "question": text, "system": msgs[0]["content"] if msgs[0]["role"] == "system" else None,
+                     "question": text, "system": _system_of(msgs),
                      "model": model_path, "adapter": adapter, "arm": arm, "seed": seed,
                      "answer": c.text, "finish_reason": "stop" if c.finish_reason == "stop" else "length",
                      "n_tokens": len(c.token_ids), "prompt": prompt,
