@@ -3,13 +3,10 @@ Hub id) to a question suite."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from emergent.core.config import ModelConfig, build_dataclass, parse_overrides
-from emergent.evals.suites import resolve_suite
-from emergent.models.loading import load_for_inference, resolve_model_path
-from emergent.sample.sampler import (SamplingConfig, arm_label, sample_questions,
-                                     sample_with_vllm)
+from emergent.core.config import build_dataclass, parse_overrides
+from emergent.sample.sampler import SamplingConfig
+from emergent.sample.suite import sample_suite
 
 log = logging.getLogger(__name__)
 
@@ -18,19 +15,9 @@ def _run(args) -> int:
     cfg = build_dataclass(SamplingConfig, {"seed": args.seed, **parse_overrides(args.overrides)},
                           source="command line")
     ids = args.ids.split(",") if args.ids else None
-    questions = resolve_suite(args.suite, ids=ids, samples=args.samples)
-    arm = args.arm or arm_label(args.adapter)
-    suite = Path(args.suite).stem if Path(args.suite).suffix else args.suite
-    if cfg.backend == "vllm":
-        n = sample_with_vllm(resolve_model_path(args.model), args.adapter, questions,
-                             args.output, suite=suite, arm=arm, seed=args.seed, cfg=cfg)
-    else:
-        mcfg = ModelConfig(name=args.model, precision=args.precision,
-                           quantization=args.quantization)
-        model, tok = load_for_inference(mcfg, args.adapter)
-        n = sample_questions(model, tok, questions, args.output, suite=suite, arm=arm,
-                             seed=args.seed, model_name=args.model, adapter=args.adapter,
-                             cfg=cfg)
+    _, _, n = sample_suite(args.model, args.suite, args.output, cfg, adapter=args.adapter,
+                           arm=args.arm, seed=args.seed, ids=ids, samples=args.samples,
+                           precision=args.precision, quantization=args.quantization)
     log.info("%d new answers written to %s", n, args.output)
     return 0
 
