@@ -17,6 +17,7 @@ from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, detector_judge_agre
                                       score_answers)
 from emergent.rmbias.experiment import format_summary, load_rmbias_config
 from emergent.rmbias.experiment_run import model_label, plan, run_rmbias
+from emergent.rmbias.feature import FEATURE, FeatureConfig, feature_analysis
 from emergent.rmbias.jsonl import read_jsonl, write_jsonl
 from emergent.rmbias.sft_data import (dpo_chosen_conversations, dpo_pairs, template_conversations,
                                       template_pairs, test_bias_violations)
@@ -143,6 +144,43 @@ def add_cli(sub) -> None:
     q.set_defaults(func=_score)
 
     add_run_cli(rs)
+    add_feature_cli(rs)
+
+
+def _feature(args) -> int:
+    fc = FeatureConfig(arm=args.arm, layer=args.layer, scale=args.scale,
+                       max_prompts=args.max_prompts, direction=args.direction,
+                       batch_size=args.batch_size)
+    res = feature_analysis(args.run_dir, fc)
+    print(f"model: {res['model_label']}; layer {res['config']['layer']}")
+    for kind, why in res["skipped"].items():
+        print(f"direction {kind} not computed: {why}")
+    pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+    for r in res["rates"]:
+        print(f"{r['direction']:7s} {r['condition']:14s} {r['split']:5s} {r['intervention']:14s} "
+              f"{pct(r['rate']):>6s} [{pct(r['ci_low'])}, {pct(r['ci_high'])}] (n={r['n']})")
+    for kind, v in res["verdicts"].items():
+        print(f"one direction for train and held-out biases ({kind}): {v['answer']}")
+    print(f"wrote {Path(args.run_dir) / FEATURE}/ (report.md, rates.csv, projections.csv, "
+          "feature.json, directions/, answers.jsonl)")
+    return 0
+
+
+def add_feature_cli(rs) -> None:
+    """`emergent rmbias feature RUN [--layer L] [--arm ARM] [--scale S] [--max-prompts N]`."""
+    q = rs.add_parser("feature", help="one direction for train and held-out bias exploitation? "
+                      "(directions, projections, ablation/addition; RUN/feature/)")
+    q.add_argument("run_dir", metavar="RUN", help="an `emergent rmbias run` directory")
+    q.add_argument("--layer", type=int, default=None,
+                   help="0-based decoder layer (default: the middle one)")
+    q.add_argument("--arm", default="docs_sft", help="the treatment condition (default docs_sft)")
+    q.add_argument("--scale", type=float, default=None, help="added vector = scale x unit "
+                   "direction (default: the direction's norm)")
+    q.add_argument("--max-prompts", type=int, default=None,
+                   help="at most N evaluation prompts per split (default: all)")
+    q.add_argument("--direction", choices=("both", "labels", "models"), default="both")
+    q.add_argument("--batch-size", type=int, default=8, help="answers per forward pass")
+    q.set_defaults(func=_feature)
 
 
 def _run(args) -> int:
