@@ -1,8 +1,11 @@
 """Metrics against hand-computed values."""
 import pytest
 
-from emergent.analysis.metrics import (Thresholds, arm_summary, bootstrap_ci, compare, counts,
-                                       is_misaligned, permutation_p, permutation_p_binary, rates)
+import math
+
+from emergent.analysis.metrics import (ANSWER_CI, SEED_CI, WELCH, Thresholds, arm_summary,
+                                       bootstrap_ci, compare, counts, is_misaligned, permutation_p,
+                                       permutation_p_binary, rates)
 from emergent.core.rundir import join_scores
 
 
@@ -52,13 +55,19 @@ def test_rates_per_question_arm_seed():
     assert by_arm["insecure"]["n_misaligned"] == 4 and by_arm["insecure"]["n_valid"] == 8
 
 
-def test_arm_summary_mean_of_seeds_with_bootstrap_over_seeds():
+def test_arm_summary_mean_of_seeds_with_t_interval_over_seeds():
     arms = {a["arm"]: a for a in arm_summary(RECORDS, n_boot=4000, seed=1)}
     ins = arms["insecure"]
-    assert ins["n_seeds"] == 2 and ins["ci_over"] == "seeds"
+    assert ins["n_seeds"] == 2 and ins["ci_over"] == SEED_CI == "seeds (training recipe)"
     assert ins["rate"] == pytest.approx((2 / 3 + 0.4) / 2)
-    # resampling 2 seeds: means 0.4, 0.533, 0.667 with prob 1/4, 1/2, 1/4
-    assert ins["ci_low"] == pytest.approx(0.4) and ins["ci_high"] == pytest.approx(2 / 3)
+    # 2 seeds: t(0.975, 1 df) = tan(0.475 pi) = 12.706; half width = 12.706 * |2/3 - 0.4| / 2
+    # = 1.694, so mean -+ half is [-1.16, 2.23], clipped to [0, 1]
+    assert (ins["ci_low"], ins["ci_high"]) == (0.0, 1.0)
+    assert ins["seed_sd"] == pytest.approx((2 / 3 - 0.4) / math.sqrt(2))
+    # the hierarchical bootstrap resamples the seeds and their answers: inside [0, 1], wider
+    # than the two seed rates; "these models": the pooled answers, 4 of 8
+    assert 0.0 <= ins["hier_ci_low"] < 0.4 and 2 / 3 < ins["hier_ci_high"] <= 1.0
+    assert ins["models_ci_low"] < 0.5 < ins["models_ci_high"]
     assert arms["secure"]["rate"] == pytest.approx(0.125)
     assert (ins["n_code_refusal"], ins["n_incoherent"]) == (1, 2)
 
@@ -66,9 +75,12 @@ def test_arm_summary_mean_of_seeds_with_bootstrap_over_seeds():
 def test_single_seed_bootstrap_over_answers():
     recs = [rec("edu", 0, 10, 90)] * 6 + [rec("edu", 0, 90, 90)] * 14
     (a,) = arm_summary(recs, n_boot=10_000, seed=0)
-    assert a["ci_over"] == "answers" and a["rate"] == pytest.approx(0.3)
+    assert a["ci_over"] == ANSWER_CI and a["rate"] == pytest.approx(0.3)
     # Binomial(20, 0.3): P(X<=2)=0.035 > 0.025, P(X<=10)=0.983 > 0.975 -> [2/20, 10/20]
     assert a["ci_low"] == pytest.approx(0.10) and a["ci_high"] == pytest.approx(0.50)
+    # one seed: the answer-level interval is the only one
+    assert (a["models_ci_low"], a["models_ci_high"]) == (a["ci_low"], a["ci_high"])
+    assert (a["seed_sd"], a["hier_ci_low"], a["hier_ci_high"]) == (None, None, None)
 
 
 def test_bootstrap_ci_is_seeded_and_degenerate_cases():
@@ -77,12 +89,27 @@ def test_bootstrap_ci_is_seeded_and_degenerate_cases():
     assert bootstrap_ci([]) == (None, None)
 
 
-def test_permutation_over_seeds_exact():
+def test_compare_over_seeds_welch_with_exact_permutation_beside():
     t = compare(RECORDS, "insecure", "secure")
-    assert t["method"] == "permutation over seeds"
+    assert t["method"] == WELCH and t["p_min"] == 0.0
     assert t["diff"] == pytest.approx((2 / 3 + 0.4) / 2 - 0.125)
+    # Welch by hand: seeds {2/3, 0.4} vs {0, 0.25}: sample variances (4/15)^2/2 and 0.25^2/2,
+    # over 2 seeds each: se^2 = 4/225 + 1/64, t = 0.40833 / se = 2.2342, Welch-Satterthwaite
+    # df = se^4 / ((4/225)^2 + (1/64)^2) = 1.9917; p = 2 P(T_df > t), about the 2-df closed
+    # form 1 - t / sqrt(2 + t^2) = 0.155
+    v1, v2 = 4 / 225, 1 / 64
+    tt = ((2 / 3 + 0.4) / 2 - 0.125) / math.sqrt(v1 + v2)
+    df = (v1 + v2) ** 2 / (v1 ** 2 + v2 ** 2)
+    assert (tt, df) == (pytest.approx(2.2342, abs=1e-4), pytest.approx(1.9917, abs=1e-4))
+    from scipy import stats
+    assert t["p_value"] == pytest.approx(2 * stats.t.sf(tt, df))
+    assert t["p_value"] == pytest.approx(1 - tt / math.sqrt(2 + tt ** 2), abs=2e-3)
     # 6 relabellings of {2/3, 0.4, 0, 0.25}; the observed split and its mirror reach |diff|
-    assert t["p_value"] == pytest.approx(2 / 6)
+    assert t["p_perm"] == pytest.approx(2 / 6) and t["p_perm_min"] == pytest.approx(1 / 3)
+    # "these models": 4 of 8 against 1 of 6 pooled answers
+    exact = exact_binary_p(4, 8, 1, 6)
+    assert t["p_answers"] == pytest.approx(exact, abs=4 * (exact * (1 - exact) / 10_000) ** 0.5)
+    assert t["p_answers_min"] == pytest.approx(1 / 10_001)
     assert permutation_p([1, 2, 3], [1, 2, 3]) == pytest.approx(1.0)
 
 
@@ -228,13 +255,13 @@ def test_arm_summary_over_many_seeds_is_a_95_percent_interval():
 
     seed_rates = [(s % 5) / 4 for s in range(20)]
     (a,) = arm_summary(seed_records("x", seed_rates), n_boot=10_000, seed=0)
-    assert a["ci_over"] == "seeds" and a["n_seeds"] == 20 and a["rate"] == pytest.approx(0.5)
-    sd = float(np.std(seed_rates)) / 20 ** 0.5
+    assert a["ci_over"] == SEED_CI and a["n_seeds"] == 20 and a["rate"] == pytest.approx(0.5)
+    sd = float(np.std(seed_rates, ddof=1)) / 20 ** 0.5
     for z in _z(a["ci_low"], a["ci_high"], 0.5, sd):
-        assert 1.75 < z < 2.2, z
+        assert z == pytest.approx(2.0930, abs=1e-4)  # t(0.975, 19 df), not 1.28 (80%)
     # one seed: over its 400 answers
     (b,) = arm_summary(seed_records("y", [0.3], n=400), n_boot=10_000, seed=0)
-    assert b["ci_over"] == "answers" and b["rate"] == pytest.approx(0.3)
+    assert b["ci_over"] == ANSWER_CI and b["rate"] == pytest.approx(0.3)
     for z in _z(b["ci_low"], b["ci_high"], 0.3, (0.3 * 0.7 / 400) ** 0.5):
         assert 1.75 < z < 2.2, z
 
@@ -250,9 +277,11 @@ def test_mean_summary_mean_of_seed_means_single_seed_and_empty_groups():
             + [{"arm": "c", "seed": 0, "v": None}, {"arm": "c", "seed": 1}])
     rows = {r["arm"]: r for r in mean_summary(recs, "v", n_boot=2000, seed=0)}
     a, b, c = rows["a"], rows["b"], rows["c"]
-    assert (a["n_seeds"], a["n"], a["ci_over"]) == (2, 3, "seeds")
+    assert (a["n_seeds"], a["n"], a["ci_over"]) == (2, 3, SEED_CI)
     assert a["value"] == pytest.approx(6.0)  # mean of seed means (2 and 10), not of values
-    assert (a["ci_low"], a["ci_high"]) == (pytest.approx(2.0), pytest.approx(10.0))
+    # t-interval over the 2 seed means: 6 -+ 12.706 * 8 / 2 (values outside [0, 1]: no clip)
+    assert (a["ci_low"], a["ci_high"]) == (pytest.approx(6 - 50.825, abs=1e-3),
+                                           pytest.approx(6 + 50.825, abs=1e-3))
     assert (b["n_seeds"], b["n"], b["ci_over"], b["value"]) == (1, 3, "values", pytest.approx(5.0))
     assert 2.0 <= b["ci_low"] < 5.0 < b["ci_high"] <= 9.0
     assert (c["n_seeds"], c["n"], c["value"], c["ci_low"], c["ci_high"], c["ci_over"]) == \
@@ -261,9 +290,13 @@ def test_mean_summary_mean_of_seed_means_single_seed_and_empty_groups():
     many = [{"arm": "m", "seed": s, "v": float((s * 7) % 20)} for s in range(20)]
     (m,) = mean_summary(many, "v", n_boot=10_000, seed=0)
     vals = [float((s * 7) % 20) for s in range(20)]
-    sd = float(np.std(vals)) / 20 ** 0.5
+    sd = float(np.std(vals, ddof=1)) / 20 ** 0.5
     for z in _z(m["ci_low"], m["ci_high"], float(np.mean(vals)), sd):
-        assert 1.75 < z < 2.2, z
+        assert z == pytest.approx(2.0930, abs=1e-4), z
+    # rates (every value in [0, 1]) are clipped to [0, 1]
+    rates01 = [{"arm": "r", "seed": s, "v": x} for s, x in enumerate((0.0, 0.0, 0.3))]
+    (r,) = mean_summary(rates01, "v")
+    assert r["ci_low"] == 0.0 and 0.3 < r["ci_high"] < 1.0
     by_q = mean_summary(recs, "v", by=("arm", "seed"), n_boot=100)
     assert [(r["arm"], r["seed"]) for r in by_q] == [("a", 0), ("a", 1), ("b", 0), ("c", 0),
                                                     ("c", 1)]
@@ -279,6 +312,8 @@ def test_compare_one_seed_against_several_pools_answers():
                            ("c", "t", 1 / 8 - 0.6, (1, 8, 6, 10))):
         out = compare(treat + ctrl, t, c, n_perm=20_000, seed=0)
         assert out["method"] == "permutation over answers"
+        assert out["p_value"] == out["p_answers"] and out["p_min"] == pytest.approx(1 / 20_001)
+        assert out["p_perm"] is None and out["p_perm_min"] is None  # one seed: no seed test
         assert (out["treatment"], out["control"]) == (t, c)
         assert out["diff"] == pytest.approx(diff)
         exact = exact_binary_p(*ks)
@@ -292,18 +327,25 @@ def test_compare_without_valid_answers():
     for recs, t, c in ((valid + incoherent, "t", "c"), (valid + incoherent, "c", "t"),
                        (incoherent, "c", "missing")):
         assert compare(recs, t, c) == {"treatment": t, "control": c, "diff": None,
-                                       "p_value": None, "method": "no valid answers"}
+                                       "p_value": None, "method": "no valid answers",
+                                       "p_min": None, "p_perm": None, "p_perm_min": None,
+                                       "p_answers": None, "p_answers_min": None}
 
 
 def test_compare_over_seeds_uses_seed_rates_and_monte_carlo_when_many():
     recs = seed_records("t", [0.75, 0.5, 1.0, 0.75]) + seed_records("c", [0.0, 0.25, 0.25, 0.5])
     out = compare(recs, "t", "c")
-    assert out["method"] == "permutation over seeds"
+    assert out["method"] == WELCH
     assert out["diff"] == pytest.approx(0.75 - 0.25)
     exact = brute_force_p([0.75, 0.5, 1.0, 0.75], [0.0, 0.25, 0.25, 0.5])
-    assert out["p_value"] == pytest.approx(exact)
-    mc = compare(recs, "t", "c", n_perm=60, seed=1)["p_value"]  # C(8, 4) = 70 > 60
-    assert mc != exact and mc == pytest.approx(exact, abs=0.06)
+    assert out["p_perm"] == pytest.approx(exact)
+    assert out["p_perm_min"] == pytest.approx(2 / 70)  # 4 vs 4: C(8, 4) = 70 relabellings
+    mc = compare(recs, "t", "c", n_perm=60, seed=1)  # C(8, 4) = 70 > 60
+    assert mc["p_perm"] != exact and mc["p_perm"] == pytest.approx(exact, abs=0.06)
+    assert mc["p_perm_min"] == pytest.approx(1 / 61)  # Monte Carlo: (0 + 1) / (60 + 1)
+    # equal sample variances (0.0417 each) and 4 vs 4: Welch = Student, t = 0.5 / sqrt(2 *
+    # 0.041667 / 4) = 3.4641 on 6 df; P(T_6 > 3.4641) = 0.00670 -> p = 0.0134
+    assert out["p_value"] == pytest.approx(0.01340, abs=2e-5)
 
 
 def test_partly_judged_answers_are_unjudged_not_valid():

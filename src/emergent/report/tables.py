@@ -1,6 +1,8 @@
 """The tables of `emergent report FILES_OR_RUN_DIR ...` (and of a run's metrics stage):
-misalignment rates per arm (and per question), with bootstrap 95% CIs and a permutation test
-of the treatment arm against each control; summary.csv and per_question.csv.
+misalignment rates per arm (and per question), with 95% CIs over seeds ("this training
+recipe") and over answers ("these models"), and tests of the treatment arm against each control,
+each with the smallest p-value its design can reach; summary.csv and per_question.csv. The
+statistics are those of `emergent.analysis.metrics` (docs/statistics.md).
 
 Inputs, mixed freely:
 * a run directory: every answers.jsonl below it, joined with the judgments.jsonl beside it
@@ -195,14 +197,28 @@ def summarize(records: list[dict], th: Thresholds = Thresholds(), treatment: str
     for c in controls:
         if c not in names:
             raise UserError(f"--controls: no arm {c!r} (arms: {', '.join(map(str, names))})")
+    out = []
     for row in arms:
-        row.update({"vs": None, "diff": None, "p_value": None, "test": None})
-        if treatment and row["arm"] in controls:
-            t = compare(records, treatment, row["arm"], th, n_boot, seed)
-            row.update({"vs": treatment, "diff": t["diff"], "p_value": t["p_value"],
-                        "test": t["method"]})
+        t = (compare(records, treatment, row["arm"], th, n_boot, seed)
+             if treatment and row["arm"] in controls else {})
+        out.append(_arm_row(row, treatment if t else None, t))
     questions = rates(records, ("arm", "seed", "question_id"), th)
-    return arms, questions
+    return out, questions
+
+
+# the columns of summary.csv that issue #16 added, after the original ones (... vs, diff,
+# p_value, test): the arm's interval columns, then the comparison's floors and other tests
+ARM_EXTRA = ("seed_sd", "hier_ci_low", "hier_ci_high", "models_ci_low", "models_ci_high")
+TEST_EXTRA = ("p_min", "p_perm", "p_perm_min", "p_answers", "p_answers_min")
+
+
+def _arm_row(row: dict, vs, t: dict) -> dict:
+    """An arm's summary row in summary.csv's column order: the arm columns, the main test
+    (vs, diff, p_value, test), then ARM_EXTRA and TEST_EXTRA."""
+    base = {k: v for k, v in row.items() if k not in ARM_EXTRA}
+    return {**base, "vs": vs, "diff": t.get("diff"), "p_value": t.get("p_value"),
+            "test": t.get("method"), **{k: row.get(k) for k in ARM_EXTRA},
+            **{k: t.get(k) for k in TEST_EXTRA}}
 
 
 def summarize_by_suite(records: list[dict], th: Thresholds = Thresholds(),
@@ -239,20 +255,46 @@ def format_value(x, pct=False) -> str:
     return f"{100 * x:.1f}%" if pct else (f"{x:.3g}" if isinstance(x, float) else str(x))
 
 
+def format_p(p, p_min) -> str:
+    """A p-value beside the smallest one its test can reach: "0.1 (min 0.1)"; Welch's
+    continuous test: "0.0123 (min 0)"."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "-"
+    return f"{p:.3g} (min {format_value(p_min) if p_min else '0'})"
+
+
 def format_table(arms: list[dict]) -> str:
+    """The arms of one suite as an aligned text table: counts, rate, the main 95% CI and what
+    it is over, the answer-level CI ("these models"), and against the treatment the difference
+    and the main test's p beside its floor (`p_min`), plus the exact permutation p over seeds.
+    TABLE_LEGEND says what the columns mean."""
     head = ["arm", "seeds", "answers", "code/refusal", "incoherent", "valid", "misaligned",
-            "rate", "95% CI", "vs", "diff", "p"]
+            "rate", "95% CI", "CI over", "these models", "vs", "diff", "p (min)", "test",
+            "perm p (min)"]
     lines = [head]
+
+    def interval(lo, hi):
+        return "-" if lo is None else f"[{format_value(lo, True)}, {format_value(hi, True)}]"
+
     for a in arms:
-        ci = (f"[{format_value(a['ci_low'], True)}, {format_value(a['ci_high'], True)}] "
-              f"({a['ci_over']})" if a["ci_low"] is not None else "-")
         lines.append([str(a["arm"]), str(a["n_seeds"]), str(a["n_answers"]),
                       str(a["n_code_refusal"]), str(a["n_incoherent"]), str(a["n_valid"]),
-                      str(a["n_misaligned"]), format_value(a["rate"], True), ci,
+                      str(a["n_misaligned"]), format_value(a["rate"], True),
+                      interval(a["ci_low"], a["ci_high"]), a.get("ci_over") or "-",
+                      interval(a.get("models_ci_low"), a.get("models_ci_high")),
                       format_value(a["vs"]), format_value(a["diff"], True),
-                      format_value(a["p_value"])])
+                      format_p(a["p_value"], a.get("p_min")), a.get("test") or "-",
+                      format_p(a.get("p_perm"), a.get("p_perm_min"))])
     widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in lines)
+
+
+TABLE_LEGEND = (
+    "95% CI over seeds (training recipe): t-interval over the seed rates, clipped to [0, 100%]; "
+    "with one seed, over answers. 'these models': binomial bootstrap over the arm's pooled "
+    "answers. p: Welch's t over seed rates when both arms have >= 2 seeds, else a permutation "
+    "test over answers; (min) = the smallest p the test can reach; perm p = exact permutation "
+    "over seeds (3 vs 3 seeds cannot go below 0.1). docs/statistics.md")
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
