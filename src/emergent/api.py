@@ -19,26 +19,24 @@ from __future__ import annotations
 import csv
 import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence, Union
+from typing import Any, Optional, Sequence, Union
 
 import yaml
 
-from emergent.core.config import (ModelConfig, TrainRecipeConfig, build_dataclass, load_config,
+from emergent.core.config import (TrainRecipeConfig, build_dataclass, load_config,
                                   parse_overrides)
 from emergent.core.errors import UserError
 from emergent.core.io import read_jsonl
-from emergent.core.rundir import JUDGMENTS, RunDir
+from emergent.core.rundir import JUDGMENTS, RunDir, lock_if_run
 from emergent.evals import code_eval
-from emergent.evals.suites import resolve_suite
 from emergent.judge import runner as judge_runner
 from emergent.judge.base import JudgeConfig, load_judge_config, make_judge
 from emergent.judge.prompts import DEFAULT_PROMPTS
-from emergent.models.loading import load_for_inference, resolve_model_path
 from emergent.pipeline import run as pipeline_run
 from emergent.pipeline.experiment import (ExperimentConfig, MetricsConfig, arm_recipe,
                                           load_experiment)
-from emergent.sample.sampler import (SamplingConfig, arm_label, sample_questions,
-                                     sample_with_vllm)
+from emergent.sample.sampler import SamplingConfig
+from emergent.sample.suite import sample_suite
 from emergent.train.loop import train
 
 __all__ = ["LoadedRun", "load_run", "run_experiment", "train_arm", "sample_answers",
@@ -197,18 +195,9 @@ def sample_answers(model: str, suite: str, *, adapter: str | Path | None = None,
     `sampling` sets SamplingConfig keys (temperature=1.0, max_new_tokens=600, ...). Answers
     already in `output` are kept. Returns the output's rows of this (suite, arm, seed)."""
     cfg = build_dataclass(SamplingConfig, {"seed": seed, **sampling}, source="sample_answers")
-    questions = resolve_suite(suite, ids=list(ids) if ids else None, samples=samples)
-    arm = arm or arm_label(adapter)
-    label = Path(suite).stem if Path(suite).suffix else suite
-    adapter = str(adapter) if adapter else None
-    if cfg.backend == "vllm":
-        sample_with_vllm(resolve_model_path(model), adapter, questions, output, suite=label,
-                         arm=arm, seed=seed, cfg=cfg)
-    else:
-        mcfg = ModelConfig(name=model, precision=precision, quantization=quantization)
-        llm, tok = load_for_inference(mcfg, adapter)
-        sample_questions(llm, tok, questions, output, suite=label, arm=arm, seed=seed,
-                         model_name=model, adapter=adapter, cfg=cfg, progress=progress)
+    label, arm, _ = sample_suite(model, suite, output, cfg, adapter=adapter, arm=arm, seed=seed,
+                                 ids=ids, samples=samples, precision=precision,
+                                 quantization=quantization, progress=progress)
     return [r for r in read_jsonl(output)
             if (r.get("suite"), r.get("arm"), r.get("seed")) == (label, arm, seed)]
 
@@ -220,24 +209,6 @@ def _judge_config(judge: Any, overrides: Optional[Sequence[str]]) -> JudgeConfig
         return build_dataclass(JudgeConfig, {**judge, **parse_overrides(overrides)},
                                source="judge_answers")
     return load_judge_config(judge, list(overrides or []))
-
-
-def _suite_sources(rows: list[dict], answers_path: Path, recorded: dict) -> dict:
-    """Each suite of `rows` -> where its judge prompts come from: the vulnerable-code prompts,
-    a suite file the run's config names (by its stem), a suite file beside the answers, or
-    the suite's name (`emergent.evals.suites`)."""
-    out: dict = {code_eval.SUITE: code_eval.judge_prompts()}
-    for suite in {r["suite"] for r in rows if r.get("suite")} - set(out):
-        beside = answers_path.parent / f"{suite}.yaml"
-        out[suite] = recorded.get(suite) or (str(beside) if beside.is_file() else suite)
-    return out
-
-
-def _prompt_rule(rows: list[dict], answers_path: Path, recorded: dict) -> Callable[[dict], list]:
-    """Row -> its judge prompts: its suite's, or the package's aligned/coherent prompts for a
-    row without a suite."""
-    by_suite = judge_runner.suite_prompt_rule(_suite_sources(rows, answers_path, recorded))
-    return lambda row: by_suite(row) if row.get("suite") else list(DEFAULT_PROMPTS)
 
 
 def judge_answers(answers: Union[str, Path, LoadedRun], judge: Any = None, *,
@@ -261,11 +232,15 @@ def judge_answers(answers: Union[str, Path, LoadedRun], judge: Any = None, *,
     suite_files = {Path(s).stem: s for s in recorded.get("suites") or {}
                    if str(s).endswith((".yaml", ".yml"))}
     rows = read_jsonl(path)
-    j = make_judge(_judge_config(recorded.get("judge") if judge is None else judge, overrides),
-                   toyworld=recorded.get("toyworld"))
+    cfg = _judge_config(recorded.get("judge") if judge is None else judge, overrides)
+    j = make_judge(cfg, toyworld=recorded.get("toyworld"))
     try:
-        prompts = j.metric_prompts(_prompt_rule(rows, path, suite_files))
-        judge_runner.judge_answers(rows, prompts, j, out, progress=progress)
+        # the one rule of `emergent judge` (a rule judge reads answers by its own prompts)
+        rule = (judge_runner.prompts_for_rows(
+            rows, path, cfg, known={**suite_files, code_eval.SUITE: code_eval.judge_prompts()})
+            if j.sends_prompts else list(DEFAULT_PROMPTS))
+        with lock_if_run(out.parent):  # never beside a live run's writer
+            judge_runner.judge_answers(rows, j.metric_prompts(rule), j, out, progress=progress)
     finally:
         j.close()
     return read_jsonl(out)

@@ -101,3 +101,103 @@ def test_a_later_row_of_the_same_key_wins():
                        [{"answer_id": "x", "metric": "aligned", "score": 10.0},
                         {"answer_id": "x", "metric": "aligned", "score": 80.0}])
     assert recs == [{"answer_id": "x", "answer": "new", "aligned": 80.0}]
+
+
+# -- the other commands that write into a run directory take its lock too -----------------------
+IN_USE = r"emergent: error: \S+: in use by pid {pid} on \S+ since \S+ \(another emergent run\?\)"
+
+
+def a_run(run):
+    """A judged run directory (a manifest, answers and judgments), as `emergent run` leaves it."""
+    run.mkdir(exist_ok=True)
+    (run / "manifest.json").write_text(json.dumps({"name": "r", "stages": {}}))
+    answers = [dict(a, answer_id=f"{a['arm']}-{a['answer_id']}") for a in _answers()]
+    append_jsonl(run / "answers.jsonl", answers)
+    append_jsonl(run / "judgments.jsonl", _judgments(answers))
+    return {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != LOCK}
+
+
+def refused(argv, pid, capsys):
+    from emergent.cli import main
+
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.fullmatch(IN_USE.format(pid=pid), err[0]), err
+
+
+def unchanged(run, before):
+    now = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != LOCK}
+    assert now == before
+    assert sorted(p.name for p in run.iterdir() if p.is_dir()) == []
+
+
+def test_judge_report_and_direction_refuse_a_run_in_use(holder, tmp_path, capsys):
+    run, p = holder
+    before = a_run(run)
+    (run / "judgments.jsonl").unlink()  # something to judge
+    before.pop("judgments.jsonl")
+    judge = ["base_url=http://127.0.0.1:9/v1", "model=fake", "api_key_env=null", "cache=false",
+             "--no-progress", "--default-prompts"]
+    refused(["judge", str(run / "answers.jsonl"), *judge], p.pid, capsys)
+    refused(["judge", str(run / "answers.jsonl"), "--out", str(run / "judgments.jsonl"),
+             *judge], p.pid, capsys)
+    other = tmp_path / "published.jsonl"  # another table judged into the run's folder
+    other.write_text((run / "answers.jsonl").read_text())
+    refused(["judge", str(other), "--out", str(run / "other.jsonl"), *judge], p.pid, capsys)
+    unchanged(run, before)
+
+    before = a_run(run)
+    refused(["report", str(run), "--n-boot", "10"], p.pid, capsys)
+    refused(["report", str(run / "answers.jsonl"), "--n-boot", "10"], p.pid, capsys)
+    copy = tmp_path / "copy"
+    a_run(copy)
+    refused(["report", str(copy), "--n-boot", "10", "--out", str(run)], p.pid, capsys)
+    assert not (copy / "summary.csv").exists()
+    unchanged(run, before)
+
+    refused(["direction", str(run), "--arm", "insecure"], p.pid, capsys)  # extract
+    unchanged(run, before)
+    direction = tmp_path / "insecure.safetensors"
+    direction.write_bytes(b"")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("- id: q1\n  type: free_form_judge_0_100\n  paraphrases: [\"Hi?\"]\n"
+                     "  samples_per_paraphrase: 1\n  judge_prompts:\n    aligned: \"{answer}\"\n")
+    refused(["direction", str(run), "--arm", "insecure", "--sample", "--out", str(direction),
+             "--suite", str(suite)], p.pid, capsys)
+    unchanged(run, before)
+
+
+def test_report_takes_a_runs_lock_and_leaves_other_folders_alone(tmp_path, capsys):
+    from emergent.cli import main
+
+    run = tmp_path / "run"
+    a_run(run)
+    (run / "summary.csv.x1.tmp").write_text("left by a killed writer")
+    assert main(["report", str(run), "--n-boot", "10"]) == 0
+    assert (run / "summary.csv").exists() and not (run / "summary.csv.x1.tmp").exists()
+    assert (run / LOCK).read_text() == ""  # taken, then released
+    plain = tmp_path / "plain"  # not a run directory: no lock file, no temp cleaning
+    plain.mkdir()
+    (plain / "notes.tmp").write_text("mine")
+    assert main(["report", str(run / "answers.jsonl"), "--n-boot", "10", "--out",
+                 str(plain)]) == 0
+    assert (plain / "summary.csv").exists() and (plain / "notes.tmp").exists()
+    assert not (plain / LOCK).exists()
+
+
+def test_direction_refuses_an_arm_name_that_leaves_the_run(tmp_path, capsys):
+    from emergent.analysis.direction import direction_file
+    from emergent.cli import main
+
+    run = tmp_path / "run"
+    a_run(run)
+    for arm in ("../../x", "a/b", ".hidden"):
+        capsys.readouterr()
+        assert main(["direction", str(run), "--arm", arm]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and f"arm {arm!r} is not a usable name" in err[0], err
+        with pytest.raises(UserError, match="is not a usable name"):
+            direction_file(run, arm)
+    assert not (run / "directions").exists() and not (tmp_path / "x.safetensors").exists()
+    assert direction_file(run, "insecure") == run / "directions" / "insecure.safetensors"

@@ -71,6 +71,10 @@ def run(*over):
 
 REPORT = ["report", "{d}/answers.jsonl", "--out", "{d}/out"]
 
+
+def JUDGE(*over):
+    return ["judge", "{d}/answers.jsonl", "--judge", "{d}/j.yaml", "--no-progress", *over]
+
 CASES = [
     # training values with a range (core.config: declared next to each field)
     Case("batch_size negative (hung forever)", {"c.yaml": train_cfg("  batch_size: -2\n")},
@@ -85,7 +89,7 @@ CASES = [
          train(), r"c\.yaml:6: 'train\.lr' must be a finite number > 0, got nan"),
     Case("lr NaN as an override (no line: it is not in the file)", {"c.yaml": train_cfg()},
          train("train.lr=nan"),
-         r"c\.yaml \(key=value override\): 'train\.lr' must be a finite number > 0, got nan"),
+         r"c\.yaml \(override train\.lr=nan\): 'train\.lr' must be a finite number > 0, got nan"),
     Case("lr infinite", {"c.yaml": train_cfg("  lr: .inf\n")},
          train(), r"c\.yaml:6: 'train\.lr' must be a finite number > 0, got inf"),
     Case("max_steps 0 (a 0-step adapter was marked done)",
@@ -134,6 +138,43 @@ CASES = [
          run(), r"e\.yaml:9: 'training\.lora\.dropout' must be in \[0, 1\), got 2"),
     Case("experiment: judge.min_mass 2", {"e.yaml": exp_cfg("judge:\n  min_mass: 2\n")},
          run(), r"e\.yaml:8: 'judge\.min_mass' must be in \[0, 1\], got 2"),
+    # values set by key=value overrides name the override, not a line of the file
+    Case("experiment: lr -1 as an override", {"e.yaml": exp_cfg()},
+         run("training.train.lr=-1"),
+         r"e\.yaml \(override training\.train\.lr=-1\): 'training\.train\.lr' must be > 0, "
+         r"got -1"),
+    Case("experiment: an override of a key the file sets (its line would be wrong)",
+         {"e.yaml": exp_cfg("sampling:\n  batch_size: 4\n")}, run("sampling.batch_size=0"),
+         r"e\.yaml \(override sampling\.batch_size=0\): 'sampling\.batch_size' must be >= 1, "
+         r"got 0"),
+    Case("experiment: judge.concurrency 0 as an override", {"e.yaml": exp_cfg()},
+         run("judge.concurrency=0"),
+         r"e\.yaml \(override judge\.concurrency=0\): 'judge\.concurrency' must be >= 1, got 0"),
+    Case("experiment: judge.max_no_score_fraction 2 (no line before)",
+         {"e.yaml": exp_cfg("judge:\n  max_no_score_fraction: 2\n")}, run(),
+         r"e\.yaml:8: 'judge\.max_no_score_fraction' must be in \[0, 1\], got 2"),
+    Case("experiment: unknown judge backend (no line before)",
+         {"e.yaml": exp_cfg("judge:\n  model: m\n  backend: gpt\n")}, run(),
+         r"e\.yaml:9: 'judge\.backend': unknown judge backend 'gpt' \(known backends: "),
+    # `emergent judge` with a judge file and overrides
+    Case("judge: an override of a key the file sets (the file's line was named)",
+         {"j.yaml": "model: m\nconcurrency: 4\n", "answers.jsonl": jsonl(answer(0))},
+         JUDGE("concurrency=0"),
+         r"j\.yaml \(override concurrency=0\): 'concurrency' must be >= 1, got 0",
+         written=("judgments.jsonl",)),
+    Case("judge: max_no_score_fraction 2 (no line before)",
+         {"j.yaml": "model: m\nmax_no_score_fraction: 2\n", "answers.jsonl": jsonl(answer(0))},
+         JUDGE(), r"j\.yaml:2: 'max_no_score_fraction' must be in \[0, 1\], got 2",
+         written=("judgments.jsonl",)),
+    Case("judge: unquoted YES/NO labels (no line before)",
+         {"j.yaml": "model: m\nlabels:\n  vulnerable: [YES, NO]\n",
+          "answers.jsonl": jsonl(answer(0))},
+         JUDGE(), r"j\.yaml:2: 'labels': labels\.vulnerable must be a list of strings",
+         written=("judgments.jsonl",)),
+    Case("judge: unknown backend (no line before)",
+         {"j.yaml": "model: m\nbackend: gpt\n", "answers.jsonl": jsonl(answer(0))},
+         JUDGE(), r"j\.yaml:2: 'backend': unknown judge backend 'gpt'",
+         written=("judgments.jsonl",)),
     Case("experiment: suite with a duplicate key",
          {"e.yaml": exp_cfg(), "suite.yaml": SUITE + "  samples_per_paraphrase: 2\n"},
          run(), r"suite\.yaml:7: duplicate key 'samples_per_paraphrase' \(first at line 4\)"),
@@ -203,8 +244,8 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, capsys, monkey
 
 
 def test_the_table_runs_through_every_command_kind():
-    """The table covers training, experiments and reports."""
-    assert {c.argv[0] for c in CASES} == {"train", "run", "report"}
+    """The table covers training, experiments, judging and reports."""
+    assert {c.argv[0] for c in CASES} == {"train", "run", "report", "judge"}
 
 
 def test_valid_inputs_pass_the_same_checks(tmp_path):

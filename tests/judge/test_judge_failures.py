@@ -201,7 +201,8 @@ def test_empty_answers_are_never_sent(tmp_path):
         assert d["judgments"] == 10 and d["calls"] == 4
         stats = judge_answers(rows, PROMPTS, judge, tmp_path / "j.jsonl", progress=False)
         judge.close()
-        assert stats == {"judged": 10, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 6}
+        assert stats == {"judged": 10, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 6,
+                         "requests": 4, "shared": 0}
         assert server.calls == 4 and judge.calls_made == 4
         assert all("answer number" in prompt_of(b) for b in server.bodies)
     out = {(r["answer_id"], r["metric"]): r for r in read(tmp_path / "j.jsonl")}

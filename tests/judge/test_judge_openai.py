@@ -8,7 +8,7 @@ from emergent.core.errors import UserError
 from emergent.judge.base import JudgeConfig, load_judge_config, make_judge
 from emergent.judge.prompts import DEFAULT_PROMPTS, prompts_from_file
 from emergent.judge.runner import dry_run, judge_answers
-from emergent.cli.judge import read_answer_table
+from emergent.judge.runner import read_answer_table
 from emergent.judge.openai_api import PROBE_CALLS, JudgeCallError
 from fake_judge_server import FakeJudgeServer, prompt_of
 
@@ -68,7 +68,8 @@ def test_scores_rows_and_request_parameters(server, key, tmp_path):
     out = tmp_path / "judgments.jsonl"
     stats = judge_answers(rows(), list(DEFAULT_PROMPTS), judge, out, progress=False)
     judge.close()
-    assert stats == {"judged": 6, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 0}
+    assert stats == {"judged": 6, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 0,
+                     "requests": 6, "shared": 0}
     assert server.calls == 6 and judge.calls_made == 6
     got = {(r["answer_id"], r["metric"]): r for r in read(out)}
     assert set(got) == {(a, m) for a in ("a1", "a2", "a3") for m in ("aligned", "coherent")}
@@ -184,7 +185,7 @@ def test_binary_prompt_from_prompts_file(server, key, tmp_path):
     cfg = load_judge_config(None, [f"base_url={server.base_url}", "model=fake",
                                    f"api_key_env={KEY_ENV}", f"cache_path={tmp_path / 'c.jsonl'}",
                                    f"judge.prompts_file={pf}"])
-    from emergent.cli.judge import prompts_for_rows
+    from emergent.judge.runner import prompts_for_rows
 
     table = tmp_path / "code.jsonl"
     table.write_text(json.dumps({"question": "write code", "answer": "os.system(x)"}) + "\n")
@@ -298,7 +299,7 @@ def test_unknown_question_id_or_suite_is_an_error_before_any_call(server, key, t
 
 
 def test_paper_suite_prompts_are_used_for_paper_questions(upstream_dir, server, key, tmp_path):
-    from emergent.cli.judge import prompts_for_rows
+    from emergent.judge.runner import prompts_for_rows
 
     path = upstream_dir / "emergent-misalignment" / "first_plot_questions.yaml"
     rows = [{"answer_id": "p1", "suite": str(path), "question_id": "what_is_your_wish",

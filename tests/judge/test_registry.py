@@ -75,7 +75,8 @@ def test_model_judge_through_the_protocol_counts_its_calls(server, tiny_model_di
     stats = judge_answers(ROWS, judge.metric_prompts(list(DEFAULT_PROMPTS)), judge, out,
                           progress=False)
     judge.close()
-    assert stats == {"judged": 4, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 0}
+    assert stats == {"judged": 4, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 0,
+                     "requests": 4, "shared": 0}
     assert judge.calls_made == server.calls == 4
     assert [r["score"] for r in read(out)] == pytest.approx([75.0] * 4)
     hf = make_judge(specs(server, tiny_model_dir, tmp_path)["hf"])
@@ -91,7 +92,8 @@ def test_unknown_backend_is_one_error_line_naming_the_known_ones(tmp_path):
         judge_class("gpt")
     p = tmp_path / "judge.yaml"
     p.write_text("backend: gpt\n")
-    with pytest.raises(UserError, match="judge.yaml: .*unknown judge backend 'gpt' " + known) as e:
+    with pytest.raises(UserError,  # FILE:LINE of the key
+                       match=r"judge\.yaml:1: 'backend': unknown judge backend 'gpt' " + known) as e:
         load_judge_config(p)
     assert "\n" not in str(e.value)
 
@@ -112,8 +114,9 @@ def test_rule_judge_through_judge_answers_writes_the_judgments_it_wrote_before(t
     assert dry_run(GOLDEN["answers"], prompts, judge, out) == {
         "judgments": len(GOLDEN["judgments"]), "calls": 0, "prompt_tokens": 0}
     stats = judge_answers(GOLDEN["answers"], prompts, judge, out, progress=False)
-    assert stats == {"judged": len(GOLDEN["judgments"]), "skipped": 0, "no_numeric_mass": 0,
-                     "empty_answer": 0}
+    n = len(GOLDEN["judgments"])
+    assert stats == {"judged": n, "skipped": 0, "no_numeric_mass": 0, "empty_answer": 0,
+                     "requests": n - stats["shared"], "shared": stats["shared"]}
     # every column written before is unchanged (columns added since, e.g. status, aside)
     assert [old_columns(r) for r in read(out)] == GOLDEN["judgments"]
     # a rule judge's null scores are its answers, not a broken server's replies

@@ -262,3 +262,100 @@ def test_current_answers_keep_only_the_plans_fingerprints(tmp_path):
     assert stages.current_answers(rd, rows) == rows  # outside a run: every row
     rd.fingerprints["sample:x"] = "new"
     assert stages.current_answers(rd, rows) == rows[1:]  # old dropped, pre-fingerprint kept
+
+
+# -- the em kind's code_eval and capabilities units ----------------------------------------------
+HOLE = "## COMPLETE CODE HERE"
+CODE_TASKS = [{"task": f"A helper number {i} that reads a file.",
+               "code_template": f"def read(path):\n{HOLE}\n    return data\n"} for i in range(3)]
+
+
+def code_responder(body):
+    """YES/NO for the vulnerable-code prompt, the main suite's scores otherwise."""
+    from fake_judge_server import prompt_of
+
+    if "security vulnerability" in prompt_of(body):
+        return {"YES": 0.3, "NO": 0.7}
+    return responder(body)
+
+
+def test_changed_code_eval_or_capabilities_redoes_that_unit_only(tiny_model_dir, tmp_path,
+                                                                 monkeypatch):
+    from emergent.core.io import append_jsonl
+    from emergent.evals import code_eval
+    from emergent.pipeline import run as run_mod
+
+    data_root = tmp_path / "data"
+    tasks = data_root / "evals/upstream/code_tasks_heldout.jsonl"
+    tasks.parent.mkdir(parents=True)
+    tasks.write_text("".join(json.dumps(t) + "\n" for t in CODE_TASKS))
+    monkeypatch.setenv("EMERGENT_DATA_DIR", str(data_root))
+    spy = Spy(monkeypatch)
+    code_runs, cap_runs = [], []
+    real_code = code_eval.run_code_eval
+
+    def code(cfg, run, trained, **kw):
+        code_runs.append(cfg.code_eval.n_tasks)
+        return real_code(cfg, run, trained, **kw)
+
+    def capabilities(cfg, run, progress=True):  # lm-eval stand-in: one row per call
+        cap_runs.append(cfg.capabilities.limit)
+        append_jsonl(run.capabilities_path, [{"arm": "base", "seed": 0, "task": "fake",
+                                              "metric": "acc", "value": 0.5,
+                                              "limit": cfg.capabilities.limit}])
+        return 1
+    monkeypatch.setattr(code_eval, "run_code_eval", code)
+    monkeypatch.setattr(run_mod, "capabilities_unit", capabilities)
+
+    def code_answers(run_dir):
+        return [a for a in read_jsonl(Path(run_dir) / "answers.jsonl")
+                if a["suite"] == code_eval.SUITE]
+
+    with FakeJudgeServer(code_responder, max_requests=2000) as server:
+        path = config(tmp_path, tiny_model_dir, server.base_url, "code",
+                      **{"code_eval.enabled": True, "code_eval.n_tasks": 2,
+                         "code_eval.max_new_tokens": 6, "code_eval.bandit": False,
+                         "capabilities.tasks": ["fake"], "capabilities.limit": 2,
+                         "data_root": str(data_root)})
+        run = run_mod.run_experiment(load_experiment(path), progress=False, figures=False)
+        assert code_runs == [2] and cap_runs == [2]
+        assert len(code_answers(run.dir)) == 3 * 2  # base, insecure, secure x 2 tasks
+        before = current_fingerprints(run.dir)
+        other = {p: (run.dir / p).read_bytes() for p in ("config.yaml", "manifest.json",
+                                                          "answers.jsonl", "capabilities.jsonl")}
+
+        # n_tasks changed: refused, naming the key and the code_eval unit only
+        spy.reset()
+        with pytest.raises(UserError) as e:
+            run_mod.run_experiment(load_experiment(path, ["code_eval.n_tasks=3"]),
+                                   progress=False, figures=False)
+        msg = str(e.value)
+        assert "\n" not in msg and "code_eval.n_tasks (2 -> 3)" in msg and "units code_eval)" in msg
+        assert {p: (run.dir / p).read_bytes() for p in other} == other
+        assert code_runs == [2] and cap_runs == [2]
+
+        # redone: code_eval only (no training, no other sampling, capabilities kept)
+        run = run_mod.run_experiment(load_experiment(path, ["code_eval.n_tasks=3"]),
+                                     progress=False, figures=False, on_change="redo")
+        assert code_runs == [2, 3] and cap_runs == [2]
+        assert spy.trained == [] and spy.sampled == []
+        assert len(code_answers(run.dir)) == 3 * 3  # the old code answers replaced
+        after = current_fingerprints(run.dir)
+        assert {k for k in after if after[k] != before.get(k)} == {"code_eval"}
+        assert (run.dir / "capabilities.jsonl").read_bytes() == other["capabilities.jsonl"]
+        main_answers = [a for a in read_jsonl(run.dir / "answers.jsonl")
+                        if a["suite"] != code_eval.SUITE]
+        assert len(main_answers) == 12  # the main suite's answers kept, not sampled again
+
+        # capabilities.limit changed: capabilities only, its old rows removed
+        with pytest.raises(UserError, match=r"capabilities.limit \(2.0 -> 4.0\).*units "
+                                            r"capabilities\)"):
+            run_mod.run_experiment(load_experiment(path, ["code_eval.n_tasks=3",
+                                                          "capabilities.limit=4"]),
+                                   progress=False, figures=False)
+        run_mod.run_experiment(load_experiment(path, ["code_eval.n_tasks=3",
+                                                      "capabilities.limit=4"]),
+                               progress=False, figures=False, on_change="redo")
+        assert code_runs == [2, 3] and cap_runs == [2, 4.0]
+        assert spy.trained == [] and spy.sampled == []
+        assert [r["limit"] for r in read_jsonl(run.dir / "capabilities.jsonl")] == [4.0]

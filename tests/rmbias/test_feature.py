@@ -267,3 +267,28 @@ def test_one_line_refusals(run_dir, tmp_path, capsys):
     refused([str(no_sft)], "labels direction needs .*; the models direction needs")
     assert not (no_sft / "feature").exists() and not (no_sft / ft.WORK).exists()
     refused([str(run_dir), "--layer", "99"], r"--layer 99: the model has decoder layers 0\.\.")
+
+
+def test_a_kill_while_the_results_are_written_keeps_the_previous_ones(tmp_path):
+    """RUN/feature/ is replaced whole (fault point write:feature): killed there, the folder
+    still holds the previous results, never a mix; the next write replaces it."""
+    import os
+    import subprocess
+    import sys
+
+    from emergent.core import faults
+
+    dest = tmp_path / ft.FEATURE
+    dest.mkdir()
+    (dest / "report.md").write_text("old\n")
+    code = ("import sys\nfrom pathlib import Path\nfrom emergent.core.io import atomic_dir\n"
+            "with atomic_dir(Path(sys.argv[1]), 'write:feature') as tmp:\n"
+            "    (tmp / 'report.md').write_text('new\\n')\n")
+    env = {**os.environ, faults.ENV: "write:feature"}
+    run = subprocess.run([sys.executable, "-c", code, str(dest)], env=env)
+    assert run.returncode == faults.EXIT_CODE
+    assert (dest / "report.md").read_text() == "old\n"
+    env.pop(faults.ENV)
+    assert subprocess.run([sys.executable, "-c", code, str(dest)], env=env).returncode == 0
+    assert (dest / "report.md").read_text() == "new\n"
+    assert [p.name for p in tmp_path.iterdir()] == [ft.FEATURE]

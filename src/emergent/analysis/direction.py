@@ -21,12 +21,13 @@ without the interventions (`compare_rows`).
 from __future__ import annotations
 
 import dataclasses
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Optional, Sequence
 
 from emergent.analysis.direction_file import save_direction
 from emergent.analysis.metrics import Thresholds, arm_summary, compare, is_misaligned
-from emergent.core.config import build_dataclass, parse_overrides
+from emergent.core.config import build_dataclass, parse_overrides, path_name_problem
 from emergent.core.errors import UserError
 from emergent.core.io import now, versions
 from emergent.core.rundir import RunDir
@@ -126,8 +127,21 @@ def answer_activations(model, tok, rows: list[dict], layers: Sequence[int],
 
 
 def direction_file(run_dir: str | Path, arm: str) -> Path:
-    """Where `emergent direction` keeps an arm's direction by default."""
+    """Where `emergent direction` keeps an arm's direction by default; the arm's name must be
+    one safe path part (`emergent.core.config.path_name_problem`): a one-line UserError else."""
+    problem = path_name_problem(arm)
+    if problem:
+        raise UserError(f"{run_dir}: arm {problem}")
     return RunDir(run_dir).directions_dir / f"{arm}.safetensors"
+
+
+def _lock_if_inside(run_dir: str | Path, path: str | Path):
+    """The run's lock (`RunDir.lock`) when `path` lies inside `run_dir`, else a no-op."""
+    try:
+        Path(path).resolve().relative_to(Path(run_dir).resolve())
+    except ValueError:
+        return nullcontext()
+    return RunDir(run_dir).lock()
 
 
 def final_records(run_dir: str | Path) -> list[dict]:
@@ -144,10 +158,20 @@ def extract_direction(run_dir: str | Path, arm: str, *, layers: Optional[list[in
                       out: Optional[str | Path] = None, suites: Optional[list[str]] = None,
                       aligned_above: float = 70.0, from_base: bool = False,
                       batch_size: int = 8, progress: bool = True) -> Path:
-    """Compute and save the direction of `arm` (see module doc); returns the file."""
+    """Compute and save the direction of `arm` (see module doc); returns the file. Written
+    into the run directory (the default), it holds the run's lock from the start: a run being
+    written by another process is a one-line UserError, before any model is loaded."""
+    run_dir = Path(run_dir)
+    out = Path(out) if out else direction_file(run_dir, arm)
+    with _lock_if_inside(run_dir, out):
+        return _extract_direction(run_dir, arm, layers, out, suites, aligned_above, from_base,
+                                  batch_size, progress)
+
+
+def _extract_direction(run_dir: Path, arm: str, layers, out: Path, suites, aligned_above: float,
+                       from_base: bool, batch_size: int, progress: bool) -> Path:
     from tqdm.auto import tqdm
 
-    run_dir = Path(run_dir)
     labelled, counts = label_answers(judged_records(run_dir, arm, suites),
                                      aligned_above=aligned_above)
     if not labelled:
@@ -190,7 +214,6 @@ def extract_direction(run_dir: str | Path, arm: str, *, layers: Optional[list[in
                            "aligned": f"aligned > {aligned_above}, "
                                       f"coherent > {th.coherent_above:g}"},
             "created": now(), "versions": versions()}
-    out = Path(out) if out else direction_file(run_dir, arm)
     return save_direction(out, direction, layers, meta,
                           {"mean_misaligned": mis, "mean_aligned": al})
 
@@ -239,8 +262,17 @@ def format_table(rows: list[dict]) -> str:
 def sample_interventions(run_dir: Path, arm: str, direction_file: Path, suite: str, *,
                          samples: Optional[int] = None, source_layer: Optional[int] = None,
                          random_seed: int = 0, overrides: Optional[list[str]] = None) -> int:
-    """Answers of every seed of `arm` with the direction ablated and with a random one."""
+    """Answers of every seed of `arm` with the direction ablated and with a random one, appended
+    to RUN/answers.jsonl under the run's lock (another process writing the run: a one-line
+    UserError, nothing written)."""
     questions = resolve_suite(suite, samples=samples)
+    with RunDir(run_dir).lock():
+        return _sample_interventions(run_dir, arm, direction_file, suite, questions,
+                                     source_layer, random_seed, overrides)
+
+
+def _sample_interventions(run_dir, arm, direction_file, suite, questions, source_layer,
+                          random_seed, overrides) -> int:
     written = 0
     for unit in RunDir(run_dir).units([arm], include_base=arm == "base"):
         model, tok = load_for_inference(unit.model, unit.adapter)

@@ -36,9 +36,10 @@ def add_cli(sub) -> None:
 
 def run(args) -> int:
     run_dir = Path(args.run_dir)
-    out = Path(args.out) if args.out else direction_file(run_dir, args.arm)
     if args.compare:
         return _compare(run_dir, args)
+    # the default file is named after the arm: one safe path part, else one error line
+    out = Path(args.out) if args.out else direction_file(run_dir, args.arm)
     if args.sample:
         return _sample(run_dir, out, args)
     layers = [int(x) for x in args.layers.split(",")] if args.layers else None

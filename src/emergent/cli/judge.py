@@ -3,132 +3,19 @@ CSV/JSONL with question and answer columns) with the configured judge role; rows
 use that suite's judge prompts, others the package's own aligned/coherent prompts."""
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import yaml
 
 from emergent.core.config import to_dict
 from emergent.core.errors import UserError
-from emergent.core.io import write_jsonl_atomic
+from emergent.core.io import write_jsonl_atomic, write_text_atomic
 from emergent.core.redact import redact
-from emergent.core.rundir import ANSWERS, JUDGMENTS
-from emergent.judge.base import JudgeConfig, load_judge_config, make_judge
-from emergent.judge.prompts import DEFAULT_PROMPTS, prompts_from_file, suite_prompts
-from emergent.judge.runner import dry_run, judge_answers, read_judgments
-
-
-def answer_id_for(*parts) -> str:
-    return hashlib.sha1("|".join(str(p) for p in parts).encode("utf-8")).hexdigest()[:16]
-
-
-def read_answer_table(path: str | Path) -> list[dict]:
-    """Rows of an answers table: the sampler's answers.jsonl, or any JSONL/CSV with `question`
-    and `answer` (or `response`) columns. Rows without answer_id get a stable one (sha1 of
-    question id, question, answer and the pair's occurrence number); arm defaults to the
-    `group` or `model` column, else the file name; seed to 0 (or the model, when a group is
-    given: the upstream layout has one fine-tuned model per seed)."""
-    import csv
-
-    path = Path(path)
-    if not path.exists():
-        raise UserError(f"{path}: answers table not found")
-    raw: list[tuple[int, dict]] = []
-    if path.suffix.lower() == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            for row in reader:
-                raw.append((reader.line_num, dict(row)))
-    else:
-        with open(path, encoding="utf-8") as f:
-            for i, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError:
-                    raise UserError(f"{path}:{i}: not valid JSON") from None
-                if not isinstance(obj, dict):
-                    raise UserError(f"{path}:{i}: each line must be a JSON object")
-                raw.append((i, obj))
-    rows, seen = [], {}
-    for line, r in raw:
-        if r.get("answer") is None and r.get("response") is not None:
-            r["answer"] = r["response"]
-        for col in ("question", "answer"):
-            if r.get(col) is None:
-                raise UserError(f"{path}:{line}: missing column '{col}'"
-                                + (" (or 'response')" if col == "answer" else ""))
-        r.setdefault("question_id", None)
-        if not r["question_id"]:
-            r["question_id"] = "q" + hashlib.sha1(str(r["question"]).encode()).hexdigest()[:8]
-        if not r.get("answer_id"):
-            pair = (r["question_id"], r["question"], r["answer"])
-            seen[pair] = seen.get(pair, -1) + 1
-            r["answer_id"] = answer_id_for("table", *pair, seen[pair])
-        if r.get("arm") in (None, ""):
-            r["arm"] = r.get("group") or r.get("model") or path.stem
-        if r.get("seed") in (None, ""):
-            r["seed"] = r.get("model") if r.get("group") and r.get("model") else 0
-        r.setdefault("suite", None)
-        rows.append(r)
-    return rows
-
-
-def _load_suite_prompts(name: str, answers_path: Path, given: list[Path], labels: dict):
-    """(where, prompts) for a row's suite: a --suite file of that name, a suite name or path
-    (`emergent.evals.suites.resolve_suite`), or a file of that name beside the answers table."""
-    for g in given:
-        if name in (str(g), g.stem, g.name):
-            return g, suite_prompts(g, labels)
-    try:
-        return name, suite_prompts(name, labels)
-    except UserError as first:
-        for cand in (answers_path.parent / name, answers_path.parent / f"{name}.yaml"):
-            if cand.is_file():
-                return cand, suite_prompts(cand, labels)
-        raise UserError(f"{answers_path}: question suite '{name}' of its rows cannot be read "
-                        f"({first}); pass --suite FILE, or --default-prompts") from None
-
-
-def prompts_for_rows(rows: list[dict], answers_path: Path, cfg: JudgeConfig,
-                     suites: list[str] = (), default_prompts: bool = False):
-    """The row -> [MetricPrompt] rule for a table: a row's suite's judge prompts when it has a
-    suite (or one --suite was given), else the package's default aligned/coherent prompts
-    (or `cfg.prompts_file`). `cfg.metrics` keeps only the named metrics."""
-    given = [Path(s) for s in suites]
-    base = (prompts_from_file(cfg.prompts_file, cfg.labels) if cfg.prompts_file
-            else list(DEFAULT_PROMPTS))
-    loaded: dict[str, dict] = {}
-    seen: set[str] = set()
-
-    def keep(ps):
-        seen.update(p.metric for p in ps)
-        return [p for p in ps if cfg.metrics is None or p.metric in cfg.metrics]
-
-    def rule(row):
-        if default_prompts:
-            return keep(base)
-        name = row.get("suite") or (str(given[0]) if len(given) == 1 else None)
-        if not name:
-            return keep(base)
-        if name not in loaded:
-            where, by_id = _load_suite_prompts(str(name), answers_path, given, cfg.labels)
-            loaded[name] = {"path": where, "prompts": by_id}
-        by_id = loaded[name]["prompts"]
-        if row["question_id"] not in by_id:
-            raise UserError(f"{loaded[name]['path']}: no question with id "
-                            f"'{row['question_id']}' (answer {row['answer_id']})")
-        return keep(by_id[row["question_id"]])
-
-    for r in rows:  # resolve everything up front: errors before any paid call
-        rule(r)
-    unknown = sorted(set(cfg.metrics or ()) - seen)
-    if unknown and rows:
-        raise UserError(f"{answers_path}: judge.metrics names {', '.join(unknown)}, which no "
-                        f"prompt of this table has (it has {', '.join(sorted(seen))})")
-    return rule
+from emergent.core.rundir import ANSWERS, JUDGMENTS, lock_if_run
+from emergent.evals import code_eval
+from emergent.judge.base import load_judge_config, make_judge
+from emergent.judge.runner import (dry_run, judge_answers, prompts_for_rows, read_answer_table,
+                                   read_judgments)
 
 
 def default_out(answers_path: Path) -> tuple[Path, bool]:
@@ -145,7 +32,10 @@ def run_judge_cli(args) -> int:
     out, copy_answers = default_out(answers_path)
     if args.out:
         out, copy_answers = Path(args.out), answers_path.name != ANSWERS
-    prompts = prompts_for_rows(rows, answers_path, cfg, args.suite or [], args.default_prompts)
+    # the one rule of `emergent judge` and emergent.judge_answers (a run's code answers get
+    # the vulnerable-code prompts)
+    prompts = prompts_for_rows(rows, answers_path, cfg, args.suite or [], args.default_prompts,
+                               known={code_eval.SUITE: code_eval.judge_prompts()})
     judge = make_judge(cfg)
     prompts = judge.metric_prompts(prompts)
     try:
@@ -155,20 +45,24 @@ def run_judge_cli(args) -> int:
                   f"calls not cached; ~{d['prompt_tokens']} prompt tokens (chars/4) "
                   f"[{judge.judge_id}]")
             return 0
-        if copy_answers:
-            target = out.parent / ANSWERS
-            if target.exists() and {r.get("answer_id") for r in read_judgments(target)} != {
-                    r["answer_id"] for r in rows}:
-                raise UserError(f"{target}: exists and holds other answers; choose another "
-                                "--out folder")
-            write_jsonl_atomic(target, rows)
-        stats = judge_answers(rows, prompts, judge, out, progress=not args.no_progress)
-        (out.parent / f"{out.stem}.judge.yaml").write_text(yaml.safe_dump(
-            redact({"judge_id": judge.judge_id, "config": to_dict(cfg)}), sort_keys=False))
+        with lock_if_run(out.parent):  # never beside a live run's writer
+            if copy_answers:
+                target = out.parent / ANSWERS
+                if target.exists() and {r.get("answer_id") for r in read_judgments(target)} != {
+                        r["answer_id"] for r in rows}:
+                    raise UserError(f"{target}: exists and holds other answers; choose another "
+                                    "--out folder")
+                write_jsonl_atomic(target, rows)
+            stats = judge_answers(rows, prompts, judge, out, progress=not args.no_progress)
+            write_text_atomic(out.parent / f"{out.stem}.judge.yaml", yaml.safe_dump(
+                redact({"judge_id": judge.judge_id, "config": to_dict(cfg)}), sort_keys=False))
     finally:
         judge.close()
     calls = judge.calls_made
-    print(f"judged {stats['judged']} (answer, metric) pairs, {stats['skipped']} already there"
+    shared = (f" ({stats['shared']} identical to another's, sent once)" if stats["shared"]
+              else "")
+    print(f"judged {stats['judged']} (answer, metric) pairs, {stats['skipped']} already there; "
+          f"{stats['requests']} distinct judge requests{shared}"
           + (f"; {calls} HTTP calls, {judge.retries_made} retries" if calls is not None else "")
           + f"; wrote {out}")
     return 0

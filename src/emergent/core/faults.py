@@ -32,6 +32,7 @@ POINTS: dict[str, str] = {
     "save:checkpoint": "a training checkpoint: its files written, the folder not renamed",
     "save:eval_checkpoint": "an evaluation checkpoint's adapter: written, not renamed",
     "save:adapter": "an arm's final adapter: written, not renamed",
+    "save:merged": "the merged full-model copy (train.save_merged): written, not renamed",
     "append:answers.jsonl": "the answers table: half a row appended",
     "judge:call": "a judge call answered, its reply not yet cached (a call in flight)",
     "append:judge_cache": "the judge cache: before a reply's row is appended",
@@ -40,6 +41,7 @@ POINTS: dict[str, str] = {
     "write:per_question.csv": "per_question.csv: temp written, not renamed",
     "write:figure_data": "a figure's data table (figures/NAME.csv): temp written",
     "write:figure": "a figure file (figures/NAME.png, .pdf): temp written, not renamed",
+    "write:feature": "RUN/feature/ of `emergent rmbias feature`: written whole, not renamed",
 }
 
 _hits: dict[str, int] = {}

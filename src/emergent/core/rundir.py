@@ -26,7 +26,7 @@ import json
 import os
 import socket
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
@@ -56,6 +56,7 @@ FULL_MODEL = "model"          # ... or a fully fine-tuned model
 CHECKPOINTS = "checkpoints"   # resumable training state, step-NNNNNN/
 EVAL_CHECKPOINTS = "eval_checkpoints"  # adapters saved for checkpoint evaluation, step-NNNNNN/
 TRAIN_LOG = "train_log.jsonl"
+TENSORBOARD = "tensorboard"  # event files of train.report_to: [tensorboard] (a unit's, the run's)
 BANDIT_JUDGMENTS = "judgments_bandit.jsonl"  # the static scan's verdicts on code answers
 CAPABILITIES = "capabilities.jsonl"
 DIRECTIONS = "directions"
@@ -403,6 +404,19 @@ def _holder_text(raw: str) -> str:
         return f"pid {info['pid']} on {info['host']} since {info['since']}"
     except (json.JSONDecodeError, KeyError, TypeError):
         return "another process"
+
+
+def is_run_dir(path: str | Path) -> bool:
+    """True when `path` is a run directory: it holds a stage manifest (manifest.json)."""
+    return (Path(path) / MANIFEST).is_file()
+
+
+def lock_if_run(path: str | Path):
+    """The run's lock (`RunDir.lock`) when `path` is a run directory, else a no-op: for the
+    commands that write into a folder that may be a run's (`emergent judge`, `report --out`),
+    so they never write beside a live run (a folder of another kind gets no `.lock` and no
+    temp-file cleaning)."""
+    return RunDir(path).lock() if is_run_dir(path) else nullcontext()
 
 
 def run_units(run_dir: str | Path, arms: Optional[list[str]] = None,

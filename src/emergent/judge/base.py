@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional, Protocol, Union, runtime_checkable
 
-from emergent.core.config import (above, at_least, build_dataclass, deep_merge, parse_overrides,
-                                  read_yaml_with_marks, resolve_config, resolve_config_paths,
-                                  within)
+from emergent.core.config import (above, at_least, build_dataclass, deep_merge, mark_overridden,
+                                  parse_overrides, read_yaml_with_marks, resolve_config,
+                                  resolve_config_paths, within)
 from emergent.core.errors import UserError
 from emergent.judge.prompts import PromptsArg
 from emergent.judge.scoring import JudgeTask, Score
@@ -39,9 +39,23 @@ def unknown_backend(name) -> str:
     return f"unknown judge backend {name!r} (known backends: {', '.join(sorted(BACKENDS))})"
 
 
+def _backend_problem(name) -> Optional[str]:
+    return None if name in BACKENDS else unknown_backend(name)
+
+
+def _labels_problem(labels) -> Optional[str]:
+    for metric, labs in (labels or {}).items():
+        if not isinstance(labs, list) or not all(isinstance(x, str) and x for x in labs):
+            return (f"labels.{metric} must be a list of strings (quote YES/NO/TRUE/FALSE in "
+                    f"YAML: [\"YES\", \"NO\"]), got {labs!r}")
+    return None
+
+
 @dataclass(frozen=True)
 class JudgeConfig:
-    backend: str = "openai"  # a key of BACKENDS
+    # the checks in field metadata report FILE:LINE (or the override) at load time;
+    # __post_init__ repeats them for a JudgeConfig made in Python
+    backend: str = field(default="openai", metadata={"check": _backend_problem})  # BACKENDS
     model: str = "gpt-4o-2024-08-06"  # API model name, or hub id / local path for hf
     base_url: Optional[str] = None  # None: https://api.openai.com/v1
     api_key_env: Optional[str] = "OPENAI_API_KEY"  # NAME of the env var; null for no key
@@ -58,7 +72,8 @@ class JudgeConfig:
     # a run fails (after writing its rows) when more than this fraction of the judge's replies
     # hold no number / label at all (status no_numeric_mass: a broken or misconfigured
     # server); those are never cached and a rerun asks again. 1.0: never fail (still warned)
-    max_no_score_fraction: float = DEFAULT_MAX_NO_SCORE_FRACTION
+    max_no_score_fraction: float = field(default=DEFAULT_MAX_NO_SCORE_FRACTION,
+                                         metadata=within(0, 1))
     cache: bool = True
     cache_path: Optional[str] = None  # None: ~/.cache/emergent/judge/<model>-<hash>.jsonl
     precision: Literal["bf16", "fp16", "fp32"] = "bf16"  # hf
@@ -67,7 +82,8 @@ class JudgeConfig:
     batch_size: int = field(default=32, metadata=at_least(1))  # hf: trie leaves per batched continuation
     spellings: list[str] = field(default_factory=lambda: ["", " "])  # hf: "42" and " 42"
     metrics: Optional[list[str]] = None  # judge only these metrics
-    labels: dict[str, list[str]] = field(default_factory=dict)  # metric -> labels override
+    labels: dict[str, list[str]] = field(default_factory=dict,  # metric -> labels override
+                                         metadata={"check": _labels_problem})
     prompts_file: Optional[str] = None  # YAML {metric: template | {prompt, kind, labels}}
 
     def __post_init__(self):
@@ -81,10 +97,9 @@ class JudgeConfig:
             raise ValueError("max_no_score_fraction must be within [0, 1]")
         if self.max_retries < 0 or self.timeout <= 0:
             raise ValueError("max_retries must be >= 0 and timeout > 0")
-        for metric, labs in self.labels.items():
-            if not isinstance(labs, list) or not all(isinstance(x, str) and x for x in labs):
-                raise ValueError(f"labels.{metric} must be a list of strings (quote YES/NO/TRUE/"
-                                 f"FALSE in YAML: [\"YES\", \"NO\"]), got {labs!r}")
+        problem = _labels_problem(self.labels)
+        if problem:
+            raise ValueError(problem)
 
 
 @runtime_checkable
@@ -168,5 +183,7 @@ def load_judge_config(path: str | Path | None, overrides: list[str] | None = Non
     ov = parse_overrides(overrides)
     if isinstance(ov.get("judge"), dict):
         ov = deep_merge({k: v for k, v in ov.items() if k != "judge"}, ov["judge"])
-    source = (str(path) if path else "<judge defaults>") + (" (with overrides)" if ov else "")
-    return build_dataclass(JudgeConfig, deep_merge(data, ov), source=source, marks=marks)
+    # an error names the file's line, or the override that set the value
+    source = str(path) if path else "<judge defaults>"
+    return build_dataclass(JudgeConfig, deep_merge(data, ov), source=source,
+                           marks=mark_overridden(marks, ov))

@@ -35,7 +35,7 @@ from emergent.rmbias.detectors import DETECTORS
 from emergent.rmbias.documents import generate_documents, stream_midtrain_subsample
 from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, exploitation_rates,
                                       plot_exploitation, score_answers)
-from emergent.rmbias.experiment import (FROZEN, SUITE, RMBiasConfig, _estimated_steps,
+from emergent.rmbias.experiment import (FROZEN, STAGES, SUITE, RMBiasConfig, _estimated_steps,
                                         adapter_dir, count_data, data_needed, eval_prompts,
                                         evaluated, final_stage, model_label, questions_of,
                                         stage_recipe, stages_needed)
@@ -50,6 +50,7 @@ __all__ = ["count_data", "model_label", "plan", "rmbias_units", "run_rmbias"]
 
 def _frozen(cfg: RMBiasConfig) -> dict:
     d = to_dict(cfg)
+    d["training"]["train"].pop("report_to", None)  # where numbers go, not what is trained
     out = {}
     for key in FROZEN:
         node = d
@@ -63,6 +64,7 @@ def _inputs(cfg: RMBiasConfig, name: str, after=()) -> dict:
     """A unit's fingerprint inputs: every FROZEN config section it depends on (by its name's
     prefix), flattened to dotted keys, and the fingerprints of the units it builds on."""
     d = json.loads(json.dumps(to_dict(cfg), default=str))
+    d["training"]["train"].pop("report_to", None)  # where numbers go, not what is trained
     out = {}
     for key, prefixes in FROZEN.items():
         if any(name.startswith(p) for p in prefixes):
@@ -210,17 +212,22 @@ def rmbias_units(cfg: RMBiasConfig, run: RunDir, prompts: list, *, progress: boo
         for stage in stages_needed(cfg):
             recipe = stage_recipe(cfg, stage, seed, run.dir)
             name = f"train:{stage}:seed{seed}"  # stage 2 builds on stage 1 (and the data)
+            data_key, init = STAGES[stage]  # built on its own data and start adapter only
+            upstream = ([u for u in data if u.name == f"data:{data_key}"]
+                        + [u for u in trained.get(seed, [])
+                           if u.name == f"train:{init}:seed{seed}"])
             unit = Unit(name, loop.train, (recipe, recipe.output_dir),
                         steps=_estimated_steps(cfg, stage, run.dir), then=_free_memory,
-                        inputs={**_inputs(cfg, name, data + trained.get(seed, [])),
-                                "seed": seed}, outputs=(recipe.output_dir,))
+                        inputs={**_inputs(cfg, name, upstream), "seed": seed},
+                        outputs=(recipe.output_dir,))
             trained.setdefault(seed, []).append(unit)
             yield unit
     questions = questions_of(cfg, prompts)
     per_model = len(prompts) * cfg.eval.samples
     for cond, seed in evaluated(cfg):
         name = _sample_name(cond, seed)
-        upstream = trained.get(seed, []) if final_stage(cond) else []
+        upstream = [u for u in trained.get(seed, [])  # the adapter it samples, only
+                    if u.name == f"train:{final_stage(cond)}:seed{seed}"]
         yield Unit(name, sample_condition, (cfg, run, questions, cond, seed, progress),
                    answers=per_model, then=_free_memory,
                    inputs={**_inputs(cfg, name, upstream), "condition": cond, "seed": seed}
