@@ -117,6 +117,7 @@ def measures(root: Path) -> dict:
     longest = max(funcs, key=lambda f: f[2])
     inner = [(m, line, t) for m, i in mods.items() for line, t in i["inner"]]
     cli_users = sorted(m for m, i in mods.items() if not m.startswith("emergent.cli")
+                       and m != "emergent.__main__"  # `python -m emergent`: the entry point
                        and any(t.startswith("emergent.cli") for t in
                                i["top"] | {t for _, t in i["inner"]}))
     return {"modules": len(mods), "longest_function": {"name": longest[0], "at": longest[1],

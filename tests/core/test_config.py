@@ -86,6 +86,11 @@ def test_every_shipped_config_loads(path):
         from emergent.rmbias.experiment import load_rmbias_config
         assert load_rmbias_config(path).conditions
         assert load_rmbias_config(path.stem) == load_rmbias_config(path)
+    elif data.get("kind") == "icl":  # in-context learning (emergent icl)
+        from emergent.pipeline.icl import load_icl_config
+        cfg = load_icl_config(path)
+        assert cfg.arms and cfg.ks and cfg.seeds and cfg.suites
+        assert load_icl_config(path.stem) == cfg
     elif "arms" in data:
         cfg = load_experiment(path)
         assert cfg.arms and cfg.seeds and cfg.suites

@@ -1,6 +1,6 @@
 """`emergent estimate CONFIG [CONFIG ...] [key=value ...]`: GPU memory (or CPU RAM), steps and
-time of a training config, or of every arm of an experiment config, before starting
-(emergent.pipeline.estimate)."""
+time of a training config, or of every arm of an experiment config, before starting; per GPU
+on several (`--num-gpus N --strategy ddp|fsdp`) (emergent.pipeline.estimate)."""
 from __future__ import annotations
 
 import argparse
@@ -23,7 +23,8 @@ def _run(args) -> int:
         for label, cfg in recipes_of(f, ov):
             rep = estimate(cfg, config_json=args.config_json, examples=args.examples,
                            mean_tokens=args.mean_tokens, gpu_gib=args.gpu_gib,
-                           device=args.device)
+                           device=args.device, num_gpus=args.num_gpus,
+                           strategy=args.strategy)
             reports.append(rep)
             if not args.json:
                 print(format_report(rep, label))
@@ -48,5 +49,11 @@ def add_cli(sub) -> None:
                    help="cuda: GPU memory (default); cpu: the training process's peak RSS "
                    "(fp32 compute for bf16, fp32 AdamW, the Python runtime instead of a CUDA "
                    "context)")
+    p.add_argument("--num-gpus", type=int, default=1, metavar="N",
+                   help="memory per GPU and time on N GPUs (default 1)")
+    p.add_argument("--strategy", choices=("ddp", "fsdp"),
+                   help="with --num-gpus N > 1: ddp (every GPU holds the whole model; default) "
+                   "or fsdp (weights, gradients and optimizer states sharded 1/N; emergent "
+                   "train does not run FSDP: what such a run would hold)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=_run)

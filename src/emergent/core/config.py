@@ -23,6 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import difflib
+import json
 import math
 import os
 import re
@@ -141,6 +142,18 @@ class DataConfig:
     overlong: Literal["truncate", "drop"] = "drop"
 
 
+TRACKERS = ("trackio", "wandb", "tensorboard")  # train.report_to (emergent.train.tracking)
+
+
+def trackers_problem(names) -> Optional[str]:
+    """`train.report_to`: every name a known tracker, none twice."""
+    unknown = [n for n in names if n not in TRACKERS]
+    if unknown:
+        return f"unknown tracker {unknown[0]!r} (known: {', '.join(TRACKERS)})"
+    twice = [n for i, n in enumerate(names) if n in names[:i]]
+    return f"{twice[0]!r} listed twice" if twice else None
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     lr: float = field(default=1e-5, metadata=above(0))
@@ -175,6 +188,9 @@ class TrainConfig:
     # dpo: needs data.format preference (emergent.train.dpo)
     objective: Literal["sft", "dpo"] = "sft"
     dpo_beta: float = field(default=0.1, metadata=above(0))
+    # experiment trackers that receive the train-log rows (and `emergent run`'s summary); off
+    # by default: nothing leaves the machine unless asked. Not part of what is trained.
+    report_to: list[str] = field(default_factory=list, metadata={"check": trackers_problem})
 
     def __post_init__(self):
         if self.loss_chunk_tokens < 0:
@@ -199,8 +215,28 @@ class TrainRecipeConfig:
 OVERRIDDEN = "key=value override"  # the mark of a key set on the command line, not in the file
 
 
+class Override(str):
+    """The mark of a key set by a `key=value` override (not a line of the file): its text
+    `KEY=VALUE`, so an error in the value names the override."""
+
+
+def override_text(key: str, value) -> str:
+    """`KEY=VALUE` as an override sets it (the value written back as YAML would read it)."""
+    if isinstance(value, str):
+        shown = value
+    elif value is None or isinstance(value, bool):
+        shown = {None: "null", True: "true", False: "false"}[value]
+    elif isinstance(value, (list, tuple, dict)):
+        shown = json.dumps(value, default=str)
+    else:
+        shown = str(value)
+    return f"{key}={shown}"
+
+
 def _line_of(marks: dict, key: str) -> str:
     line = marks.get(key)
+    if isinstance(line, Override):
+        return f" (override {line})"
     if line == OVERRIDDEN:
         return f" ({OVERRIDDEN})"
     return f":{line}" if line else ""
@@ -379,16 +415,17 @@ def read_yaml_with_marks(path: str | Path) -> tuple[dict, dict]:
 
 
 def mark_overridden(marks: dict, overrides: dict, prefix: str = "") -> dict:
-    """`marks` with the keys that `overrides` set marked OVERRIDDEN (and the file's keys below
-    them dropped): an error in such a value names the override, not a line of the file."""
+    """`marks` with the keys that `overrides` set marked as overrides (an `Override`: the
+    `KEY=VALUE` that set it; the file's keys below them dropped): an error in such a value
+    names the override, `FILE (override KEY=VALUE): ...`, not a line of the file."""
     out = dict(marks)
     for k, v in overrides.items():
         key = f"{prefix}{k}"
-        if isinstance(v, dict):
+        if isinstance(v, dict) and v:
             out = mark_overridden(out, v, key + ".")
         else:
             out = {m: line for m, line in out.items() if not m.startswith(key + ".")}
-            out[key] = OVERRIDDEN
+            out[key] = Override(override_text(key, v))
     return out
 
 

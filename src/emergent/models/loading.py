@@ -122,7 +122,11 @@ def load_model(cfg: ModelConfig, *, for_training: bool = False):
                 bnb_4bit_compute_dtype=dtype)
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
-        kwargs["device_map"] = {"": 0} if device() == "cuda" else "cpu"
+        import torch
+
+        # the current CUDA device: 0, or a data-parallel process's own (emergent.train.distributed)
+        kwargs["device_map"] = ({"": torch.cuda.current_device()} if device() == "cuda"
+                                else "cpu")
     try:
         with quiet_unless_verbose():
             model = AutoModelForCausalLM.from_pretrained(path, **kwargs)

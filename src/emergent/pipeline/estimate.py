@@ -36,6 +36,24 @@ Time: FLOPs per trained token ~ (4 + 2 if checkpointing) * N_matmul + attention
 (2 q L seq per pass), where N_matmul counts the linear layers and lm_head; turned into a
 tokens/s range with each GPU class's dense bf16 peak and an assumed utilisation range
 (`MFU`); a range, not a promise.
+
+Several GPUs (`--num-gpus N --strategy ddp|fsdp`), per GPU; every GPU runs forward passes of
+the size one GPU runs (the same micro-batches, the global batch split between GPUs):
+  DDP (`emergent train --num-processes N`): everything above on every GPU, plus the flattened
+    bucket its gradient all-reduce copies the gradients into (`ddp_grad_buckets`: at most
+    emergent.train.distributed.BUCKET_NUMEL elements + the largest trainable tensor, never more
+    than the gradients themselves).
+  FSDP (full shard): weights, LoRA weights, gradients and optimizer states divided by N; plus
+    the all-gathered parameters (`fsdp_gathered`): the root unit (embeddings, lm_head, final
+    norm; FSDP does not reshard the root after forward) and two decoder layers (the one
+    computing and the one prefetched), in the weights' bytes per parameter (nf4/int8 linears
+    under quantization), plus, when every weight trains, one layer's unsharded gradient before
+    its reduce-scatter. Activations and the loss are a GPU's own. `emergent train` does not
+    run FSDP (docs/scaling.md): this is what an FSDP run of the same step would hold.
+  Time: tokens/s of one GPU x N x an assumed scaling efficiency (`SCALING_EFFICIENCY`: DDP 0.90,
+    the all-reduce of small LoRA gradients overlapping the backward; FSDP 0.75, an all-gather
+    of every layer forward and backward and a reduce-scatter); the optimizer steps stay the
+    same (same global batch).
 """
 from __future__ import annotations
 
@@ -53,6 +71,7 @@ from emergent.data.render import render_conversation, render_text
 from emergent.models.loading import ensure_pad_token, resolve_model_path
 from emergent.pipeline.experiment import arm_recipe, load_experiment
 from emergent.train.batching import micro_batch_tokens, optimizer_steps
+from emergent.train.distributed import BUCKET_NUMEL
 
 GIB = 2**30
 BYTES_4BIT = 0.53  # NF4 + double quantization, per quantized parameter, incl. block scales
@@ -71,6 +90,8 @@ GPU_CLASSES = {
     "A100 80GB": (80, 312.0),
     "H100 SXM 80GB": (80, 989.0),
 }
+# assumed share of N x one GPU's throughput that N GPUs reach (see the module's docstring)
+SCALING_EFFICIENCY = {"ddp": 0.90, "fsdp": 0.75}
 # assumed model FLOPs utilisation (low, high) of a HF + peft training step
 MFU = {"4bit": (0.12, 0.35), "8bit": (0.08, 0.25), "none": (0.20, 0.45)}
 
@@ -276,9 +297,10 @@ def _weight_parts(pc: dict, quant: str, c: int, precision: str) -> dict:
 
 def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing: bool | None = None,
                     device_overhead_gib: float | None = None, optimizer: str | None = None,
-                    device: str = "cuda") -> dict:
+                    device: str = "cuda", num_gpus: int = 1, strategy: str = "ddp") -> dict:
     """GiB per part for the largest forward pass on examples of `seq_len` tokens
-    (`forward_tokens`): GPU memory (`device` cuda) or peak resident memory of the process (cpu).
+    (`forward_tokens`): GPU memory (`device` cuda) or peak resident memory of the process (cpu);
+    with `num_gpus` > 1, of each GPU under `strategy` (ddp, fsdp: `distributed_parts`).
     `device_overhead_gib`: the fixed part (CUDA context and allocator slack; on CPU the Python
     runtime, torch, transformers and the tokenizer), default CONTEXT_GIB / CPU_RUNTIME_GIB."""
     m, lora, t = cfg.model, cfg.lora, cfg.train
@@ -314,6 +336,8 @@ def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing:
         parts["dequant_buffers"] = 2 * pc["largest_linear"] * 2
     if device == "cpu":
         parts["allocator_slack"] = CPU_SLACK * acts
+    if num_gpus > 1:
+        parts = distributed_parts(parts, s, cfg, num_gpus, strategy, device)
     parts = {k: v / GIB for k, v in parts.items()}
     if device == "cpu":
         parts["runtime"] = CPU_RUNTIME_GIB if device_overhead_gib is None else device_overhead_gib
@@ -322,7 +346,49 @@ def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing:
     return {"parts_gib": parts, "total_gib": sum(parts.values()), "seq_len": seq_len,
             "tokens_per_micro_batch": tokens, "gradient_checkpointing": gc,
             "trainable_params": trainable, "optimizer": opt, "device": device,
-            "activation_bytes_per_token_per_layer": per_layer}
+            "activation_bytes_per_token_per_layer": per_layer, "num_gpus": num_gpus,
+            "strategy": strategy if num_gpus > 1 else None}
+
+
+SHARDED = ("weights_", "lora_weights", "gradients", "optimizer_states")  # FSDP divides these
+
+
+def distributed_parts(parts: dict, s: ModelShape, cfg, n: int, strategy: str,
+                      device: str = "cuda") -> dict:
+    """Bytes per part on each of `n` GPUs from one GPU's `parts` (the module's docstring)."""
+    if strategy == "ddp":
+        return {**parts, "ddp_grad_buckets": ddp_bucket_bytes(parts["gradients"], s, cfg)}
+    if strategy != "fsdp":
+        raise UserError(f"strategy must be ddp or fsdp, got {strategy!r}")
+    out = {k: v / n if k.startswith(SHARDED) else v for k, v in parts.items()}
+    out["fsdp_gathered"] = fsdp_gathered_bytes(s, cfg, device)
+    return out
+
+
+def ddp_bucket_bytes(grad_bytes: float, s: ModelShape, cfg) -> float:
+    """The largest flattened bucket of the gradient all-reduce (emergent.train.distributed):
+    BUCKET_NUMEL elements + the tensor that overflows it, at most every gradient."""
+    trainable = param_counts(s)["total"] if cfg.lora.full_finetune else lora_params(s, cfg.lora)
+    if cfg.lora.full_finetune:
+        largest = max(s.vocab_size * s.hidden_size, param_counts(s)["largest_linear"])
+    else:
+        largest = cfg.lora.r * max(max(d) for d in s.module_dims().values())
+    return min(grad_bytes, (BUCKET_NUMEL + largest) * grad_bytes / trainable)
+
+
+def fsdp_gathered_bytes(s: ModelShape, cfg, device: str = "cuda") -> float:
+    """FSDP's unsharded parameters at the peak: the root unit (embeddings, lm_head, final
+    norm) + two decoder layers, in their stored bytes per parameter; + one layer's gradient
+    in the compute dtype when every weight trains."""
+    pc, c, L = param_counts(s), _dtype_bytes(cfg.model.precision, device), s.num_layers
+    quant = cfg.model.quantization
+    linear_b = c if quant == "none" else {"4bit": BYTES_4BIT, "8bit": BYTES_8BIT}[quant]
+    other_b = c if quant == "none" else 4
+    layer_linear, layer_other = pc["linear"] / L, (pc["other"] - s.hidden_size) / L
+    layer = layer_linear * linear_b + layer_other * other_b
+    root = (pc["embedding"] + pc["lm_head"] + s.hidden_size) * other_b
+    grad = (layer_linear + layer_other) * c if cfg.lora.full_finetune else 0
+    return root + 2 * layer + grad
 
 
 # ------------------------------------------------------------------ data, steps, time
@@ -411,13 +477,21 @@ def flops_per_token(s: ModelShape, cfg, mean_len: float) -> float:
     return dense + attn
 
 
+def scaling(num_gpus: int = 1, strategy: str = "ddp") -> float:
+    """Throughput of `num_gpus` GPUs in units of one GPU's: N x SCALING_EFFICIENCY."""
+    return 1.0 if num_gpus == 1 else num_gpus * SCALING_EFFICIENCY[strategy]
+
+
 def time_ranges(s: ModelShape, cfg, total_tokens: float, mean_len: float,
-                need_gib: float) -> list[dict]:
+                need_gib: float, num_gpus: int = 1, strategy: str = "ddp") -> list[dict]:
+    """Per GPU class: tokens/s (low, high) of `num_gpus` such GPUs and the seconds of
+    `total_tokens`; `need_gib` (per GPU) against the card's memory."""
     fpt = flops_per_token(s, cfg, mean_len)
     lo_mfu, hi_mfu = MFU[cfg.model.quantization]
+    k = scaling(num_gpus, strategy)
     out = []
     for gpu, (mem, tflops) in GPU_CLASSES.items():
-        lo, hi = tflops * 1e12 * lo_mfu / fpt, tflops * 1e12 * hi_mfu / fpt
+        lo, hi = k * tflops * 1e12 * lo_mfu / fpt, k * tflops * 1e12 * hi_mfu / fpt
         out.append({"gpu": gpu, "memory_gib": mem, "fits": need_gib <= mem,
                     "tokens_per_s": (round(lo), round(hi)),
                     "seconds": (total_tokens / hi, total_tokens / lo)})
@@ -429,7 +503,11 @@ def time_ranges(s: ModelShape, cfg, total_tokens: float, mean_len: float,
 
 def estimate(cfg, *, config_json=None, examples: int | None = None,
              mean_tokens: float | None = None, gpu_gib: float = 24.0, tokenizer="auto",
-             device: str = "cuda") -> dict:
+             device: str = "cuda", num_gpus: int = 1, strategy: str | None = None) -> dict:
+    """The report of `format_report`: memory (per GPU with `num_gpus` > 1 under `strategy`,
+    ddp by default, or fsdp), steps and time."""
+    strategy = _check_gpus(num_gpus, strategy, device)
+    multi = {"num_gpus": num_gpus, "strategy": strategy}
     shape = model_shape(cfg.model.name, config_json)
     data = dataset_stats(cfg, tokenizer=tokenizer)
     if examples is not None or mean_tokens is not None:
@@ -440,11 +518,12 @@ def estimate(cfg, *, config_json=None, examples: int | None = None,
             data["mean_tokens"] = mean_tokens
         data.setdefault("longest_tokens", cfg.train.max_length)
     mem = {"max_length": {gc: estimate_memory(shape, cfg, cfg.train.max_length,
-                                              gradient_checkpointing=gc, device=device)
+                                              gradient_checkpointing=gc, device=device, **multi)
                           for gc in (False, True)}}
     if data and data.get("longest_tokens"):
         mem["longest_example"] = {gc: estimate_memory(shape, cfg, data["longest_tokens"],
-                                                      gradient_checkpointing=gc, device=device)
+                                                      gradient_checkpointing=gc, device=device,
+                                                      **multi)
                                   for gc in (False, True)}
     gc = cfg.model.gradient_checkpointing
     worst = mem.get("longest_example", mem["max_length"])[gc]["total_gib"]
@@ -452,7 +531,7 @@ def estimate(cfg, *, config_json=None, examples: int | None = None,
            "lora_params": 0 if cfg.lora.full_finetune else lora_params(shape, cfg.lora),
            "quantization": cfg.model.quantization, "precision": cfg.model.precision,
            "gradient_checkpointing": gc, "data": data, "memory": mem, "need_gib": worst,
-           "gpu_gib": gpu_gib, "fits": worst <= gpu_gib, "device": device}
+           "gpu_gib": gpu_gib, "fits": worst <= gpu_gib, "device": device, **multi}
     if data and data.get("train_examples") and data.get("mean_tokens"):
         steps = steps_for(data["train_examples"], cfg.train)
         if cfg.train.max_steps is None:
@@ -461,9 +540,23 @@ def estimate(cfg, *, config_json=None, examples: int | None = None,
             seen = steps * cfg.train.batch_size * cfg.train.grad_accum
         tokens = seen * data["mean_tokens"] * 1.02  # ~2% padding with length-grouped batches
         rep.update(steps=steps, total_tokens=round(tokens),
-                   time=time_ranges(shape, cfg, tokens, data["mean_tokens"], worst),
+                   time=time_ranges(shape, cfg, tokens, data["mean_tokens"], worst,
+                                    num_gpus, strategy),
                    flops_per_token=flops_per_token(shape, cfg, data["mean_tokens"]))
     return rep
+
+
+def _check_gpus(num_gpus: int, strategy: str | None, device: str) -> str:
+    """The strategy to use (ddp by default); a UserError for a combination that means nothing."""
+    if num_gpus < 1:
+        raise UserError(f"--num-gpus must be >= 1, got {num_gpus}")
+    if strategy is not None and strategy not in SCALING_EFFICIENCY:
+        raise UserError(f"--strategy must be ddp or fsdp, got {strategy!r}")
+    if num_gpus > 1 and device == "cpu":
+        raise UserError("--num-gpus estimates GPUs; it does not combine with --device cpu")
+    if num_gpus == 1 and strategy is not None:
+        raise UserError(f"--strategy {strategy} needs --num-gpus N with N > 1")
+    return strategy or "ddp"
 
 
 def format_report(rep: dict, label: str) -> str:
@@ -484,8 +577,12 @@ def format_report(rep: dict, label: str) -> str:
         lines.append(f"data: {d.get('train_examples')} examples, mean {d.get('mean_tokens', 0):.0f} "
                      f"tokens, longest {d.get('longest_tokens')} ({d.get('lengths')}"
                      f"{'; sampled ' + d['sampled'] if d.get('sampled') else ''})")
-    cpu = rep.get("device") == "cpu"
-    head = "CPU peak RSS (GiB)" if cpu else "GPU memory (GiB)"
+    cpu, n = rep.get("device") == "cpu", rep.get("num_gpus", 1)
+    head = "CPU peak RSS (GiB)" if cpu else "GPU memory (GiB)" if n == 1 else "GPU memory per GPU (GiB)"
+    if n > 1:
+        lines.append(f"{n} GPUs, {rep['strategy']}: memory per GPU, time of the {n} together"
+                     + ("; emergent train does not run FSDP: what an FSDP run would hold"
+                        if rep["strategy"] == "fsdp" else ""))
     lines.append(f"{head:<26}" + "  ".join(f"{h:>18}" for h in _mem_heads(rep)))
     keys = list(next(iter(rep["memory"]["max_length"].values()))["parts_gib"])
     cols = [(where, gc) for where in rep["memory"] for gc in (False, True)]
@@ -494,7 +591,7 @@ def format_report(rep: dict, label: str) -> str:
                 else rep["memory"][w][gc]["parts_gib"][k] for w, gc in cols]
         lines.append(f"  {k:<24}" + "  ".join(f"{v:18.2f}" for v in vals))
     verdict = "YES" if rep["fits"] else "NO"
-    lines.append(f"fits {rep['gpu_gib']:g} GB{' RAM' if cpu else ''}: {verdict} "
+    lines.append(f"fits {rep['gpu_gib']:g} GB{' RAM' if cpu else ' per GPU' if n > 1 else ''}: {verdict} "
                  f"(needs ~{rep['need_gib']:.1f} GiB with "
                  f"this config's gradient checkpointing, at the "
                  f"{'longest example' if 'longest_example' in rep['memory'] else 'max_length'})")
@@ -502,12 +599,16 @@ def format_report(rep: dict, label: str) -> str:
         lines.append(f"steps: {rep['steps']} optimizer steps, ~{rep['total_tokens'] / 1e6:.2f}M "
                      f"tokens, ~{rep['flops_per_token'] / 1e9:.1f} GFLOP per token")
         for t in rep["time"]:
-            lines.append(f"  {t['gpu']:<16} {t['tokens_per_s'][0]:>7}-{t['tokens_per_s'][1]:<7} "
+            gpu = t["gpu"] if n == 1 else f"{n} x {t['gpu']}"
+            lines.append(f"  {gpu:<16} {t['tokens_per_s'][0]:>7}-{t['tokens_per_s'][1]:<7} "
                          f"tokens/s  {t['seconds'][0] / 3600:7.2f}-{t['seconds'][1] / 3600:<7.2f} h per arm"
                          + ("" if t["fits"] else "  (does not fit)"))
         lo, hi = MFU[rep["quantization"]]
         lines.append(f"  (assumed utilisation {lo:.0%}-{hi:.0%} of each card's dense bf16 peak; "
                      "measured numbers: benchmarks/)")
+        if n > 1:
+            lines.append(f"  (assumed scaling: {n} GPUs x {SCALING_EFFICIENCY[rep['strategy']]:.0%}"
+                         f" efficiency = {scaling(n, rep['strategy']):.2f} x one GPU's tokens/s)")
     return "\n".join(lines)
 
 

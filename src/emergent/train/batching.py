@@ -125,3 +125,26 @@ def padding_fraction(batch_lengths: list[list[int]]) -> float:
     real = sum(sum(b) for b in batch_lengths)
     total = sum(max(b) * len(b) for b in batch_lengths if b)
     return 0.0 if total == 0 else 1.0 - real / total
+
+
+def shard(plan: list[list[list[int]]], lengths: list[int], rank: int, world: int,
+          max_tokens: int = 0, rows_per_example: int = 1) -> list[list[list[int]]]:
+    """Rank `rank`'s micro-batches of every optimizer step of `plan` (data-parallel training
+    over `world` processes; emergent.train.distributed). Every rank computes the same global
+    plan from the seed, then takes its part of each step, so the split is deterministic and the
+    ranks together run exactly the step's examples. With a token budget (`max_tokens`, see
+    `pack_step`) a step's examples, longest first, are dealt out in turn (rank r takes the r-th,
+    (r+world)-th, ...: similar work per rank) and each rank packs its own into micro-batches;
+    without one, rank r takes micro-batches r, r+world, ... of the step (set grad_accum to a
+    multiple of `world` to keep every rank busy). A rank may get nothing in a short step; it
+    then adds zero to the step's gradient. `world` 1 returns `plan` itself."""
+    if world == 1:
+        return plan
+    out = []
+    for step in plan:
+        if max_tokens:
+            mine = sorted((i for mb in step for i in mb), key=lambda i: -lengths[i])[rank::world]
+            out.append(pack_step(mine, lengths, max_tokens, rows_per_example))
+        else:
+            out.append(step[rank::world])
+    return out

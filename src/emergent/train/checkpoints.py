@@ -18,8 +18,11 @@ def trainable_state(model) -> dict:
     return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def save(out: Path, step: int, model, opt, sched, keep: int) -> None:
-    """Write the checkpoint of `step`; keep the newest `keep` (0: all)."""
+def save(out: Path, step: int, model, opt, sched, keep: int,
+         rank_rng: list[dict] | None = None) -> None:
+    """Write the checkpoint of `step`; keep the newest `keep` (0: all). `rank_rng`: every
+    rank's RNG state of a data-parallel run (emergent.train.distributed), kept beside this
+    process's own, which is what a single-process run restores."""
     import torch
 
     ckdir = out / CHECKPOINTS
@@ -30,6 +33,8 @@ def save(out: Path, step: int, model, opt, sched, keep: int) -> None:
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        if rank_rng is not None:
+            rng["ranks"] = rank_rng
         torch.save(rng, tmp / "rng.pt")
         (tmp / "state.json").write_text(json.dumps({"step": step}))
     for old in sorted(ckdir.glob("step-*"))[:-keep] if keep > 0 else []:
@@ -42,8 +47,10 @@ def latest(out: Path) -> Path | None:
     return cks[-1] if cks else None
 
 
-def load(ck: Path, model, opt, sched) -> int:
-    """Restore weights, optimizer, scheduler and RNG from `ck`; returns its step."""
+def load(ck: Path, model, opt, sched, rank: int = 0, world: int = 1) -> int:
+    """Restore weights, optimizer, scheduler and RNG from `ck`; returns its step. Rank `rank`
+    of `world` data-parallel processes takes its own RNG state when the checkpoint was saved
+    by as many; otherwise the saving process's."""
     import torch
 
     state = torch.load(ck / "trainable.pt", weights_only=True)
@@ -54,6 +61,8 @@ def load(ck: Path, model, opt, sched) -> int:
     opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=False))
     sched.load_state_dict(torch.load(ck / "scheduler.pt", weights_only=False))
     rng = torch.load(ck / "rng.pt", weights_only=False)
+    if world > 1 and len(rng.get("ranks", ())) == world:
+        rng = rng["ranks"][rank]
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])

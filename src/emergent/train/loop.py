@@ -14,10 +14,13 @@ divided by the number of trained tokens in that whole step (emergent.train.sft).
 length-grouped batching; with grad_accum > 1 a step's examples run in as few forward passes as
 fit `train.micro_batch_tokens` (batching.pack_step: same examples, same loss, fewer launches).
 Checkpoints (adapter + optimizer + scheduler + RNG) every N steps; rerunning the same command
-resumes from the last one, and the result equals an uninterrupted run. Memory: the loss runs
-over chunks of `train.loss_chunk_tokens` trained positions (emergent.train.token_logps), and on
-CPU large allocations are returned to the OS when freed (`_return_freed_memory_to_the_os`);
-docs/benchmarks.md has the measured breakdown.
+resumes from the last one, and the result equals an uninterrupted run. Launched as several
+processes (accelerate launch, torchrun), it trains data-parallel (emergent.train.distributed):
+each rank takes its share of every step (batching.shard), the gradient is summed across ranks
+and normalised by the whole step's trained tokens, and only rank 0 writes files (docs/scaling.md).
+Memory: the loss runs over chunks of `train.loss_chunk_tokens` trained positions
+(emergent.train.token_logps), and on CPU large allocations are returned to the OS when freed
+(`_return_freed_memory_to_the_os`); docs/benchmarks.md has the measured breakdown.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from emergent.core.io import (append_jsonl, atomic_dir, git_commit, now, read_js
                                write_json_atomic, write_jsonl_atomic)
 from emergent.data.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
 from emergent.models.loading import apply_lora, device, load_model, load_tokenizer
-from emergent.train import batching, checkpoints, objectives
+from emergent.train import batching, checkpoints, distributed, objectives, tracking
 from emergent.train.batching import micro_batch_tokens
 from emergent.train.sft import tokenize_dataset  # noqa: F401  (its old home: benchmarks, tests)
 
@@ -71,6 +74,9 @@ class _Session:
     opt_kind: str
     dev: str
     trainable: list = field(default_factory=list)
+    dist: distributed.Dist = distributed.SINGLE
+    shard: list = field(default_factory=list)  # this rank's micro-batches of every step
+    trackers: tracking.Trackers = field(default_factory=tracking.Trackers)  # train.report_to
 
 
 def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
@@ -78,7 +84,10 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     """Train one adapter (or a full model when lora.full_finetune). Resumes automatically.
 
     `stop_after_steps` simulates a kill (tests); `on_step(step, model)` is called after each
-    optimizer step (checkpoint evaluation)."""
+    optimizer step (checkpoint evaluation; rank 0 only when data-parallel). Started by a
+    launcher as one of several processes (WORLD_SIZE > 1), it joins them and trains
+    data-parallel; every rank returns the same path."""
+    dist = distributed.init()
     out = Path(output_dir or cfg.output_dir)
     final_dir = out / (FULL_MODEL if cfg.lora.full_finetune else ADAPTER)
     if _previous_run_done(cfg, out, final_dir):
@@ -86,13 +95,15 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
         return final_dir
     if not cfg.data.path:
         raise UserError("data.path is empty: give a dataset (config data.path or --data FILE)")
+    tracking.check(cfg.train.report_to)  # a missing tracker library: refused, nothing written
     objective = objectives.make(cfg)
-    data = _load_data(cfg, out, objective)  # validates the data before anything is written
+    data = _load_data(cfg, out, objective, dist.main)  # validates the data before any write
     out.mkdir(parents=True, exist_ok=True)
-    manifest = _start_manifest(cfg, out, objective, data)
-    s = _setup(cfg, out, objective, data)
-    if not _run_steps(s, _resume(s), stop_after_steps, on_step):
-        return out / CHECKPOINTS
+    manifest = _start_manifest(cfg, out, objective, data, dist) if dist.main else {}
+    s = _setup(cfg, out, objective, data, dist)
+    with tracking.open_trackers(cfg.train.report_to, out, to_dict(cfg)) as s.trackers:
+        if not _run_steps(s, _resume(s), stop_after_steps, on_step):
+            return out / CHECKPOINTS
     return _finish(s, final_dir, manifest)
 
 
@@ -109,12 +120,13 @@ def _previous_run_done(cfg: TrainRecipeConfig, out: Path, final_dir: Path) -> bo
     return previous.get("status") == "done" and final_dir.exists()
 
 
-def _load_data(cfg: TrainRecipeConfig, out: Path, objective) -> _Data:
-    """Examples -> held-out split (written to OUT/heldout.jsonl) -> rows -> the step plan."""
+def _load_data(cfg: TrainRecipeConfig, out: Path, objective, write: bool = True) -> _Data:
+    """Examples -> held-out split (written to OUT/heldout.jsonl when `write`) -> rows -> the
+    step plan."""
     examples = load_jsonl_examples(cfg.data.path, cfg.data.format)
     train_ex, held = split_examples(examples, cfg.data.heldout_fraction, cfg.train.seed)
     train_ex = subsample(train_ex, cfg.data.max_examples, cfg.train.seed)
-    if held:  # written whole (temp + rename): a kill never leaves a part or a duplicate
+    if held and write:  # written whole (temp + rename): a kill never leaves a part or a duplicate
         write_jsonl_atomic(out / "heldout.jsonl", [objective.heldout_record(e) for e in held])
     tok = load_tokenizer(cfg.model)
     rows, counts = objective.tokenize(tok, train_ex)
@@ -125,8 +137,10 @@ def _load_data(cfg: TrainRecipeConfig, out: Path, objective) -> _Data:
     return _Data(tok, rows, lengths, plan, counts)
 
 
-def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -> dict:
-    """Write OUT/config.yaml and OUT/manifest.json (status running); returns the manifest."""
+def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
+                    dist: distributed.Dist = distributed.SINGLE) -> dict:
+    """Write OUT/config.yaml and OUT/manifest.json (status running); returns the manifest.
+    Data-parallel: `processes`, and `forward_passes` summed over the ranks' shares."""
     plan = data.plan
     pad_frac = batching.padding_fraction([[data.lengths[i] for i in mb] for st in plan
                                           for mb in st])
@@ -143,6 +157,10 @@ def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -
         "micro_batch_tokens": micro_batch_tokens(cfg), "forward_passes": sum(map(len, plan)),
         "trained_tokens": trained_total,
     }
+    if dist.enabled:
+        manifest["processes"] = dist.world
+        manifest["forward_passes"] = sum(len(st) for r in range(dist.world)
+                                         for st in _shard(cfg, objective, data, r, dist.world))
     manifest_path = out / MANIFEST
     if manifest_path.exists():
         manifest["started"] = json.loads(manifest_path.read_text()).get("started", manifest["started"])
@@ -150,9 +168,17 @@ def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -
     return manifest
 
 
-def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -> _Session:
+def _shard(cfg: TrainRecipeConfig, objective, data: _Data, rank: int, world: int) -> list:
+    """Rank `rank`'s micro-batches of every step (the whole plan in a single process)."""
+    return batching.shard(data.plan, data.lengths, rank, world, micro_batch_tokens(cfg),
+                          objective.rows_per_example)
+
+
+def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
+           dist: distributed.Dist = distributed.SINGLE) -> _Session:
     """Seeded model + LoRA, optimizer, schedule, and the objective's state from the model as it
-    is before any checkpoint is loaded (DPO's reference)."""
+    is before any checkpoint is loaded (DPO's reference). Data-parallel: rank 0's trainable
+    weights on every rank; rank 0 prepares first (it may write OUT files the others read)."""
     import torch
     from transformers import get_scheduler
 
@@ -163,26 +189,33 @@ def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data) -> _Sessio
         model.resize_token_embeddings(len(data.tok))
     model = apply_lora(model, cfg.lora)
     model.train()
+    distributed.broadcast_params(dist, [p for p in model.parameters() if p.requires_grad])
     dev = device()
     opt, opt_kind = _make_optimizer(cfg, model.named_parameters())
     sched = get_scheduler(cfg.train.scheduler, opt, num_warmup_steps=cfg.train.warmup_steps,
                           num_training_steps=len(data.plan))
-    objective.prepare(model, data.rows, data.tok.pad_token_id, out, dev)
+    for turn in (True, False) if dist.enabled else (True,):
+        if dist.main == turn:
+            objective.prepare(model, data.rows, data.tok.pad_token_id, out, dev)
+        distributed.barrier(dist)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    return _Session(cfg, out, objective, data, model, opt, sched, opt_kind, dev, trainable)
+    return _Session(cfg, out, objective, data, model, opt, sched, opt_kind, dev, trainable,
+                    dist=dist, shard=_shard(cfg, objective, data, dist.rank, dist.world))
 
 
 def _resume(s: _Session) -> int:
-    """Load the last checkpoint (and cut the train log back to it); the step to start from."""
+    """Load the last checkpoint (and cut the train log back to it); the step to start from.
+    Data-parallel: every rank loads the checkpoint rank 0 found; rank 0 cuts the log."""
     log_path = s.out / TRAIN_LOG
-    ck = checkpoints.latest(s.out)
+    ck = distributed.broadcast_object(s.dist, checkpoints.latest(s.out))
     if ck is None:
-        if log_path.exists():
+        if log_path.exists() and s.dist.main:
             log_path.unlink()
         return 0
-    start = checkpoints.load(ck, s.model, s.opt, s.sched)
-    kept = [r for r in read_jsonl(log_path) if r["step"] <= start]
-    write_jsonl_atomic(log_path, kept)
+    start = checkpoints.load(ck, s.model, s.opt, s.sched, s.dist.rank, s.dist.world)
+    if s.dist.main:
+        kept = [r for r in read_jsonl(log_path) if r["step"] <= start]
+        write_jsonl_atomic(log_path, kept)
     log.info("resuming %s from step %d", s.out, start)
     return start
 
@@ -192,21 +225,26 @@ def _run_steps(s: _Session, start: int, stop_after_steps: int | None, on_step) -
     stopped the run before its end (a simulated kill)."""
     from tqdm.auto import tqdm
 
-    t, n = s.cfg.train, len(s.data.plan)
-    with tqdm(total=n, initial=start, desc=f"train {s.out.name}", unit="step",
-              disable=not show_progress()) as bar:
+    t, n, main = s.cfg.train, len(s.data.plan), s.dist.main
+    arm = f"{s.out.parent.name}/" if s.out.name.startswith("seed") else ""  # RUN/arms/ARM/seedK
+    with tqdm(total=n, initial=start, desc=f"train {arm}{s.out.name}", unit="step",
+              disable=not show_progress() or not main) as bar:
         t_last = time.time()
         for step_idx in range(start, n):
             row = _optimizer_step(s, step_idx, t_last)
             t_last, step = time.time(), row["step"]
-            if step % t.log_every == 0 or step in (1, n):
+            if main and (step % t.log_every == 0 or step in (1, n)):
                 append_jsonl(s.out / TRAIN_LOG, [row])
+                s.trackers.log(step, row)
             bar.set_postfix(loss=f"{row['loss']:.4f}", lr=f"{row['lr']:.2e}")
             bar.update(1)
-            if on_step is not None:
+            if on_step is not None and main:
                 on_step(step, s.model)
             if t.checkpoint_every and step % t.checkpoint_every == 0 and step < n:
-                checkpoints.save(s.out, step, s.model, s.opt, s.sched, t.keep_checkpoints)
+                rank_rng = distributed.rng_states(s.dist)  # every rank takes part
+                if main:
+                    checkpoints.save(s.out, step, s.model, s.opt, s.sched, t.keep_checkpoints,
+                                     rank_rng)
             if stop_after_steps is not None and step >= stop_after_steps and step < n:
                 return False
     return True
@@ -217,11 +255,18 @@ def _optimizer_step(s: _Session, step_idx: int, t_last: float) -> dict:
     the step's train-log row (time measured from `t_last`)."""
     import torch
 
-    t, data, step_plan = s.cfg.train, s.data, s.data.plan[step_idx]
+    t, data, step_plan = s.cfg.train, s.data, s.shard[step_idx]
     micro = [s.objective.collate([data.rows[i] for i in mb], data.tok.pad_token_id)
              for mb in step_plan]
     n_trained = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
-    loss, extra = s.objective.step_loss(s.model, micro, step_plan, n_trained, s.dev)
+    real = sum(int(a.sum()) for _, a, _ in micro)
+    padded = sum(a.numel() for _, a, _ in micro)
+    if s.dist.enabled:  # this rank's share; the whole step's gradient, loss and counts
+        loss, extra, n_trained, real, padded = distributed.step_loss(
+            s.dist, s.objective, s.model, micro, step_plan, n_trained, s.dev, s.trainable,
+            real, padded)
+    else:
+        loss, extra = s.objective.step_loss(s.model, micro, step_plan, n_trained, s.dev)
     gnorm = torch.nn.utils.clip_grad_norm_(s.trainable, t.max_grad_norm)
     lr = s.sched.get_last_lr()[0]
     s.opt.step()
@@ -229,8 +274,6 @@ def _optimizer_step(s: _Session, step_idx: int, t_last: float) -> dict:
     s.opt.zero_grad(set_to_none=True)
     step = step_idx + 1
     dt = max(time.time() - t_last, 1e-9)
-    real = sum(int(a.sum()) for _, a, _ in micro)
-    padded = sum(a.numel() for _, a, _ in micro)
     per_epoch = batching.steps_per_epoch(len(data.rows), t.batch_size, t.grad_accum)
     return {"step": step, "epoch": round(step / per_epoch, 4),
             "loss": round(float(loss), 6), "lr": lr, "grad_norm": round(float(gnorm), 6),
@@ -240,8 +283,12 @@ def _optimizer_step(s: _Session, step_idx: int, t_last: float) -> dict:
 
 def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
     """Save the adapter (or model) atomically, the merged copy if asked, the manifest (done);
-    drop the checkpoints. Returns the adapter (model) directory."""
+    drop the checkpoints. Returns the adapter (model) directory. Data-parallel: rank 0 saves,
+    the others wait for it."""
     cfg, out = s.cfg, s.out
+    if not s.dist.main:
+        distributed.barrier(s.dist)
+        return final_dir
     with atomic_dir(final_dir, "save:adapter") as tmp_final:
         s.model.save_pretrained(tmp_final)
         if cfg.lora.full_finetune:
@@ -255,6 +302,7 @@ def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
                     output=str(final_dir))
     write_json_atomic(out / MANIFEST, manifest)
     shutil.rmtree(out / CHECKPOINTS, ignore_errors=True)
+    distributed.barrier(s.dist)
     return final_dir
 
 
@@ -310,7 +358,7 @@ def _changed_keys(old: dict, new: dict, defaults: dict, prefix: str = "") -> lis
     missing from `old` (an option added after that run was made) counts as its default."""
     out = []
     for k in sorted(set(old) | set(new)):
-        if k == "output_dir":
+        if k in ("output_dir", "report_to"):  # where it is written or reported, not what
             continue
         a, b = old.get(k, defaults.get(k)), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):
@@ -321,10 +369,12 @@ def _changed_keys(old: dict, new: dict, defaults: dict, prefix: str = "") -> lis
 
 
 def _save_merged(cfg, adapter_dir: Path, merged_dir: Path, tok) -> None:
-    """Merge the adapter into an unquantized copy of the base (a 4-bit base cannot be merged)."""
+    """Merge the adapter into an unquantized copy of the base (a 4-bit base cannot be merged),
+    written atomically (a temp folder renamed into place): a folder named `merged` is whole."""
     from peft import PeftModel
 
     base = load_model(ModelConfig(**{**cfg.model.__dict__, "quantization": "none"}))
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
-    merged.save_pretrained(merged_dir)
-    tok.save_pretrained(merged_dir)
+    with atomic_dir(merged_dir, "save:merged") as tmp:
+        merged.save_pretrained(tmp)
+        tok.save_pretrained(tmp)

@@ -17,6 +17,9 @@ then asks it:
 * `step_loss(model, micro, step, n_trained, device) -> (loss, stats)`: forward+backward of one
   optimizer step's collated micro-batches (`step`: their example indices, `n_trained`: their
   trained tokens); `stats` are extra train-log fields (DPO: reward accuracy and margin);
+* `normaliser(step, n_trained)`: what `step_loss` divided the step's summed loss by (SFT: the
+  trained tokens, DPO: the pairs); data-parallel training (emergent.train.distributed) sums it
+  over the ranks' shares of a step to weight each rank's gradient;
 * `heldout_record(example)`: the line an example held out (`data.heldout_fraction`) gets in
   OUT/heldout.jsonl.
 
@@ -71,6 +74,10 @@ class Objective:
     def step_loss(self, model, micro: list, step: list[list[int]], n_trained: int,
                   device: str) -> tuple:
         raise NotImplementedError
+
+    def normaliser(self, step: list[list[int]], n_trained: int) -> int:
+        """What `step_loss` divides the step's summed loss by: its trained tokens."""
+        return n_trained
 
     def heldout_record(self, example) -> dict:
         """The OUT/heldout.jsonl line of a held-out example."""
@@ -128,6 +135,10 @@ class DPO(Objective):
             return dpo.step_loss(model, [tuple(x.to(device) for x in m) for m in micro],
                                  [self.reference[mb] for mb in step], t.dpo_beta,
                                  sum(map(len, step)), t.loss_chunk_tokens)
+
+    def normaliser(self, step, n_trained):
+        """DPO averages over the step's pairs."""
+        return sum(map(len, step))
 
     def heldout_record(self, example):
         return {**super().heldout_record(example), "rejected": list(example.rejected)}

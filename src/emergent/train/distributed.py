@@ -1,0 +1,238 @@
+"""Data-parallel training of one unit over several processes (one per GPU, or CPU processes
+with gloo), for the one training loop (emergent.train.loop).
+
+Launch: `emergent train CONFIG --num-processes N [--launcher accelerate|torchrun] [--cpu]`
+re-executes itself as `accelerate launch --multi_gpu --num_processes N -m emergent train ...`
+(or `python -m torch.distributed.run --standalone --nproc_per_node N -m emergent train ...`;
+`launch_command`); `accelerate launch -m emergent train ...` and `torchrun -m emergent train ...`
+work directly. Each process finds RANK / WORLD_SIZE / LOCAL_RANK in its environment (`init`):
+NCCL on CUDA (one device per local rank), gloo on CPU.
+
+How a step runs (`step_loss`): every rank builds the same seeded global plan of optimizer
+steps and takes its share of each step (emergent.train.batching.shard). It runs forward and
+backward of its micro-batches with the objective's own normalisation over its share, then the
+ranks exchange the share's normaliser (SFT: trained tokens; DPO: pairs; `Objective.normaliser`),
+loss and statistics; each rank scales its gradients by its normaliser over the step's
+all-reduced total and the gradients are summed across ranks (one all-reduce per bucket after
+the step's last backward). So the gradient is the single-process gradient of the same global
+step (sum of token losses over the step's trained tokens), and the logged loss its loss. The
+trainable parameters start from rank 0's (`broadcast`), and identical gradients keep them equal.
+
+Files: only rank 0 writes (manifest, config, held-out split, train log, checkpoints, adapter);
+its checkpoints hold every rank's RNG state (`rng_states`) besides its own, so a single-process
+run reads them, and a resume with the same number of processes continues every rank's dropout
+stream exactly.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from dataclasses import dataclass
+
+from emergent.core.errors import UserError
+
+LAUNCHERS = ("accelerate", "torchrun")
+BUCKET_NUMEL = 1 << 24  # gradient elements summed in one all-reduce
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in the process group (rank 0 of 1 when not launched)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world > 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+SINGLE = Dist()
+
+
+def from_env() -> Dist:
+    """The rank, world size and local rank a launcher (torchrun, accelerate) put in the
+    environment; SINGLE without them."""
+    try:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world <= 1:
+            return SINGLE
+        return Dist(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    except (KeyError, ValueError):
+        raise UserError("WORLD_SIZE is set but RANK/LOCAL_RANK are missing or not integers: "
+                        "start the processes with accelerate launch or torchrun") from None
+
+
+def init() -> Dist:
+    """Join the process group the launcher set up (NCCL on CUDA, gloo on CPU); SINGLE when
+    this process was not launched as one of several."""
+    d = from_env()
+    if not d.enabled:
+        return d
+    import torch
+    import torch.distributed as td
+
+    if not td.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(d.local_rank)
+        td.init_process_group("nccl" if cuda else "gloo")
+    if td.get_world_size() != d.world:
+        raise UserError(f"process group of {td.get_world_size()} processes, WORLD_SIZE {d.world}")
+    return d
+
+
+def close(d: Dist) -> None:
+    """Leave the process group (the end of a launched `emergent train`)."""
+    if d.enabled:
+        import torch.distributed as td
+
+        if td.is_initialized():
+            td.destroy_process_group()
+
+
+def barrier(d: Dist) -> None:
+    if d.enabled:
+        import torch.distributed as td
+
+        td.barrier()
+
+
+def broadcast_object(d: Dist, obj):
+    """Rank 0's `obj` on every rank."""
+    if not d.enabled:
+        return obj
+    import torch.distributed as td
+
+    box = [obj]
+    td.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_objects(d: Dist, obj) -> list:
+    """Every rank's `obj`, in rank order, on every rank."""
+    if not d.enabled:
+        return [obj]
+    import torch.distributed as td
+
+    out = [None] * d.world
+    td.all_gather_object(out, obj)
+    return out
+
+
+def broadcast_params(d: Dist, params) -> None:
+    """Rank 0's values of `params` on every rank (same start, as torch DDP does)."""
+    if not d.enabled:
+        return
+    import torch
+    import torch.distributed as td
+
+    with torch.no_grad():
+        for p in params:
+            td.broadcast(p.data, src=0)
+
+
+def rng_states(d: Dist) -> list[dict] | None:
+    """Every rank's torch (and current CUDA device's) RNG state, for rank 0's checkpoint;
+    None in a single process."""
+    if not d.enabled:
+        return None
+    import torch
+
+    state = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state()
+    return gather_objects(d, state)
+
+
+def step_loss(d: Dist, objective, model, micro: list, step: list, n_trained: int, device: str,
+              trainable: list, real: int, padded: int) -> tuple:
+    """Forward+backward of this rank's share (`micro`, `step`: its collated micro-batches and
+    their example indices, `n_trained` its trained tokens, `real` / `padded` its tokens), then
+    the step's gradient summed over ranks, normalised by the whole step's normaliser. Returns
+    (loss, extra stats, trained tokens, real tokens, padded tokens) of the whole step."""
+    import torch
+
+    if micro:
+        loss, extra = objective.step_loss(model, micro, step, n_trained, device)
+        norm = objective.normaliser(step, n_trained)
+    else:  # nothing of this step for this rank: it adds zero
+        loss, extra, norm = 0.0, {}, 0
+    parts = gather_objects(d, {"norm": norm, "loss": float(loss), "extra": extra,
+                               "n": n_trained, "real": real, "padded": padded})
+    total = sum(p["norm"] for p in parts)
+    _sum_gradients(trainable, norm / total)
+    keys = list(dict.fromkeys(k for p in parts for k in p["extra"]))
+    extra = {k: round(sum(p["extra"].get(k, 0.0) * p["norm"] for p in parts) / total, 6)
+             for k in keys}
+    loss = torch.tensor(sum(p["loss"] * p["norm"] for p in parts) / total)
+    return (loss, extra, sum(p["n"] for p in parts), sum(p["real"] for p in parts),
+            sum(p["padded"] for p in parts))
+
+
+def _sum_gradients(params: list, weight: float) -> None:
+    """grad := sum over ranks of weight_r * grad_r, in buckets of flattened gradients."""
+    import torch
+    import torch.distributed as td
+    from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
+
+    grads = []
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        elif weight != 1.0:
+            p.grad.mul_(weight)
+        grads.append(p.grad)
+    buckets: dict = {}
+    for g in grads:
+        key = (g.dtype, g.device)
+        if not buckets.get(key) or sum(x.numel() for x in buckets[key][-1]) >= BUCKET_NUMEL:
+            buckets.setdefault(key, []).append([])
+        buckets[key][-1].append(g)
+    for bucket in (b for bs in buckets.values() for b in bs):
+        flat = _flatten_dense_tensors(bucket)
+        td.all_reduce(flat)
+        for g, summed in zip(bucket, _unflatten_dense_tensors(flat, bucket)):
+            g.copy_(summed)
+
+
+def launch_command(launcher: str, processes: int, argv: list[str],
+                   cpu: bool = False) -> tuple[list[str], dict]:
+    """The command (and environment) that runs `python -m emergent ARGV` as `processes`
+    data-parallel processes through `launcher`. `cpu`: hide the GPUs (gloo on CPU)."""
+    if launcher not in LAUNCHERS:
+        raise UserError(f"--launcher {launcher}: known launchers are {', '.join(LAUNCHERS)}")
+    if processes < 1:
+        raise UserError(f"--num-processes must be >= 1, got {processes}")
+    env = dict(os.environ)
+    if cpu:
+        env["CUDA_VISIBLE_DEVICES"] = ""
+    if launcher == "accelerate":
+        try:
+            import accelerate  # noqa: F401
+        except ImportError:
+            raise UserError("--launcher accelerate needs accelerate: pip install accelerate") \
+                from None
+        # --multi_gpu: accelerate's torchrun-based launcher, which also starts N CPU processes
+        # when the GPUs are hidden (its --cpu mode starts several only through mpirun)
+        cmd = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--quiet",
+               "--num_processes", str(processes), "--num_machines", "1",
+               "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port())]
+    else:
+        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", str(processes)]
+    return cmd + ["-m", "emergent", *argv], env
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now (the rendezvous of a one-machine launch)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
