@@ -21,8 +21,10 @@ import emergent.cli.demo as demo
 import emergent.cli.direction as direction
 import emergent.cli.estimate as estimate
 import emergent.cli.figures as figures
+import emergent.cli.icl as icl
 import emergent.cli.judge as judge
 import emergent.cli.models as models
+import emergent.cli.plan as plan
 import emergent.cli.push as push
 import emergent.cli.report as report
 import emergent.cli.rmbias as rmbias
@@ -48,8 +50,10 @@ COMMANDS = (
     ("direction", direction),
     ("figures", figures),
     ("run", run),
+    ("icl", icl),  # in-context learning (no training)
     ("judge", judge),
     ("report", report),
+    ("plan", plan),  # seeds per arm from a pilot's between-seed variance
     ("push", push),
     ("demo", demo),
     ("rmbias", rmbias),

@@ -10,8 +10,9 @@ without running them: the `--dry-run` plan of every kind. `judge_step` and `writ
 the judge step and the summary writer every kind shares.
 
 Kinds (`KINDS`): `em`, the emergent-misalignment run (emergent.pipeline.run; the toy world is
-this kind with the rule judge), and `rmbias`, the reward-model-bias run
-(emergent.rmbias.experiment_run). Each kind module defines `UNITS`, its plan builder. Units are
+this kind with the rule judge), `rmbias`, the reward-model-bias run
+(emergent.rmbias.experiment_run), and `icl`, in-context learning without training
+(emergent.pipeline.icl). Each kind module defines `UNITS`, its plan builder. Units are
 made lazily (a generator), so a unit can depend on what an earlier one wrote (the checkpoints
 that training saved are sampled after it).
 
@@ -45,7 +46,8 @@ from emergent.judge import runner
 from emergent.report.tables import write_csv
 
 # kind name -> the module that defines its plan builder `UNITS`
-KINDS: dict[str, Any] = {"em": "emergent.pipeline.run", "rmbias": "emergent.rmbias.experiment_run"}
+KINDS: dict[str, Any] = {"em": "emergent.pipeline.run", "rmbias": "emergent.rmbias.experiment_run",
+                         "icl": "emergent.pipeline.icl"}
 
 ON_CHANGE = ("refuse", "redo")  # what a rerun does when a recorded unit's fingerprint changed
 UPSTREAM = "after:"  # inputs key prefix: the fingerprint of a unit this one builds on
