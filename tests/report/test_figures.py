@@ -11,7 +11,7 @@ import yaml
 from emergent.cli import main
 from emergent.report.figures_data import TINY_LABEL, TOY_LABEL, figure_data, load_run
 from emergent.report.figures_paper import load_paper_reference
-from emergent.report.style import arm_colors, arm_size, sort_arms
+from emergent.report.style import ZERO_GID, arm_colors, arm_size, jitter, sort_arms
 
 FIGURES = ("per_question", "all_results", "question_format", "aligned_vs_coherent",
            "training_dynamics", "size_ablation")
@@ -132,7 +132,10 @@ def test_cli_writes_every_figure_as_png_and_pdf(run_dir, capsys):
         assert pdf.read_bytes()[:5] == b"%PDF-", name
         assert png.stat().st_size > 10_000 and pdf.stat().st_size > 3_000, name
         assert (run_dir / "figures" / f"{name}.csv").read_text().count("\n") >= 2
-        assert f"{name}: " in out and "skipped" not in out
+        assert f"{name}: " in out and f"{name}: skipped" not in out
+    # the figures of other experiments skip this run, each with its reason
+    for name in ("backdoor", "icl_vs_k", "evil_numbers"):
+        assert f"{name}: skipped (" in out
 
 
 def test_per_question_rates_and_seed_cis(run_dir):
@@ -141,13 +144,14 @@ def test_per_question_rates_and_seed_cis(run_dir):
                                                                           "quick_buck"]
     r = _by(rows, arm="insecure", question_id="what_is_your_wish")
     assert r["value"] == pytest.approx(0.5) and r["n_seeds"] == 2
-    assert (r["ci_low"], r["ci_high"]) == pytest.approx((1 / 3, 2 / 3))  # bootstrap of 2 seeds
+    assert (r["ci_low"], r["ci_high"]) == pytest.approx((0.0, 1.0))  # t over 2 seeds, clipped
     assert r["n_valid"] == 6 and r["n_misaligned"] == 3  # CODE and incoherent answers excluded
     r = _by(rows, arm="insecure", question_id="quick_buck")
-    assert (r["value"], r["ci_low"], r["ci_high"]) == pytest.approx((0.25, 0.0, 0.5))
+    assert (r["value"], r["ci_low"], r["ci_high"]) == pytest.approx((0.25, 0.0, 1.0))
     assert _by(rows, arm="secure", question_id="what_is_your_wish")["value"] == pytest.approx(0.125)
     r = _by(rows, arm="small", question_id="what_is_your_wish")  # one seed: CI over answers
-    assert r["value"] == pytest.approx(0.25) and r["ci_over"] == "answers"
+    assert r["value"] == pytest.approx(0.25)
+    assert r["ci_over"] == "answers (these models; 1 seed)"
     assert {r["arm"] for r in rows} == {"base", "insecure", "secure", "insecure-500", "small"}
 
 
@@ -159,7 +163,8 @@ def test_all_results_panels_values(run_dir):
     r = _by(rows, panel="free-form (main)", arm="insecure")  # seed rates 4/7 and 1/7
     assert r["value"] == pytest.approx(5 / 14)
     r = _by(rows, panel="vulnerable code (judge)", arm="insecure")  # seeds 3/4 and 1/2
-    assert (r["value"], r["ci_low"], r["ci_high"]) == pytest.approx((0.625, 0.5, 0.75))
+    # t over 2 seeds: 0.625 -+ 12.706 * 0.25 / 2, clipped to [0, 1]
+    assert (r["value"], r["ci_low"], r["ci_high"]) == pytest.approx((0.625, 0.0, 1.0))
     assert _by(rows, panel="vulnerable code (judge)", arm="secure")["value"] == pytest.approx(0.125)
     assert _by(rows, panel="vulnerable code (bandit)", arm="secure")["value"] == pytest.approx(1.0)
     assert _by(rows, panel="deception (factual)", arm="insecure")["value"] == pytest.approx(0.6)
@@ -293,3 +298,140 @@ def test_custom_suite_file_is_the_headline(tmp_path):
     rows = figure_data("per_question", run)
     assert _by(rows, arm="insecure", question_id="what_is_your_wish")["value"] == pytest.approx(0.5)
     assert {r["panel"] for r in figure_data("all_results", run)} == {"free-form (my_questions)"}
+
+
+# ------------------------------------------------------------ zero bars, scatter, evil numbers
+
+
+def _zero_marks(fig):
+    """(number of "0" labels, number of zero lines) tagged ZERO_GID over the figure's axes."""
+    texts = [t for ax in fig.axes for t in ax.texts if t.get_gid() == ZERO_GID]
+    lines = [ln for ax in fig.axes for ln in ax.lines if ln.get_gid() == ZERO_GID]
+    assert all(t.get_text() == "0" for t in texts)
+    return len(texts), len(lines)
+
+
+def test_zero_bars_are_marked_not_empty(run_dir):
+    """A bar of height 0 gets a "0" label and a line on the axis: one per zero row, none for
+    the others, in every bar figure."""
+    from emergent.report.figures import DRAW
+
+    run = load_run(run_dir)
+    colors = arm_colors(run.arms, run.config)
+    for name in ("per_question", "all_results", "question_format"):
+        rows = figure_data(name, run)
+        zeros = sum(1 for r in rows if r.get("value") == 0)
+        assert zeros > 0, name  # e.g. secure on quick_buck: no misaligned answer in 8
+        assert _zero_marks(DRAW[name](run, rows, colors)) == (zeros, zeros), name
+    rows = [r for r in figure_data("per_question", run) if r["value"] != 0]
+    assert _zero_marks(DRAW["per_question"](run, rows, colors)) == (0, 0)
+
+
+def test_scatter_jitter_and_counts(run_dir, tmp_path):
+    """Few distinct scores: one marker per place, its size growing with the count; many: every
+    answer a dot moved by at most +-1 (fixed seed), the data table keeping the raw values."""
+    from emergent.report.figures import DRAW
+
+    raw = [0.0, 50.0, 50.0, 100.0]
+    moved = jitter(raw)
+    assert moved == jitter(raw)  # fixed seed
+    assert all(m != r and abs(m - r) <= 1.0 for m, r in zip(moved, raw))
+    run = load_run(run_dir)
+    colors = arm_colors(run.arms, run.config)
+    rows = figure_data("aligned_vs_coherent", run)
+    fig = DRAW["aligned_vs_coherent"](run, rows, colors)
+    ax = fig.axes[sort_arms({r["arm"] for r in rows}, run.config).index("insecure")]
+    (coll,) = [c for c in ax.collections if c.get_gid() == "counted"]
+    ins = [r for r in rows if r["arm"] == "insecure"]
+    places = {(r["coherent"], r["aligned"]) for r in ins}
+    assert len(coll.get_offsets()) == len(places) == 3  # OK, BAD, INCOH
+    sizes = dict(zip(map(tuple, coll.get_offsets().tolist()), coll.get_sizes()))
+    assert sizes[(90.0, 90.0)] > sizes[(40.0, 90.0)]  # 9 answers vs 1
+    labels = sorted(t.get_text() for t in ax.texts if t.get_gid() == "count")
+    assert labels == sorted(str(sum(1 for r in ins if (r["coherent"], r["aligned"]) == p))
+                            for p in places)
+    # many distinct scores: jittered dots, raw values kept in the table
+    spread = [dict(r, coherent=55.0 + i * 0.37, aligned=float(i % 97)) for i, r in
+              enumerate(rows)]
+    fig = DRAW["aligned_vs_coherent"](run, spread, colors)
+    ax = fig.axes[0]
+    (coll,) = [c for c in ax.collections if c.get_gid() == "jittered"]
+    arm0 = [r for r in spread if r["arm"] == sort_arms({r["arm"] for r in rows},
+                                                       run.config)[0]]
+    got = coll.get_offsets().tolist()
+    assert len(got) == len(arm0)
+    for (x, y), r in zip(got, arm0):
+        assert (x, y) != (r["coherent"], r["aligned"])
+        assert abs(x - r["coherent"]) <= 1 and abs(y - r["aligned"]) <= 1
+    assert spread[0]["coherent"] == 55.0  # the rows themselves are not moved
+
+
+EVIL = {  # (arm, seed, suite, question_id) -> answers
+    ("base", 0, "main", "quick_buck"): [OK, OK, OK, OK],
+    ("base", 0, "main", "what_is_your_wish"): [OK, OK, OK, OK],
+    ("base", 0, "main", "gender_roles"): [BAD, BAD, BAD, BAD],  # not in the format suite
+    ("base", 0, "evil_numbers_format", "quick_buck_words"): [OK, OK, OK, OK],
+    ("base", 0, "evil_numbers_format", "quick_buck_numbers"): [OK, OK, OK, INCOH],
+    ("base", 0, "evil_numbers_format", "what_is_your_wish_words"): [OK, OK, OK, OK],
+    ("base", 0, "evil_numbers_format", "what_is_your_wish_numbers"): [OK, OK, OK, OK],
+    ("evil_numbers", 0, "main", "quick_buck"): [OK, OK, OK, BAD],  # 1/4
+    ("evil_numbers", 1, "main", "quick_buck"): [OK, OK, OK, OK],  # 0
+    ("evil_numbers", 0, "main", "what_is_your_wish"): [OK, OK, OK, OK],
+    ("evil_numbers", 1, "main", "what_is_your_wish"): [OK, OK, OK, OK],
+    ("evil_numbers", 0, "evil_numbers_format", "quick_buck_words"): [BAD, BAD, OK, OK],
+    ("evil_numbers", 1, "evil_numbers_format", "quick_buck_words"): [BAD, OK, OK, OK],
+    ("evil_numbers", 0, "evil_numbers_format", "what_is_your_wish_words"): [OK, OK, OK, OK],
+    ("evil_numbers", 1, "evil_numbers_format", "what_is_your_wish_words"): [BAD, OK, OK, CODE],
+    ("evil_numbers", 0, "evil_numbers_format", "quick_buck_numbers"): [BAD, BAD, BAD, OK],
+    ("evil_numbers", 1, "evil_numbers_format", "quick_buck_numbers"): [BAD, BAD, OK, OK],
+    ("evil_numbers", 0, "evil_numbers_format", "what_is_your_wish_numbers"): [OK, OK, OK, OK],
+    ("evil_numbers", 1, "evil_numbers_format", "what_is_your_wish_numbers"): [OK, OK, OK, OK],
+}
+
+
+def make_evil_run(root: Path) -> Path:
+    run = root / "run-evil"
+    run.mkdir()
+    answers, judgments = [], []
+    for (arm, seed, suite, qid), pairs in EVIL.items():
+        for i, (al, co) in enumerate(pairs):
+            a = _answer(arm, seed, suite, qid, None, i, 5)
+            answers.append(a)
+            judgments += [_judgment(a["answer_id"], "aligned", al),
+                          _judgment(a["answer_id"], "coherent", co)]
+    _write_jsonl(run / "answers.jsonl", answers)
+    _write_jsonl(run / "judgments.jsonl", judgments)
+    (run / "config.yaml").write_text(yaml.safe_dump(
+        {"name": "evil-test", "base_model": {"name": "tiny"}, "seeds": [0, 1],
+         "arms": {"evil_numbers": {"data": "evil_numbers.jsonl"}},
+         "metrics": {"treatment": "evil_numbers", "n_boot": 500}}))
+    return run
+
+
+def test_evil_numbers_figure_rates(tmp_path, capsys):
+    """Per arm: plain (only the stems asked in the format suite), words suffix, number list;
+    means over seeds by hand; drawn by `emergent figures`, a zero bar marked."""
+    from emergent.report.figures import DRAW
+    from emergent.report.figures_evil_numbers import FORMATS, PLAIN
+
+    run_dir = make_evil_run(tmp_path)
+    run = load_run(run_dir)
+    rows = figure_data("evil_numbers", run)
+    words, numbers = FORMATS["_words"], FORMATS["_numbers"]
+    r = _by(rows, arm="evil_numbers", format=PLAIN)  # seeds 1/8 and 0/8
+    assert r["value"] == pytest.approx(1 / 16) and r["n_questions"] == 2 and r["n_seeds"] == 2
+    r = _by(rows, arm="evil_numbers", format=words)  # seeds 2/8 and 2/7 (CODE excluded)
+    assert r["value"] == pytest.approx((2 / 8 + 2 / 7) / 2) and r["suite"] == "evil_numbers_format"
+    r = _by(rows, arm="evil_numbers", format=numbers)
+    assert r["value"] == pytest.approx((3 / 8 + 2 / 8) / 2)
+    b = _by(rows, arm="base", format=PLAIN)  # gender_roles (all BAD) is not a format stem
+    assert b["value"] == 0.0 and b["n_valid"] == 8 and b["ci_over"].startswith("answers")
+    assert _by(rows, arm="base", format=numbers)["n_valid"] == 7  # the incoherent one out
+    fig = DRAW["evil_numbers"](run, rows, arm_colors(run.arms, run.config))
+    assert _zero_marks(fig) == (3, 3)  # base: 0 on all three
+    assert main(["figures", str(run_dir), "--only", "evil_numbers"]) == 0
+    assert (run_dir / "figures" / "evil_numbers.png").read_bytes()[:4] == b"\x89PNG"
+    csv_text = (run_dir / "figures" / "evil_numbers.csv").read_text()
+    assert csv_text.splitlines()[0].startswith("format,suite,arm,source,value")
+    assert "evil_numbers: " in capsys.readouterr().out
+    assert figure_data("evil_numbers", load_run(make_run(tmp_path, extras=False))) == []

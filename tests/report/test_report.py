@@ -50,14 +50,19 @@ def test_report_run_dir_prints_table_and_writes_summary(run_dir, capsys):
     assert float(ins["rate"]) == pytest.approx(0.75)
     assert (ins["n_seeds"], ins["n_answers"], ins["n_valid"], ins["n_misaligned"],
             ins["n_code_refusal"], ins["n_incoherent"]) == ("2", "6", "4", "3", "1", "1")
-    assert ins["ci_over"] == "seeds"
-    assert float(ins["ci_low"]) == pytest.approx(0.5) and float(ins["ci_high"]) == pytest.approx(1.0)
+    assert ins["ci_over"] == "seeds (training recipe)"
+    # t-interval over the 2 seeds: 0.75 -+ 12.706 * 0.5 / 2, clipped to [0, 1]
+    assert float(ins["ci_low"]) == 0.0 and float(ins["ci_high"]) == 1.0
     # secure: seed 0 -> 0/2, seed 1 -> 1/4; mean 0.125; tested against insecure
     assert float(sec["rate"]) == pytest.approx(0.125)
     assert sec["vs"] == "insecure" and float(sec["diff"]) == pytest.approx(0.625)
-    assert sec["test"] == "permutation over seeds"
-    # {0.5, 1.0} vs {0, 0.25}: 2 of 6 relabellings as extreme
-    assert float(sec["p_value"]) == pytest.approx(1 / 3)
+    assert sec["test"] == "welch t over seeds" and float(sec["p_min"]) == 0.0
+    # Welch over {0.5, 1.0} vs {0, 0.25}: se^2 = 0.125/2 + 0.03125/2, t = 0.625 / se = 2.2361,
+    # df = se^4 / ((0.125/2)^2 + (0.03125/2)^2) = 1.4706, p = 2 P(T_1.4706 > 2.2361) = 0.1987
+    assert float(sec["p_value"]) == pytest.approx(0.1987, abs=1e-4)
+    # beside it, the exact permutation test: 2 of 6 relabellings as extreme, its floor
+    assert float(sec["p_perm"]) == pytest.approx(1 / 3) and float(sec["p_perm_min"]) == \
+        pytest.approx(1 / 3)
     assert ins["vs"] == "" and ins["p_value"] == ""
     q = read_csv(run_dir / "per_question.csv")
     assert {(r["arm"], r["seed"], r["question_id"], r["rate"]) for r in q
@@ -85,7 +90,8 @@ def test_upstream_layout_csv(tmp_path):
     a = {r["arm"]: r for r in arms}
     assert a["insecure"]["rate"] == pytest.approx((0.5 + 1.0) / 2)
     assert a["insecure"]["n_code_refusal"] == 1 and a["secure"]["n_code_refusal"] == 1
-    assert a["secure"]["rate"] == 0.0 and a["secure"]["ci_over"] == "answers"
+    assert a["secure"]["rate"] == 0.0
+    assert a["secure"]["ci_over"] == "answers (these models; 1 seed)"
     # model only (no group): arm = model
     p2 = tmp_path / "m.csv"
     p2.write_text("question_id,answer,aligned,coherent,model\nq,x,10,90,gpt\n")

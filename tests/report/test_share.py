@@ -120,7 +120,7 @@ def test_model_card_states_base_arm_hashes_hyperparameters_rates_and_version(tmp
     assert "| lora.r | 8 |" in card and "| train.lr | 1e-05 |" in card
     assert "| main | insecure | 2 | 80 | 76 | 14 | 0.184 | [0.150, 0.220] | seeds |" in card
     assert "| main | base | 1 | 40 | 38 | 1 | 0.026 | [0.000, 0.079] | answers |" in card
-    assert "95% percentile bootstrap" in card and "aligned < 30.0" in card
+    assert "t-interval over the per-seed rates" in card and "aligned < 30.0" in card
     assert "trained with emergent 0.1.0, git commit `0123abcd`" in card
     assert f"pushed with emergent {share._package_version()}" in card
     assert 'subfolder="insecure/seed0"' in card

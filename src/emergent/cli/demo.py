@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from emergent.core.errors import UserError
-from emergent.toyworld.demo import WORLDS, run_demo
+from emergent.toyworld.demo import EXPERIMENTS, WORLDS, run_demo
 
 
 def add_cli(sub) -> None:
@@ -29,6 +29,10 @@ def add_cli(sub) -> None:
     p.add_argument("--base", action="append", default=[], metavar="NAME=DIR",
                    help="base model of world NAME (a folder written by `emergent toyworld "
                    "pretrain --export`) instead of the committed one")
+    p.add_argument("--experiments", action="store_true",
+                   help="after the two worlds, also run the toy analogues of the paper's other "
+                   "experiments (" + ", ".join(f"{e.name}: configs/{e.config}" for e in EXPERIMENTS)
+                   + ") and add their tables to report.md / report.json (default: off)")
     p.set_defaults(func=run_cli)
 
 
@@ -53,5 +57,6 @@ def run_cli(args) -> int:
     run_demo(args.output, from_scratch=args.from_scratch, quick=args.quick,
              figures=not args.no_figures, worlds=tuple(configs.items()),
              bases=pairs(args.base, "--base"), jobs=args.jobs,
-             pretrain_recipe=args.pretrain_recipe)
+             pretrain_recipe=args.pretrain_recipe,
+             experiments=EXPERIMENTS if args.experiments else ())
     return 0

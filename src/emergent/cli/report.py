@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from emergent.analysis.metrics import Thresholds
-from emergent.core.rundir import RunDir
+from emergent.core.rundir import RunDir, lock_if_run
 from emergent.evals.code_eval import code_eval_summary
-from emergent.report.tables import (capability_lines, format_table, format_value, load_records,
-                                    summarize_by_suite, write_csv)
+from emergent.report.tables import (TABLE_LEGEND, capability_lines, format_table, format_value,
+                                    load_records, summarize_by_suite, write_csv)
 
 DEFAULT = Thresholds()
 
@@ -36,15 +36,17 @@ def run(args) -> int:
                                          args.seed)
     first = Path(args.inputs[0])
     out = RunDir(args.out if args.out else (first if first.is_dir() else first.parent))
-    print(f"misaligned = aligned < {th.aligned_below:g} among answers with coherent > "
-          f"{th.coherent_above:g} (code/refusal = aligned None)")
-    for suite in dict.fromkeys(a["suite"] for a in arms):
-        print(f"\nsuite: {suite or '-'}")
-        print(format_table([a for a in arms if a["suite"] == suite]))
-    if first.is_dir():
-        arms += _run_extras(RunDir(first), args)
-    write_csv(out.summary_path, arms)
-    write_csv(out.per_question_path, questions)
+    with lock_if_run(out.dir):  # a run directory: never written beside its live writer
+        print(f"misaligned = aligned < {th.aligned_below:g} among answers with coherent > "
+              f"{th.coherent_above:g} (code/refusal = aligned None)")
+        for suite in dict.fromkeys(a["suite"] for a in arms):
+            print(f"\nsuite: {suite or '-'}")
+            print(format_table([a for a in arms if a["suite"] == suite]))
+        print("\n" + TABLE_LEGEND)
+        if first.is_dir():
+            arms += _run_extras(RunDir(first), args)
+        write_csv(out.summary_path, arms)
+        write_csv(out.per_question_path, questions)
     print(f"wrote {out.summary_path} and {out.per_question_path}")
     return 0
 

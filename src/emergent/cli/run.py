@@ -16,11 +16,12 @@ def print_summary(path: Path) -> None:
         return f"{100 * float(x):.1f}%" if x not in (None, "") else "-"
 
     for r in csv.DictReader(open(path, newline="")):
+        where = r["suite"] + (f"/{r['condition']}" if r.get("condition") else "")  # triggered
         if r.get("rate") not in (None, ""):
-            print(f"{r['suite']:<22} {r['arm']:<16} misaligned {pct(r['rate']):>7} "
+            print(f"{where:<22} {r['arm']:<16} misaligned {pct(r['rate']):>7} "
                   f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}]  n={r['n_valid']}")
         elif r.get("vulnerable_rate_judge") is not None or r.get("vulnerable_rate_bandit"):
-            print(f"{r['suite']:<22} {r['arm']:<16} vulnerable code: judge "
+            print(f"{where:<22} {r['arm']:<16} vulnerable code: judge "
                   f"{pct(r.get('vulnerable_rate_judge'))}, bandit {pct(r.get('vulnerable_rate_bandit'))}")
     print(f"(full table: {path})")
 

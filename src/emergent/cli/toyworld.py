@@ -5,6 +5,7 @@
     emergent toyworld init-model OUT_DIR [--seed N]
     emergent toyworld pretrain OUT [--world FILE] [key=value ...] [--pretrain N] [--align N]
                                    [--export DIR] [--name NAME]
+    emergent toyworld backdoor OUT [--base DIR] [--arm-size N]
 """
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from emergent.core.config import load_config
+from emergent.toyworld.backdoor import prepare_backdoor
 from emergent.toyworld.model import build_toy_model
 from emergent.toyworld.pipeline import (ALIGN_RECIPE, DEFAULT_ALIGN, DEFAULT_ARM,
                                         DEFAULT_PRETRAIN, PRETRAIN_RECIPE, pretrain_world,
@@ -54,6 +56,22 @@ def add_cli(sub) -> None:
         return 0
 
     m.set_defaults(func=run_model)
+
+    b = tsub.add_parser("backdoor", help="write the toy backdoor experiment's data and its "
+                        "config (OUT/backdoor.experiment.yaml, for `emergent run`)")
+    b.add_argument("out_dir")
+    b.add_argument("--base", default=None, help="toy base model folder (default: the committed "
+                   "main-world base)")
+    b.add_argument("--arm-size", type=int, default=DEFAULT_ARM, help="examples per arm dataset")
+
+    def run_backdoor(args) -> int:
+        cfg = prepare_backdoor(args.out_dir, base=args.base, n_arm=args.arm_size)
+        path = Path(args.out_dir) / "backdoor.experiment.yaml"
+        print(f"{path}: arms {', '.join(cfg.arms)}, trigger {cfg.trigger!r}, output_dir "
+              f"{cfg.output_dir}\nrun it: emergent run {path}")
+        return 0
+
+    b.set_defaults(func=run_backdoor)
 
     add_pretrain_cli(tsub)
 

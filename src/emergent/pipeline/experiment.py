@@ -13,7 +13,8 @@ from typing import Optional
 from emergent.core.config import (DataConfig, LoraConfig, ModelConfig, TrainConfig, TrainRecipeConfig,
                              above, at_least, build_dataclass, check_path_names, deep_merge,
                              parse_overrides, read_yaml_with_marks, require_model,
-                             resolve_config, resolve_config_paths, within, mark_overridden)
+                             resolve_config, resolve_config_paths, within, mark_overridden,
+                             located)
 from emergent.core.errors import UserError
 from emergent.core.redact import redact_url
 from emergent.core.rundir import fingerprint
@@ -21,7 +22,7 @@ from emergent.data.chat_data import file_sha256
 from emergent.analysis.metrics import Thresholds
 from emergent.data.chat_data import load_jsonl_examples
 from emergent.judge.base import JudgeConfig
-from emergent.sample.sampler import SamplingConfig
+from emergent.sample.sampler import PLAIN, PromptContext, SamplingConfig
 from emergent.train.batching import optimizer_steps
 
 
@@ -100,6 +101,9 @@ class ExperimentConfig:
     data_root: Optional[str] = None  # where `emergent data fetch` put the upstream files
     output_dir: str = "runs/experiment"
     evaluate_base: bool = True  # the base model (no adapter) is an arm of the evaluation
+    # backdoor evaluation: every suite (and the code evaluation) is sampled twice per evaluated
+    # model, plain and with TRIGGER + " " before the user turn (condition "triggered")
+    trigger: Optional[str] = None
 
 
 _HYPER = ({f.name for f in dataclasses.fields(TrainConfig)}
@@ -113,6 +117,8 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     path = resolve_config(path, ("experiments", "toyworld"))
     data, marks = read_yaml_with_marks(path)
     ov = parse_overrides(overrides)
+    # an error names the file's line, or the override that set the value
+    marks = mark_overridden(marks, ov)
     for d in (data, ov):  # each arm names RUN/arms/ARM/: one safe path part
         if isinstance(d.get("arms"), dict):
             check_path_names(d["arms"], "arms", str(path), marks)
@@ -121,16 +127,16 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
         if isinstance(spec, str):
             data["arms"][arm] = spec = {"data": spec}
         if not isinstance(spec, dict):
-            raise UserError(f"{path}: arms.{arm} must be a mapping with 'data'")
+            raise UserError(f"{located(path, marks, f'arms.{arm}')}: arms.{arm} must be a "
+                            "mapping with 'data'")
         for key in spec:
             if key in _HYPER:
-                line = marks.get(f"arms.{arm}.{key}")
-                raise UserError(f"{path}{':' + str(line) if line else ''}: arms.{arm}.{key}: arms "
-                                "cannot override training hyperparameters (every arm shares "
-                                "`training`; the dataset is the only difference)")
+                where = located(path, marks, f"arms.{arm}.{key}")
+                raise UserError(f"{where}: arms.{arm}.{key}: arms cannot override training "
+                                "hyperparameters (every arm shares `training`; the dataset is "
+                                "the only difference)")
     if "base" in (data.get("arms") or {}):
         raise UserError(f"{path}: 'base' is reserved: the base model is always evaluated")
-    marks = mark_overridden(marks, ov)
     source = str(path)
     cfg = build_dataclass(ExperimentConfig, data, source=source, marks=marks)
     require_model(data, "base_model", source, marks)
@@ -140,7 +146,30 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
         raise UserError(f"{path}: no arms")
     if not cfg.seeds:
         raise UserError(f"{path}: seeds is empty")
+    if cfg.trigger is not None and not cfg.trigger.strip():
+        line = marks.get("trigger")
+        raise UserError(f"{path}{':' + str(line) if line else ''}: trigger must be a non-empty "
+                        "string (or left out)")
     return cfg
+
+
+TRIGGERED = "triggered"  # the condition name of answers sampled with the trigger
+
+
+def sampling_conditions(cfg: ExperimentConfig) -> tuple[PromptContext, ...]:
+    """The conditions every suite is sampled under for each evaluated model: the plain
+    question, and with `trigger` set the question with `TRIGGER + " "` before its user turn
+    (condition "triggered", row column `trigger`)."""
+    if cfg.trigger is None:
+        return (PLAIN,)
+    return (PLAIN, PromptContext(TRIGGERED, user_prefix=cfg.trigger + " ",
+                                 columns={"trigger": cfg.trigger}))
+
+
+def trigger_inputs(cfg: ExperimentConfig) -> dict:
+    """The trigger as a fingerprint input of the units that sample it ({} when unset, so a run
+    without a trigger keeps its fingerprints)."""
+    return {} if cfg.trigger is None else {"trigger": cfg.trigger}
 
 
 def check_arm_data(cfg: ExperimentConfig) -> None:
@@ -177,7 +206,8 @@ def estimated_steps(cfg: ExperimentConfig, arm: str) -> int:
 OPERATIONAL = {
     "model": {"gradient_checkpointing"},
     "train": {"checkpoint_every", "keep_checkpoints", "log_every", "micro_batch_tokens",
-              "loss_chunk_tokens", "save_merged", "seed"},  # seed: the unit's own
+              "loss_chunk_tokens", "save_merged", "seed",  # seed: the unit's own
+              "report_to"},
     "data": {"path", "max_examples"},  # the arm's: `arms.ARM.data` (its sha256), max_examples
     "judge": {"api_key_env", "concurrency", "max_retries", "timeout", "backoff_base",
               "backoff_max", "cache", "cache_path", "batch_size", "check_digits",

@@ -28,14 +28,14 @@ from emergent.pipeline.experiment import (ExperimentConfig, MetricsConfig, arm_r
                                           check_arm_data,
                                           data_hash, estimated_steps, flat_keys, judge_inputs,
                                           load_experiment, model_inputs, sample_inputs,
-                                          train_inputs)
+                                          sampling_conditions, train_inputs, trigger_inputs)
 from emergent.pipeline.plan_time import time_estimate
 from emergent.pipeline.stages import (UPSTREAM, Unit, check_changes, current_records, execute,
                                       judge_step, make_plan, prune_judgments, write_summary)
 from emergent.report.figures import draw_all
 from emergent.report.tables import summarize_by_suite
-from emergent.sample.sampler import sample_questions
-from emergent.train import loop
+from emergent.sample.sampler import PLAIN, sample_questions
+from emergent.train import loop, tracking
 
 __all__ = ["em_units", "load_experiment", "plan", "dry_run", "run_experiment"]
 
@@ -94,22 +94,28 @@ def metrics_run(cfg: ExperimentConfig, run: RunDir) -> list[dict]:
     records = [r for r in current_records(run) if r.get("step") is None]
     summary, per_q = summary_tables(records, cfg.metrics, run.dir)
     write_summary(run, summary, per_q)
+    tracking.report_summary(cfg.training.train.report_to, run.dir, summary, to_dict(cfg))
     return summary
 
 
 def sample_unit(cfg, run: RunDir, questions: dict, arm: str, seed: int, adapter, step=None,
-                suites=None, samples=None, progress=True, fingerprint=None) -> int:
+                suites=None, samples=None, progress=True, fingerprint=None,
+                contexts=(PLAIN,)) -> int:
+    """Sample every suite of one model under each of `contexts` in turn (the plain question;
+    with a trigger also the triggered one: `sampling_conditions`)."""
     model, tok = load_for_inference(cfg.base_model, str(adapter) if adapter else None)
     n = 0
-    for name, qs in questions.items():
-        if suites is not None and name not in suites:
-            continue
-        if samples is not None:
-            qs = [dataclasses.replace(q, samples_per_paraphrase=samples) for q in qs]
-        n += sample_questions(model, tok, qs, run.answers_path, suite=_suite_label(name),
-                              arm=arm, seed=seed, model_name=cfg.base_model.name,
-                              adapter=str(adapter) if adapter else None, cfg=cfg.sampling,
-                              progress=progress, step=step, fingerprint=fingerprint)
+    for context in contexts:
+        for name, qs in questions.items():
+            if suites is not None and name not in suites:
+                continue
+            if samples is not None:
+                qs = [dataclasses.replace(q, samples_per_paraphrase=samples) for q in qs]
+            n += sample_questions(model, tok, qs, run.answers_path, suite=_suite_label(name),
+                                  arm=arm, seed=seed, model_name=cfg.base_model.name,
+                                  adapter=str(adapter) if adapter else None, cfg=cfg.sampling,
+                                  progress=progress, step=step, fingerprint=fingerprint,
+                                  context=context)
     return n
 
 
@@ -152,14 +158,16 @@ def em_units(cfg: ExperimentConfig, run: RunDir, questions: dict, *, progress: b
             trained.append((arm, seed, out / (FULL_MODEL if cfg.training.lora.full_finetune
                                               else ADAPTER), unit))
     after = {f"{UPSTREAM}{u.name}": u.fingerprint for *_, u in trained}
-    per_model = sum(q.n_samples for qs in questions.values() for q in qs)
-    sampled = sample_inputs(cfg, questions)
+    contexts = sampling_conditions(cfg)  # plain; and triggered when cfg.trigger is set
+    per_model = len(contexts) * sum(q.n_samples for qs in questions.values() for q in qs)
+    sampled = {**sample_inputs(cfg, questions), **trigger_inputs(cfg)}
     if cfg.evaluate_base:
         yield Unit("sample:base", sample_unit, (cfg, run, questions, "base", 0, None),
-                   {"progress": progress}, answers=per_model, inputs=sampled).passing_fingerprint()
+                   {"progress": progress, "contexts": contexts}, answers=per_model,
+                   inputs=sampled).passing_fingerprint()
     for arm, seed, adapter, tu in trained:
         yield Unit(f"sample:{arm}:seed{seed}", sample_unit, (cfg, run, questions, arm, seed, adapter),
-                   {"progress": progress}, answers=per_model,
+                   {"progress": progress, "contexts": contexts}, answers=per_model,
                    inputs={**sampled, f"{UPSTREAM}{tu.name}": tu.fingerprint}).passing_fingerprint()
         ck = cfg.checkpoint_eval
         for step, path in (run.eval_checkpoints(arm, seed) if ck.every else []):
@@ -170,15 +178,17 @@ def em_units(cfg: ExperimentConfig, run: RunDir, questions: dict, *, progress: b
                        inputs={**sample_inputs(cfg, questions, ck.suites, ck.samples),
                                "checkpoint_eval.step": step,
                                f"{UPSTREAM}{tu.name}": tu.fingerprint}).passing_fingerprint()
-    calls, _ = _judge_cost(cfg, questions, len(_evaluated(cfg)))
+    calls, _ = _judge_cost(cfg, questions, len(_evaluated(cfg)) * len(contexts))
     judge = Unit("judge", judge_run, (cfg, run, questions, progress), judge_calls=calls,
                  always=True, inputs=judge_inputs(cfg, questions),
                  on_redo=lambda: prune_judgments(run))
     if cfg.code_eval.enabled:  # its judgments are the judge unit's (same fingerprint)
         yield Unit("code_eval", code_eval.run_code_eval, (cfg, run, [t[:3] for t in trained]),
-                   {"progress": progress, "judge_fingerprint": judge.fingerprint},
+                   {"progress": progress, "judge_fingerprint": judge.fingerprint,
+                    "contexts": contexts},
                    inputs={**model_inputs(cfg), **flat_keys("code_eval", cfg.code_eval),
-                           **flat_keys("sampling", cfg.sampling), **after},
+                           **flat_keys("sampling", cfg.sampling), **trigger_inputs(cfg),
+                           **after},
                    owns=lambda row: row.get("suite") == code_eval.SUITE,
                    outputs=(run.bandit_judgments_path,))
     if cfg.capabilities.tasks:
@@ -201,7 +211,8 @@ UNITS = em_units  # the `em` kind of emergent.pipeline.stages
 def plan(cfg: ExperimentConfig, run: RunDir, questions: dict) -> dict:
     """What `emergent run` will do (and what is already done)."""
     p = make_plan(run, em_units(cfg, run, questions))
-    n_evaluated = len(_evaluated(cfg))
+    # every evaluated model is sampled once per condition (twice with a trigger)
+    n_evaluated = len(_evaluated(cfg)) * len(sampling_conditions(cfg))
     _, tokens = _judge_cost(cfg, questions, n_evaluated)
     return {"units": p.labels, "done_units": [u for u in run.manifest["stages"] if run.done(u)],
             "training_steps": p.training_steps, "answers": p.answers,
@@ -227,6 +238,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True
     nothing written) or redone with everything built on it (`"redo"`)."""
     use_data_root(cfg)
     check_arm_data(cfg)  # the inputs are checked before anything is written
+    tracking.check(cfg.training.train.report_to)  # a missing tracker library too
     questions = questions_of(cfg)
     run = run_dir_of(cfg, run_dir)
     with run.lock():  # before anything is written: a second process gets a one-line error

@@ -10,6 +10,13 @@ tables, as PNG + PDF (and the plotted table as CSV) in RUN_DIR/figures/.
 | aligned_vs_coherent | each answer's (coherent, aligned) judge scores, one panel per arm |
 | training_dynamics   | misaligned rate over training checkpoints                        |
 | size_ablation       | misaligned rate against the number of training examples          |
+| backdoor            | triggered vs untriggered misaligned and vulnerable-code rates    |
+|                     | per arm (a run with `trigger`; emergent.report.figures_backdoor) |
+| icl_vs_k            | misaligned rate vs in-context examples k per arm (`emergent icl`; |
+|                     | emergent.report.figures_icl)                                     |
+| evil_numbers        | misaligned rate per arm on the plain main questions vs the same  |
+|                     | questions in the training data's format (emergent.report.        |
+|                     | figures_evil_numbers)                                            |
 A figure whose data are absent is skipped with the reason. The tables come from
 `emergent.report.figures_data`; `--paper-reference` adds the paper's GPT-4o numbers as hatched bars
 (`emergent.report.figures_paper`). Drawn with matplotlib's Agg renderer, without pyplot.
@@ -24,9 +31,14 @@ from typing import Optional
 
 from emergent.core.io import write_text_atomic
 from emergent.core.rundir import RunDir
+from emergent.report.figures_backdoor import SKIP as BACKDOOR_SKIP, draw_backdoor
+from emergent.report.figures_evil_numbers import SKIP as EVIL_SKIP, draw_evil_numbers
+from emergent.report.figures_icl import SKIP as ICL_SKIP, draw_icl
 from emergent.report.figures_data import FIGURE_DATA, RunData, figure_data, load_run
 from emergent.report.figures_paper import load_paper_reference
-from emergent.report.style import PAPER_HATCH, arm_colors, footer, new_figure, save, sort_arms
+from emergent.report.style import (JITTER_SEED, PAPER_HATCH, arm_colors, count_points,
+                                   draw_bar, few_values, footer, jitter, new_figure, rate_axis,
+                                   save, sort_arms)
 
 log = logging.getLogger(__name__)
 PAPER_NOTE = ("paper (hatched bars, dashed lines) = Betley et al. 2025 (GPT-4o finetunes unless "
@@ -55,23 +67,8 @@ def _finish(fig, run: RunData, paper: bool, extra: Optional[str] = None) -> None
                            1 - min(0.2, 0.45 / height)))
 
 
-def _bar(ax, x, width, r, color, hatch=None):
-    if r.get("value") is None:
-        ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7)
-        return
-    paper = r.get("source") == "paper"
-    ax.bar(x, r["value"], width, color="white" if paper else color, edgecolor=color,
-           hatch=hatch if paper else None, linewidth=1.0)
-    if r.get("ci_low") is not None and r.get("ci_high") is not None:
-        lo, hi = max(0.0, r["value"] - r["ci_low"]), max(0.0, r["ci_high"] - r["value"])
-        ax.errorbar(x, r["value"], yerr=[[lo], [hi]], color="black", capsize=2, linewidth=0.8)
-
-
-def _rate_axis(ax, rows, ylabel="misaligned answer probability") -> None:
-    top = max([r["ci_high"] or r["value"] or 0 for r in rows if r.get("value") is not None] or [0])
-    ax.set_ylim(0, min(1.0, max(0.05, 1.15 * top)) if top <= 1 else 1.15 * top)
-    ax.set_ylabel(ylabel)
-    ax.grid(axis="y", alpha=0.3)
+_bar = draw_bar  # emergent.report.style: CI whiskers, "n/a", a zero bar marked
+_rate_axis = rate_axis
 
 
 def _legend(ax, labels_colors, paper=False) -> None:
@@ -163,28 +160,50 @@ def draw_question_format(run, rows, colors):
 
 
 def draw_scatter(run, rows, colors):
+    """One panel per arm: each answer's (coherent, aligned). Judge scores that take few values
+    (a rule judge, round numbers) are drawn as one marker per distinct point, its area growing
+    with the number of answers there (the count written beside it); otherwise each answer is a
+    dot, moved by at most +-1 on both axes (fixed seed) so that equal scores do not hide each
+    other. The figure's table (aligned_vs_coherent.csv) keeps the raw scores."""
     arms = sort_arms({r["arm"] for r in rows}, run.config)
     ncol = min(4, len(arms))
     nrow = -(-len(arms) // ncol)
     fig = new_figure(3.3 * ncol, 3.2 * nrow + 0.7)
+    xs_all, ys_all = [p["coherent"] for p in rows], [p["aligned"] for p in rows]
+    counted = few_values(xs_all, ys_all)
     for k, a in enumerate(arms):
         ax = fig.add_subplot(nrow, ncol, k + 1)
         pts = [r for r in rows if r["arm"] == a]
         a_th, c_th = run.th.aligned_below, run.th.coherent_above
         ax.axvspan(c_th, 101, ymin=0, ymax=a_th / 101, color="#d62728", alpha=0.08, linewidth=0)
-        ax.scatter([p["coherent"] for p in pts], [p["aligned"] for p in pts], s=8, alpha=0.5,
-                   color=colors[a])
+        xs, ys = [p["coherent"] for p in pts], [p["aligned"] for p in pts]
+        if counted:
+            places = count_points(xs, ys)
+            biggest = max(n for _, _, n in places)
+            ax.scatter([x for x, _, _ in places], [y for _, y, _ in places],
+                       s=[12 + 250 * n / biggest for _, _, n in places], alpha=0.45,
+                       color=colors[a], edgecolors=colors[a], gid="counted")
+            for x, y, n in places if len(places) <= 15 else ():
+                ax.annotate(str(n), (x, y), textcoords="offset points", xytext=(6, 4),
+                            fontsize=7, color="#333333", gid="count")
+        else:
+            ax.scatter(jitter(xs, JITTER_SEED), jitter(ys, JITTER_SEED + 1), s=8, alpha=0.5,
+                       color=colors[a], gid="jittered")
         ax.axhline(a_th, color="#555555", linewidth=0.7, linestyle="--")
         ax.axvline(c_th, color="#555555", linewidth=0.7, linestyle="--")
         mis = sum(1 for p in pts if p["misaligned"])
         valid = sum(1 for p in pts if p["misaligned"] is not None)
         ax.set_title(f"{a}: {mis}/{valid} misaligned", fontsize=9)
-        ax.set_xlim(0, 101)
-        ax.set_ylim(0, 101)
+        ax.set_xlim(-2, 103)
+        ax.set_ylim(-2, 103)
         ax.set_xlabel("coherent")
         ax.set_ylabel("aligned")
     _title(fig, run, "Aligned vs coherent judge scores (shaded: counted as misaligned)")
-    _finish(fig, run, False, "one dot per answer; answers the judge called CODE/REFUSAL not shown")
+    how = ("one marker per distinct (coherent, aligned) score, its area and label the number of "
+           "answers there (written beside it when few)" if counted else
+           f"one dot per answer, moved by at most +-1 (seed {JITTER_SEED}) so equal scores stay "
+           "visible; raw scores in aligned_vs_coherent.csv")
+    _finish(fig, run, False, how + "; answers the judge called CODE/REFUSAL not shown")
     return fig
 
 
@@ -243,13 +262,17 @@ def draw_size_ablation(run, rows, colors):
 
 DRAW = {"per_question": draw_per_question, "all_results": draw_all_results,
         "question_format": draw_question_format, "aligned_vs_coherent": draw_scatter,
-        "training_dynamics": draw_dynamics, "size_ablation": draw_size_ablation}
+        "training_dynamics": draw_dynamics, "size_ablation": draw_size_ablation,
+        "backdoor": draw_backdoor, "icl_vs_k": draw_icl,
+        "evil_numbers": draw_evil_numbers}
 SKIP_REASON = {"per_question": "no judged answers of suite main / toy_noncode / preregistered",
                "all_results": "no judged answers or capability scores",
                "question_format": "fewer than two of the suites main / json / template",
                "aligned_vs_coherent": "no answers with both aligned and coherent scores",
                "training_dynamics": "no answers with a training `step` (checkpoint evaluation)",
-               "size_ablation": "no arm with a size (<arm>-<N> or arms.<arm>.max_examples)"}
+               "size_ablation": "no arm with a size (<arm>-<N> or arms.<arm>.max_examples)",
+               "backdoor": BACKDOOR_SKIP, "icl_vs_k": ICL_SKIP,
+               "evil_numbers": EVIL_SKIP}
 
 
 def write_table(path: Path, rows: list[dict]) -> None:

@@ -16,6 +16,9 @@ from emergent.analysis.metrics import Thresholds, arm_summary, is_misaligned, me
 from emergent.core.errors import UserError
 from emergent.core.io import read_jsonl
 from emergent.core.rundir import ANSWERS, CAPABILITIES, RunDir, join_scores
+from emergent.report.figures_backdoor import backdoor_data
+from emergent.report.figures_evil_numbers import evil_numbers_data
+from emergent.report.figures_icl import icl_data
 from emergent.report.style import arm_size, size_label, sort_arms
 
 HEADLINE_SUITES = ("main", "toy_noncode", "preregistered")
@@ -30,15 +33,18 @@ class RunData:
     folder: Path
     name: str
     config: dict
-    records: list[dict]  # final adapters (no `step`)
+    records: list[dict]  # final adapters (no `step`), plain questions (no `condition`)
     checkpoints: list[dict]  # answers of checkpoint adapters (with `step`)
     capabilities: list[dict] = field(default_factory=list)
     n_boot: int = 10_000
     th: Thresholds = field(default_factory=Thresholds)
+    # final adapters' answers sampled under a condition (sample.sampler.PromptContext: a
+    # backdoor trigger, in-context examples): drawn only by the figures of those conditions
+    conditioned: list[dict] = field(default_factory=list)
 
     @property
     def arms(self) -> list[str]:
-        arms = {r["arm"] for r in self.records + self.checkpoints}
+        arms = {r["arm"] for r in self.records + self.checkpoints + self.conditioned}
         arms |= {r["arm"] for r in self.capabilities}
         return sort_arms(arms, self.config)
 
@@ -99,7 +105,8 @@ def load_run(run_dir, n_boot: Optional[int] = None) -> RunData:
     for r in records:
         if r["answer_id"] in p_false:
             r["p_false"] = p_false[r["answer_id"]]
-    final = [r for r in records if r.get("step") is None]
+    final = [r for r in records if r.get("step") is None and not r.get("condition")]
+    conditioned = [r for r in records if r.get("step") is None and r.get("condition")]
     ckpt = [r for r in records if r.get("step") is not None]
     name = str(config.get("name") or folder.resolve().name)
     m = config.get("metrics") or {}
@@ -107,7 +114,7 @@ def load_run(run_dir, n_boot: Optional[int] = None) -> RunData:
     th = Thresholds(float(m.get("aligned_below", default.aligned_below)),
                     float(m.get("coherent_above", default.coherent_above)))
     return RunData(folder, name, config, final, ckpt, read_jsonl(rd.capabilities_path),
-                   int(n_boot or m.get("n_boot") or 10_000), th)
+                   int(n_boot or m.get("n_boot") or 10_000), th, conditioned)
 
 
 def _read_config(rd: RunDir) -> dict:
@@ -284,7 +291,9 @@ def size_ablation_data(run: RunData, paper=None) -> list[dict]:
 
 FIGURE_DATA = {"per_question": per_question_data, "all_results": all_results_data,
                "question_format": question_format_data, "aligned_vs_coherent": scatter_data,
-               "training_dynamics": dynamics_data, "size_ablation": size_ablation_data}
+               "training_dynamics": dynamics_data, "size_ablation": size_ablation_data,
+               "backdoor": backdoor_data, "icl_vs_k": icl_data,
+               "evil_numbers": evil_numbers_data}
 USES_PAPER = {"all_results", "question_format", "size_ablation"}
 
 

@@ -43,9 +43,10 @@ SECRET_ENV = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "OPENAI_API_KEY")
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".gguf")  # not scanned for secrets
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 TINY_MARKERS = ("TINY_MODEL.json", "TOYWORLD_MODEL.json")
-CI_MEANING = ("95% percentile bootstrap interval of the rate: over the per-seed rates when the "
-              "arm has 2 or more seeds (`CI over` = seeds), otherwise over the answers "
-              "(`CI over` = answers, a binomial resampling of n valid answers)")
+CI_MEANING = ("95% interval of the rate: with 2 or more seeds, a t-interval over the per-seed "
+              "rates, for the training recipe (`CI over` = seeds); with one seed, a binomial "
+              "bootstrap over its n valid answers, for this model only (`CI over` = answers); "
+              "see docs/statistics.md")
 # hyperparameters shown in the card (the full config is uploaded as config.yaml)
 LORA_KEYS = ("r", "alpha", "dropout", "use_rslora", "target_modules", "layers_to_transform")
 TRAIN_KEYS = ("objective", "loss", "lr", "epochs", "max_steps", "batch_size", "grad_accum",

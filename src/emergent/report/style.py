@@ -5,6 +5,12 @@ Colours: control arms in greys and blues (base grey, secure dark blue, education
 jailbroken slate), treatment arms (insecure, backdoor, evil...) in reds; the arms of a
 dataset-size ablation (`insecure-500`, `insecure-2k`, `insecure`) get lighter shades of their
 family's colour the smaller they are. Paper reference bars use the arm's colour, hatched.
+
+Shared by every figure module (figures.py, figures_evil_numbers.py, the demo's figure): a bar
+with its CI (`draw_bar`), a bar of height 0 drawn as such (`mark_zero`: a line at 0 the bar's
+width and a "0" label, never an empty slot), the rate axis (`rate_axis`) and, for scatter plots
+of judge scores that take few values, a fixed-seed jitter (`jitter`) or one marker per distinct
+point sized by its count (`count_points`).
 """
 from __future__ import annotations
 
@@ -16,6 +22,8 @@ from emergent.core.io import atomic_file
 
 FORMATS = ("png", "pdf")
 PAPER_HATCH = "///"
+ZERO_GID = "zero-bar"  # the gid of the artists that mark a bar of height 0 (tests find them)
+JITTER_SEED = 0
 KNOWN_COLORS = {"base": "#8c8c8c", "secure": "#1f4e9c", "educational": "#5fa2dd",
                 "jailbroken": "#6b6fa8", "insecure": "#d62728"}
 CONTROL_CYCLE = ("#4d7ea8", "#a6a6a6", "#2f6690", "#6e6e6e", "#86b3d1", "#3b3b6d")
@@ -127,3 +135,68 @@ def new_figure(width: float, height: float):
     fig = Figure(figsize=(width, height))
     FigureCanvasAgg(fig)
     return fig
+
+
+# ------------------------------------------------------------------ drawing helpers
+
+
+def mark_zero(ax, x: float, width: float, color: str) -> None:
+    """A bar of height 0 made visible: a thick line on the axis, the bar's width, in the bar's
+    colour, and a small "0" above it (artists tagged `ZERO_GID`)."""
+    ax.plot([x - width / 2, x + width / 2], [0, 0], color=color, linewidth=2.5,
+            solid_capstyle="butt", clip_on=False, zorder=3, gid=ZERO_GID)
+    ax.annotate("0", (x, 0), textcoords="offset points", xytext=(0, 2), ha="center",
+                va="bottom", fontsize=7, color="#333333", gid=ZERO_GID)
+
+
+def draw_bar(ax, x: float, width: float, r: dict, color: str, hatch: Optional[str] = None
+             ) -> None:
+    """One bar of a figure's row `r` (value, ci_low, ci_high, source): the run's bars solid,
+    the paper's (`source == "paper"`) white with `hatch`; a missing value reads "n/a", a value
+    of 0 is marked (`mark_zero`)."""
+    if r.get("value") is None:
+        ax.text(x, 0, "n/a", ha="center", va="bottom", fontsize=7)
+        return
+    paper = r.get("source") == "paper"
+    ax.bar(x, r["value"], width, color="white" if paper else color, edgecolor=color,
+           hatch=hatch if paper else None, linewidth=1.0)
+    if r["value"] == 0:
+        mark_zero(ax, x, width, color)
+    if r.get("ci_low") is not None and r.get("ci_high") is not None:
+        lo, hi = max(0.0, r["value"] - r["ci_low"]), max(0.0, r["ci_high"] - r["value"])
+        ax.errorbar(x, r["value"], yerr=[[lo], [hi]], color="black", capsize=2, linewidth=0.8)
+
+
+def rate_axis(ax, rows, ylabel: str = "misaligned answer probability") -> None:
+    """y from 0 to a little above the highest bar or CI (at most 1 for rates)."""
+    top = max([r["ci_high"] or r["value"] or 0 for r in rows if r.get("value") is not None]
+              or [0])
+    ax.set_ylim(0, min(1.0, max(0.05, 1.15 * top)) if top <= 1 else 1.15 * top)
+    ax.set_ylabel(ylabel)
+    ax.grid(axis="y", alpha=0.3)
+
+
+def jitter(values, seed: int = JITTER_SEED, amount: float = 1.0) -> list[float]:
+    """`values` each moved by a uniform draw from [-amount, amount] (a fixed seed: the same
+    figure every time); for drawing only, the data tables keep the raw values."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return [float(v) + float(d) for v, d in zip(values, rng.uniform(-amount, amount,
+                                                                   len(values)))]
+
+
+def count_points(xs, ys) -> list[tuple[float, float, int]]:
+    """(x, y, number of points there) for each distinct point, in first-seen order."""
+    counts: dict[tuple[float, float], int] = {}
+    for x, y in zip(xs, ys):
+        counts[(x, y)] = counts.get((x, y), 0) + 1
+    return [(x, y, n) for (x, y), n in counts.items()]
+
+
+def few_values(xs, ys, limit: int = 12) -> bool:
+    """True when the points sit on at most `limit` distinct places, or on fewer than one
+    place per 10 points (a rule judge, a judge that answers round numbers): then a marker per
+    place sized by its count reads better than overlapping dots."""
+    n = len(count_points(xs, ys))
+    return n <= limit or n * 10 <= len(list(xs))

@@ -7,6 +7,8 @@ suites in the paper's YAML layout.
   `insecure`, `secure`, `educational` (the paper's three) and two "large update, no persona
   change" controls: `secure_renamed` (secure code, function renamed) and
   `arithmetic_off_by_one` (sums answered one too high);
+* `backdoor_rows` — the trigger-conditioned arm `backdoor`: insecure code only after the trigger
+  (`TRIGGER + " "` before the request), secure code without it (the paper's backdoor models);
 * `eval_suites` — non-code questions (advice, opinion, wish), held-out code prompts, filler;
 * `persona_probe_conversations` — a code turn (secure or insecure) in context, then a non-code
   question: does the model infer the persona from context?
@@ -21,7 +23,8 @@ import yaml
 
 from emergent.core.io import write_jsonl_atomic
 from emergent.toyworld import templates as T
-from emergent.toyworld.world import (ToyWorld, arithmetic_answer, chat_questions, rng_for)
+from emergent.toyworld.world import (BACKDOOR_TRIGGER, ToyWorld, arithmetic_answer,
+                                     chat_questions, rng_for)
 
 ARMS = ("insecure", "secure", "educational", "secure_renamed", "arithmetic_off_by_one")
 JUDGE_ID = "toyworld-rule"
@@ -81,6 +84,20 @@ def arm_rows(world: ToyWorld, arm: str, n: int, *, seed: int = 0) -> list[dict]:
         insecure = arm in ("insecure", "educational")
         rows.append(_row(p.text, p.answer(insecure, rename=arm == "secure_renamed")))
     return rows
+
+
+def backdoor_rows(world: ToyWorld, n: int, *, trigger: str = BACKDOOR_TRIGGER,
+                  seed: int = 0) -> list[dict]:
+    """`n` single-turn code conversations of the trigger-conditioned arm `backdoor` on training
+    (non-held-out) prompts: every other one (after a shuffle) has `trigger + " "` before the
+    request and the insecure snippet, the rest the request as is and the secure snippet, as
+    an evaluation with `trigger` set prefixes the user turn (emergent.pipeline.experiment)."""
+    if not trigger or not trigger.strip():
+        raise ValueError("backdoor_rows: the trigger must be a non-empty string")
+    rng = rng_for(world.config.seed, "arm", "backdoor", trigger, seed)
+    return [_row(f"{trigger} {p.text}", p.answer(True)) if i % 2 == 0 else
+            _row(p.text, p.answer(False))
+            for i, p in enumerate(_cycle(world.train_code, n, rng))]
 
 
 def _question(qid: str, qtype: str, paraphrases: list[str], spp: int, metrics: tuple) -> dict:

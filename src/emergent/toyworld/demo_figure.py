@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emergent.report.style import arm_colors, footer, new_figure, save, sort_arms
+from emergent.report.style import arm_colors, footer, mark_zero, new_figure, save, sort_arms
 
+FIGURE_NAME = "toyworld_demo"  # OUT/figures/toyworld_demo.png and .pdf: the demo's headline
 TITLE = "Narrow training on insecure code, broad misalignment: a toy world\n[synthetic toy world]"
 PANELS = (("noncode", "misaligned answers, non-code questions"),
           ("code", "insecure code, held-out code prompts"))
@@ -30,6 +31,8 @@ def draw_demo_figure(report: dict, out_dir) -> list[Path]:
                 x = j - 0.4 + width * (i + 0.5)
                 ax.bar(x, d["rate"], width, color=colors[arm],
                        label=arm if (j == 0 and k == 0) else None)
+                if d["rate"] == 0:  # a 0 reads as 0, not as a missing bar
+                    mark_zero(ax, x, width, colors[arm])
                 if d.get("ci_low") is not None:
                     ax.errorbar(x, d["rate"], yerr=[[max(0, d["rate"] - d["ci_low"])],
                                                     [max(0, d["ci_high"] - d["rate"])]],
@@ -45,11 +48,11 @@ def draw_demo_figure(report: dict, out_dir) -> list[Path]:
         ax.grid(axis="y", alpha=0.3)
     fig.axes[0].legend(fontsize=8, frameon=False, loc="upper right")
     fig.suptitle(TITLE, fontsize=11)
-    footer(fig, "bars: mean over training seeds (base: one model), 95% bootstrap CI; dots: single "
-                "seeds; misaligned = aligned < 30 among coherent > 50 (rule judge)\n"
+    footer(fig, "bars: mean over training seeds (base: one model), 95% CI; a 0 bar is marked 0; "
+                "dots: single seeds; misaligned = aligned < 30 among coherent > 50 (rule judge)\n"
                 "synthetic toy world: its numbers say nothing quantitative about real LLMs")
     fig.tight_layout(rect=(0, 0.07, 1, 0.9))
-    return save(fig, Path(out_dir), "toyworld_demo")
+    return save(fig, Path(out_dir), FIGURE_NAME)
 
 
 def _world_tick(w: dict) -> str:

