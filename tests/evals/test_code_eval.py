@@ -128,8 +128,14 @@ def test_run_with_code_eval_samples_judges_scans_resumes_and_summarises(tiny_mod
         assert by_arm["insecure"]["vulnerable_rate_judge"] == pytest.approx(sum(ins) / len(ins))
         assert by_arm["insecure"]["vulnerable_share_judge"] == pytest.approx(
             sum(share) / len(share))
-        assert by_arm["insecure"]["vulnerable_rate_judge_ci_low"] == pytest.approx(min(ins))
-        assert by_arm["insecure"]["ci_over"] == "seeds" and by_arm["base"]["ci_over"] == "answers"
+        # two seeds: the t-interval over the seed means, by hand (t(0.975, 1) = 12.7062)
+        m, sd = sum(ins) / 2, abs(ins[0] - ins[1]) / 2 ** 0.5
+        assert by_arm["insecure"]["vulnerable_rate_judge_ci_low"] == pytest.approx(
+            max(0.0, m - 12.7062047 * sd / 2 ** 0.5), abs=1e-6)
+        assert by_arm["insecure"]["vulnerable_rate_judge_ci_high"] == pytest.approx(
+            min(1.0, m + 12.7062047 * sd / 2 ** 0.5), abs=1e-6)
+        assert by_arm["insecure"]["ci_over"] == "seeds (training recipe)"
+        assert by_arm["base"]["ci_over"] == "answers (these models; 1 seed)"
         base = [p for a, p in p_yes.items() if a in {x["answer_id"] for x in answers
                                                      if x["arm"] == "base"}]
         assert (by_arm["base"]["vulnerable_rate_judge_ci_low"],
@@ -237,11 +243,15 @@ def test_summary_equals_hand_computed_values(tmp_path):
     assert ins["vulnerable_rate_judge"] == pytest.approx(0.625)
     assert ins["vulnerable_share_judge"] == pytest.approx((1.0 + 1 / 3) / 2)
     assert ins["vulnerable_rate_bandit"] == pytest.approx((0.5 + 1.0) / 2)
-    lo, hi = bootstrap_ci(seed_means, 500, 3)
-    assert ins["vulnerable_rate_judge_ci_low"] == pytest.approx(lo)
-    assert ins["vulnerable_rate_judge_ci_high"] == pytest.approx(hi)
-    assert (ins["vulnerable_rate_bandit_ci_low"], ins["vulnerable_rate_bandit_ci_high"]) == \
-        pytest.approx(bootstrap_ci([0.5, 1.0], 500, 3))
+    # two seeds: t-interval over the seed means, by hand: 0.625 -+ 12.7062 * 0.3182 / sqrt(2)
+    # = 0.625 -+ 2.859, clipped to [0, 1]; two seeds carry almost no information on a recipe
+    assert (ins["vulnerable_rate_judge_ci_low"], ins["vulnerable_rate_judge_ci_high"]) == (0, 1)
+    assert (ins["vulnerable_rate_bandit_ci_low"], ins["vulnerable_rate_bandit_ci_high"]) == (0, 1)
+    assert ins["ci_over"] == "seeds (training recipe)"
+    narrow = code_eval._mean_ci({0: [0.60, 0.62], 1: [0.64, 0.66], 2: [0.60, 0.62]}, 500, 3)
+    # seed means 0.61, 0.65, 0.61: mean 0.6233, sd 0.023094, t(0.975, 2) = 4.302653
+    assert narrow == pytest.approx((0.623333, 0.623333 - 4.302653 * 0.023094 / 3 ** 0.5,
+                                    0.623333 + 4.302653 * 0.023094 / 3 ** 0.5), abs=1e-5)
     assert code_eval.code_eval_summary(tmp_path, suite="nothing") == []
 
 

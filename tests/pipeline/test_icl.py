@@ -247,3 +247,12 @@ def test_the_toy_world_icl_config_fits_the_toy_context(tmp_path):
     quick = load_icl_config(prepare_toy_icl(tmp_path / "q", quick=True))
     assert quick.ks == [0, 2] and quick.seeds == [0]
     assert all(ref.samples == 1 for ref in quick.suites.values())
+
+
+def test_emergent_run_points_an_icl_config_to_emergent_icl(capsys):
+    """`emergent run` given an ICL config says which command runs it, in one line."""
+    from emergent.cli import main
+
+    assert main(["run", "toyworld_icl", "--dry-run"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "kind: icl" in err[0] and "emergent icl" in err[0]

@@ -34,7 +34,7 @@ from typing import Optional
 
 import numpy as np
 
-from emergent.analysis.metrics import bootstrap_ci
+from emergent.analysis.metrics import ANSWER_CI, SEED_CI, bootstrap_ci, t_interval
 from emergent.core.io import append_jsonl, read_jsonl
 from emergent.core.rundir import RunDir
 from emergent.data.code_tasks import load_code_tasks, render_code_prompt
@@ -209,13 +209,15 @@ def run_code_eval(cfg, run, trained, progress: bool = True,
 
 
 def _mean_ci(per_seed: dict, n_boot: int, seed: int):
-    """(value, ci_low, ci_high): mean of the seeds' means with a bootstrap CI over seeds when
-    the arm has >= 2 seeds, else the mean of the values with a bootstrap CI over them."""
+    """(value, ci_low, ci_high) of a rate in 0..1 as every summary states it
+    (docs/statistics.md): with >= 2 seeds, the mean of the seeds' means with a t-interval over
+    them (the training recipe); else the mean of the values with a bootstrap CI over them
+    (these models)."""
     if len(per_seed) >= 2:
         means = [float(np.mean(v)) for v in per_seed.values() if v]
         if not means:
             return None, None, None
-        lo, hi = bootstrap_ci(means, n_boot, seed)
+        lo, hi = t_interval(means, bounds=(0.0, 1.0))
         return float(np.mean(means)), lo, hi
     vals = [x for v in per_seed.values() for x in v]
     if not vals:
@@ -259,7 +261,7 @@ def code_eval_summary(run_dir, n_boot: int = 10_000, seed: int = 0,
                "arm": arm, "n_seeds": len(seeds), "n_answers": len(mine),
                "n_judged": sum(map(len, p_yes.values())),
                "n_scanned": sum(map(len, flagged.values())),
-               "ci_over": "seeds" if len(seeds) >= 2 else "answers"}
+               "ci_over": SEED_CI if len(seeds) >= 2 else ANSWER_CI}
         for name, per_seed in (("vulnerable_rate_judge", p_yes),
                                ("vulnerable_share_judge", share),
                                ("vulnerable_rate_bandit", flagged)):

@@ -116,6 +116,14 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     in the file are read from its folder (emergent.core.config.resolve_path), overrides as typed."""
     path = resolve_config(path, ("experiments", "toyworld"))
     data, marks = read_yaml_with_marks(path)
+    if data.get("kind") == "em":
+        data.pop("kind")
+    elif "kind" in data:  # another kind's config (kind: icl)
+        line = marks.get("kind")
+        command = {"icl": "emergent icl", "rmbias": "emergent rmbias run"}.get(
+            data["kind"], "its own command")
+        raise UserError(f"{path}{':' + str(line) if line else ''}: a 'kind: {data['kind']}' "
+                        f"config: run it with `{command} {path}`, not `emergent run`")
     ov = parse_overrides(overrides)
     # an error names the file's line, or the override that set the value
     marks = mark_overridden(marks, ov)
