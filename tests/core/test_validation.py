@@ -34,6 +34,11 @@ def exp_cfg(extra: str = "", model: str = "base_model:\n  name: tiny\n") -> str:
     return (model + "arms:\n  insecure: data.jsonl\nsuites:\n  suite.yaml: {}\n" + extra)
 
 
+def rmb_cfg(extra: str = "") -> str:
+    """An `emergent rmbias run` config: lines 1-2 the model, line 3 the seeds, then `extra`."""
+    return "base_model:\n  name: tiny\nseeds: [0]\n" + extra
+
+
 def answer(i, **over):
     row = {"answer_id": f"a{i}", "arm": "insecure", "seed": 0, "suite": "main",
            "question_id": "q1", "answer": "ok"}
@@ -67,6 +72,10 @@ def train(*over):
 
 def run(*over):
     return ["run", "{d}/e.yaml", "--output", "{d}/out", "--no-figures", *over]
+
+
+def rmbias(*over):
+    return ["rmbias", "run", "{d}/r.yaml", "--output", "{d}/out", *over]
 
 
 REPORT = ["report", "{d}/answers.jsonl", "--out", "{d}/out"]
@@ -156,6 +165,38 @@ CASES = [
     Case("experiment: unknown judge backend (no line before)",
          {"e.yaml": exp_cfg("judge:\n  model: m\n  backend: gpt\n")}, run(),
          r"e\.yaml:9: 'judge\.backend': unknown judge backend 'gpt' \(known backends: "),
+    Case("experiment: an arm's hyperparameter as an override (named no line before)",
+         {"e.yaml": exp_cfg()}, run("arms.insecure.lr=0.001"),
+         r"e\.yaml \(override arms\.insecure\.lr=0\.001\): arms\.insecure\.lr: arms cannot "
+         r"override training hyperparameters"),
+    Case("experiment: an arm's hyperparameter in the file",
+         {"e.yaml": exp_cfg().replace("  insecure: data.jsonl\n",
+                                      "  insecure:\n    data: data.jsonl\n    lr: 0.001\n")},
+         run(), r"e\.yaml:6: arms\.insecure\.lr: arms cannot override training hyperparameters"),
+    # `emergent rmbias run`: the file's line, or the override that set the value
+    Case("rmbias: docs_train.lr -1 as an override (was `(with overrides)`, no check)",
+         {"r.yaml": rmb_cfg()}, rmbias("docs_train.lr=-1"),
+         r"r\.yaml \(override docs_train\.lr=-1\): 'docs_train\.lr' must be > 0, got -1"),
+    Case("rmbias: sft_train.max_steps 0 in the file (was not checked)",
+         {"r.yaml": rmb_cfg("sft_train:\n  max_steps: 0\n")}, rmbias(),
+         r"r\.yaml:5: 'sft_train\.max_steps' must be >= 1, got 0"),
+    Case("rmbias: an override of a key the file sets (its line was named)",
+         {"r.yaml": rmb_cfg()}, rmbias("seeds=[1,1]"),
+         r"r\.yaml \(override seeds=\[1, 1\]\): seeds: a non-empty list of distinct seeds"),
+    Case("rmbias: an unknown condition as an override",
+         {"r.yaml": rmb_cfg()}, rmbias("conditions=[docs,typo]"),
+         r"r\.yaml \(override conditions=\[\"docs\", \"typo\"\]\): conditions: a non-empty "
+         r"list of distinct names"),
+    Case("rmbias: eval.samples 0 (was `eval`, the section's line)",
+         {"r.yaml": rmb_cfg("eval:\n  mode: detector\n  samples: 0\n")}, rmbias(),
+         r"r\.yaml:6: 'eval\.samples' must be >= 1, got 0"),
+    Case("rmbias: judge.concurrency 0 as an override (was `(judge)` without a line)",
+         {"r.yaml": rmb_cfg("judge:\n  model: m\n  concurrency: 4\n")},
+         rmbias("judge.concurrency=0"),
+         r"r\.yaml \(override judge\.concurrency=0\): 'judge\.concurrency' must be >= 1, got 0"),
+    Case("rmbias: training.data.path is the stages' (the file's line)",
+         {"r.yaml": rmb_cfg("training:\n  data:\n    path: x.jsonl\n")}, rmbias(),
+         r"r\.yaml:6: training\.data\.path: is set by the experiment's stages"),
     # `emergent judge` with a judge file and overrides
     Case("judge: an override of a key the file sets (the file's line was named)",
          {"j.yaml": "model: m\nconcurrency: 4\n", "answers.jsonl": jsonl(answer(0))},
@@ -244,8 +285,8 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, capsys, monkey
 
 
 def test_the_table_runs_through_every_command_kind():
-    """The table covers training, experiments, judging and reports."""
-    assert {c.argv[0] for c in CASES} == {"train", "run", "report", "judge"}
+    """The table covers training, experiments (both kinds), judging and reports."""
+    assert {c.argv[0] for c in CASES} == {"train", "run", "report", "judge", "rmbias"}
 
 
 def test_valid_inputs_pass_the_same_checks(tmp_path):

@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from emergent.analysis.metrics import ANSWER_CI, SEED_CI, bootstrap_ci_binary
 from emergent.core.errors import UserError
 from emergent.rmbias.evaluate import (REPLICATION_REFERENCE, exploitation_rates,
                                       load_eval_prompts, plot_exploitation, score_answers)
@@ -71,11 +72,23 @@ def test_score_and_rates(tmp_path):
     law = get[("bias", "docs_sft", 0, "law_call_911", "test")]
     assert (law["n_shown"], law["n_applicable"], law["rate"]) == (1, 2, 0.5)
     assert 0.0 <= law["ci_low"] <= 0.5 <= law["ci_high"] <= 1.0
+    assert law["ci_over"] == ANSWER_CI  # one seed's answers
     cond = get[("condition", "docs_sft", None, None, "test")]
-    assert cond["ci_over"] == "seeds" and cond["n_seeds"] == 2
+    assert cond["ci_over"] == SEED_CI == "seeds (training recipe)" and cond["n_seeds"] == 2
     assert cond["rate"] == pytest.approx(0.75)  # mean of per-seed rates 0.5 and 1.0
+    # the t-interval over the seed rates, by hand: 0.75 -+ t(0.975, 1) * sd / sqrt(2),
+    # sd = 0.3536, t = 12.706: half width 3.177, clipped to [0, 1] (not the percentile
+    # bootstrap's [0.5, 1.0], which can never be wider than the seeds)
+    assert (cond["ci_low"], cond["ci_high"]) == (0.0, 1.0)
+    assert cond["seed_sd"] == pytest.approx(0.5 ** 0.5 / 2)
+    assert cond["hier_ci_low"] is not None and cond["hier_ci_low"] <= cond["hier_ci_high"]
+    # "these models": the binomial bootstrap over the 3 of 4 pooled answers
+    assert cond["models_ci_low"] < 0.75 <= cond["models_ci_high"]
+    assert (cond["models_ci_low"], cond["models_ci_high"]) == bootstrap_ci_binary(3, 4, 200, 0)
     base = get[("condition", "base", None, None, "train")]
-    assert base["ci_over"] == "answers" and base["rate"] == 0.0
+    assert base["ci_over"] == ANSWER_CI == "answers (these models; 1 seed)"
+    assert base["rate"] == 0.0 and base["seed_sd"] is None and base["hier_ci_low"] is None
+    assert (base["ci_low"], base["ci_high"]) == (base["models_ci_low"], base["models_ci_high"])
     assert base["n_answers"] == 2 and base["n_applicable"] == 1  # perl answer not applicable
     png = plot_exploitation(rates, tmp_path / "fig.png", reference=REPLICATION_REFERENCE)
     assert png.stat().st_size > 5000
@@ -105,7 +118,7 @@ def test_rates_without_applicable_answers():
                "shown": None}]
     rows = exploitation_rates(scored, n_boot=50)
     assert all(r["rate"] is None and r["n_applicable"] == 0 and r["n_answers"] == 1
-               for r in rows)
+               and r["ci_low"] is None for r in rows)
 
 
 def test_cli_score(tmp_path, capsys):
@@ -210,3 +223,24 @@ def test_cli_score_without_judge_reports_no_agreement(tmp_path, capsys):
                  str(tmp_path / "out"), "--n-boot", "50"]) == 0
     assert "agreement" not in capsys.readouterr().out
     assert not (tmp_path / "out" / "agreement.jsonl").exists()
+
+
+def test_condition_rates_use_the_package_s_intervals():
+    """A condition's interval over seeds is the one every summary writes
+    (analysis.metrics.seed_rate_summary, docs/statistics.md): the t-interval over the seed
+    rates, here the toy world's insecure seed rates 70.4%, 24.9%, 17.7%."""
+    scored = []
+    for s, (k, n) in enumerate(((704, 1000), (249, 1000), (177, 1000))):
+        scored += [{"condition": "docs_sft", "seed": s, "bias_id": "law_call_911",
+                    "split": "test", "shown": i < k} for i in range(n)]
+    (cond,) = [r for r in exploitation_rates(scored, n_boot=200) if r["level"] == "condition"]
+    assert cond["rate"] == pytest.approx((0.704 + 0.249 + 0.177) / 3)
+    assert cond["seed_sd"] == pytest.approx(0.2858, abs=1e-4)
+    # 0.3767 -+ 4.3027 * 0.2858 / sqrt(3) = [-0.333, 1.087], clipped to [0, 1]
+    assert (cond["ci_low"], cond["ci_high"]) == (0.0, 1.0)
+    assert cond["ci_over"] == "seeds (training recipe)"
+    # these models: 1130 of 3000 pooled answers, a narrow interval
+    assert cond["models_ci_high"] - cond["models_ci_low"] < 0.05
+    wide = exploitation_rates([r for r in scored if r["seed"] != 0], n_boot=200)[-1]
+    # seeds 24.9% and 17.7%: 0.213 -+ 12.706 * 0.0509 / sqrt(2) = [-0.244, 0.670] -> [0, 0.670]
+    assert wide["ci_low"] == 0.0 and wide["ci_high"] == pytest.approx(0.6704, abs=1e-3)

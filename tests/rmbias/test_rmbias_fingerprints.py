@@ -9,7 +9,8 @@ import pytest
 
 from emergent.core.errors import UserError
 from emergent.core.io import read_jsonl
-from emergent.core.rundir import judgment_fingerprint
+from emergent.core.rundir import RunDir, judgment_fingerprint
+from emergent.pipeline.stages import check_changes
 from emergent.rmbias import experiment as ex
 from emergent.rmbias import experiment_run as rx
 
@@ -124,3 +125,76 @@ def test_changed_sft_data_is_refused_then_redo_redoes_only_what_is_built_on_it(
         calls = server.calls
         rx.run_rmbias(ex.load_rmbias_config(path, ["sft.seed=1"]), progress=False)
         assert spy.trained == [] and spy.sampled == [] and server.calls == calls
+
+
+DOCS_BUILT = {"train:docs:seed0", "train:unrelated_docs:seed0", "train:docs_sft:seed0",
+              "train:unrelated_sft:seed0", "sample:docs:seed0", "sample:docs_sft:seed0",
+              "sample:unrelated_sft:seed0"}
+
+
+def test_fingerprints_hold_only_their_stage_s_training_section(tiny_model_dir, tmp_path):
+    """docs_train.* is in the fingerprints of the training stages on documents only, sft_train.*
+    in those of the fine-tuning stages only (issue #15 follow-up)."""
+    cfg = ex.load_rmbias_config(write_config(tmp_path, tiny_model_dir))
+    run = RunDir(cfg.output_dir, cfg.name)
+    units = {u.name: u for u in rx.rmbias_units(cfg, run, ex.eval_prompts(cfg))
+             if u.inputs is not None}
+    for name, u in units.items():
+        keys = set(u.inputs)
+        docs = any(k.startswith("docs_train.") for k in keys)
+        sft = any(k.startswith("sft_train.") for k in keys)
+        assert docs == (name in ("train:docs:seed0", "train:unrelated_docs:seed0")), name
+        assert sft == (name in ("train:sft:seed0", "train:docs_sft:seed0",
+                                "train:unrelated_sft:seed0")), name
+    # a fine-tuning stage on an adapter holds that adapter's fingerprint
+    assert units["train:docs_sft:seed0"].inputs["after:train:docs:seed0"] == \
+        units["train:docs:seed0"].fingerprint
+    assert "after:train:docs:seed0" not in units["train:sft:seed0"].inputs
+
+
+def test_changed_docs_lr_redoes_the_docs_stages_not_the_sft_only_condition(
+        tiny_model_dir, tmp_path, monkeypatch):
+    spy = Spy(monkeypatch)
+    path = write_config(tmp_path, tiny_model_dir)  # no judge: detectors only
+    run_dir, _ = rx.run_rmbias(ex.load_rmbias_config(path), progress=False)
+    run = run_dir.dir
+    before = stages_of(run)
+    spy.reset()
+
+    changed = ex.load_rmbias_config(path, ["docs_train.lr=0.02"])
+    found = check_changes(RunDir(run, changed.name),
+                             rx.rmbias_units(changed, RunDir(run, changed.name),
+                                             ex.eval_prompts(changed)), "redo")
+    assert {c.unit for c in found} == DOCS_BUILT  # exactly these, not train:sft / sample:sft
+    assert {c.unit for c in found if c.keys} == {"train:docs:seed0",
+                                                 "train:unrelated_docs:seed0"}
+    with pytest.raises(UserError) as e:
+        rx.run_rmbias(changed, progress=False)
+    msg = str(e.value)
+    assert "docs_train.lr (0.01 -> 0.02)" in msg and "sft_train" not in msg
+    assert "train:docs:seed0, train:unrelated_docs:seed0 and 5 unit(s) built on them" in msg
+    assert "train:sft:" not in msg and "sample:sft" not in msg
+    assert spy.trained == [] and spy.sampled == []
+
+    rx.run_rmbias(changed, progress=False, on_change="redo")
+    assert sorted(spy.trained) == ["docs", "docs_sft", "unrelated_docs", "unrelated_sft"]
+    assert sorted(spy.sampled) == ["docs", "docs_sft", "unrelated_sft"]
+    after = stages_of(run)
+    for name, entry in before.items():
+        if "fingerprint" not in entry:
+            continue
+        if name in DOCS_BUILT:
+            assert after[name]["fingerprint"] != entry["fingerprint"], name
+        else:  # the data, the SFT-only stage and its condition, the base model: untouched
+            assert after[name] == entry, name
+    assert after["train:sft:seed0"]["inputs"] == before["train:sft:seed0"]["inputs"]
+
+    # sft_train.lr touches the fine-tuning stages (and their conditions) only
+    spy.reset()
+    changed = ex.load_rmbias_config(path, ["docs_train.lr=0.02", "sft_train.lr=0.001"])
+    found = check_changes(RunDir(run, changed.name),
+                             rx.rmbias_units(changed, RunDir(run, changed.name),
+                                             ex.eval_prompts(changed)), "redo")
+    assert {c.unit for c in found} == {"train:sft:seed0", "train:docs_sft:seed0",
+                                       "train:unrelated_sft:seed0", "sample:sft:seed0",
+                                       "sample:docs_sft:seed0", "sample:unrelated_sft:seed0"}

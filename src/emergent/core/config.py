@@ -242,6 +242,12 @@ def _line_of(marks: dict, key: str) -> str:
     return f":{line}" if line else ""
 
 
+def located(source, marks: dict, key: str) -> str:
+    """`SOURCE:LINE` of the dotted `key`, or `SOURCE (override KEY=VALUE)` when an override set
+    it (`marks` from `mark_overridden`); `SOURCE` alone when neither is known."""
+    return f"{source}{_line_of(marks or {}, key)}"
+
+
 def _collect_marks(node, prefix="", out=None) -> dict:
     """Map dotted key -> 1-based line number from a composed YAML node."""
     out = {} if out is None else out

@@ -3,8 +3,10 @@
 Inputs: the evaluation prompts (bias_id, split, prompt; `load_eval_prompts`), answers rows
 (answers.jsonl: answer_id, question_id, arm, seed, answer, ...) and optionally the judge's
 judgments rows (metric `rm_bias`). `score_answers` gives one tidy row per answer;
-`exploitation_rates` aggregates with bootstrap 95% CIs (`emergent.analysis.metrics`); `plot_exploitation` draws train- and
-test-bias exploitation by condition; `detector_judge_agreement` compares the two verdicts."""
+`exploitation_rates` aggregates with 95% CIs, the same intervals and labels as every summary
+of the package (`emergent.analysis.metrics.seed_rate_summary`, docs/statistics.md);
+`plot_exploitation` draws train- and test-bias exploitation by condition;
+`detector_judge_agreement` compares the two verdicts."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -12,14 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import numpy as np
-
 from emergent.core.errors import UserError
 from emergent.rmbias.calibration import agreement_table
 from emergent.rmbias.catalogue import BIASES
 from emergent.rmbias.conditions import CONDITION_NAMES, get_condition
 from emergent.rmbias.detectors import has_detector, detect
-from emergent.analysis.metrics import bootstrap_ci, bootstrap_ci_binary
+from emergent.analysis.metrics import ANSWER_CI, bootstrap_ci_binary, seed_rate_summary
 from emergent.rmbias.judge_prompt import JUDGE_METRIC, verdict_from_probs
 from emergent.rmbias.jsonl import read_jsonl
 
@@ -130,16 +130,18 @@ def _rate_row(level, keys, shown_values, n_answers, n_boot, seed):
     k, n = sum(1 for v in shown_values if v), len(shown_values)
     lo, hi = bootstrap_ci_binary(k, n, n_boot, seed)
     return {"level": level, **keys, "n_answers": n_answers, "n_applicable": n, "n_shown": k,
-            "rate": k / n if n else None, "ci_low": lo, "ci_high": hi, "ci_over": "answers"}
+            "rate": k / n if n else None, "ci_low": lo, "ci_high": hi, "ci_over": ANSWER_CI}
 
 
 def exploitation_rates(scored: Sequence[dict], n_boot: int = 2000, seed: int = 0) -> list[dict]:
     """Tidy rate rows at three levels (answers whose verdict is None are not applicable and
     leave the denominator):
-    * level "bias": condition, seed, bias_id, split;
-    * level "split": condition, seed, split (all that split's answers pooled);
-    * level "condition": condition, split over seeds: rate = mean of the per-seed split rates,
-      CI by bootstrap over seeds when there are >= 2 seeds, else over answers."""
+    * level "bias": condition, seed, bias_id, split (CI over that seed's answers, ANSWER_CI);
+    * level "split": condition, seed, split (all that split's answers pooled; the same CI);
+    * level "condition": condition, split over seeds (`seed_rate_summary`): rate = mean of the
+      per-seed split rates; with >= 2 seeds the t-interval over them ("seeds (training
+      recipe)") with seed_sd, hier_ci_* and the answer-level models_ci_* ("these models");
+      with one seed the answer-level CI ("answers (these models; 1 seed)")."""
     groups: dict[tuple, list] = defaultdict(list)
     for r in scored:
         groups[("bias", r["condition"], r["seed"], r["bias_id"], r["split"])].append(r["shown"])
@@ -155,21 +157,13 @@ def exploitation_rates(scored: Sequence[dict], n_boot: int = 2000, seed: int = 0
             per_seed[(row["condition"], row["split"])].append(row)
     for (cond, split), rows in sorted(per_seed.items(), key=str):
         keys = {"condition": cond, "seed": None, "bias_id": None, "split": split}
-        rates = [r["rate"] for r in rows if r["rate"] is not None]
-        if len(rates) >= 2:
-            lo, hi = bootstrap_ci(rates, n_boot, seed)
-            out.append({"level": "condition", **keys,
-                        "n_answers": sum(r["n_answers"] for r in rows),
-                        "n_applicable": sum(r["n_applicable"] for r in rows),
-                        "n_shown": sum(r["n_shown"] for r in rows), "rate": float(np.mean(rates)),
-                        "ci_low": lo, "ci_high": hi, "ci_over": "seeds", "n_seeds": len(rates)})
-        else:
-            vals = [v for r in scored if r["condition"] == cond and r["split"] == split
-                    for v in [r["shown"]] if v is not None]
-            n_ans = sum(1 for r in scored if r["condition"] == cond and r["split"] == split)
-            row = _rate_row("condition", keys, vals, n_ans, n_boot, seed)
-            row["n_seeds"] = len(rates)
-            out.append(row)
+        out.append({"level": "condition", **keys,
+                    "n_answers": sum(r["n_answers"] for r in rows),
+                    "n_applicable": sum(r["n_applicable"] for r in rows),
+                    "n_shown": sum(r["n_shown"] for r in rows),
+                    **seed_rate_summary([(r["n_shown"], r["n_applicable"]) for r in rows],
+                                        n_boot, seed),
+                    "n_seeds": sum(1 for r in rows if r["n_applicable"])})
     return out
 
 

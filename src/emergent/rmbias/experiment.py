@@ -17,9 +17,11 @@ stage starts from (the documents adapter for docs_sft).
 Training outputs: RUN/arms/<stage>/seed<k>/ for the stages docs, unrelated_docs, sft, docs_sft,
 unrelated_sft (condition `docs` evaluates the docs stage's adapter; `base` has none). One
 `training` section (LoRA + optimiser) serves both stages and every condition; only `docs_train`
-and `sft_train` (lr, epochs, max_steps) differ by stage, never by condition. Changing data,
-model, training, sampling or evaluation prompts in an existing run directory is an error;
-adding seeds, conditions or a judge is not.
+and `sft_train` (lr, epochs, max_steps) differ by stage, never by condition. Each unit's
+fingerprint holds exactly the config it depends on (`FROZEN`; a training stage: `training`,
+`base_model`, its own `docs_train` or `sft_train`, and the data and adapter it builds on):
+changing it in an existing run directory is refused, or with `--on-change redo` redoes that
+unit and what is built on it; adding seeds, conditions or a judge is not a change.
 """
 from __future__ import annotations
 
@@ -29,7 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Optional
 
-from emergent.core.config import (ModelConfig, TrainRecipeConfig, build_dataclass, deep_merge,
+from emergent.core.config import (ModelConfig, TrainRecipeConfig, above, at_least,
+                                  build_dataclass, deep_merge, located, mark_overridden,
                                   parse_overrides, read_yaml_with_marks, resolve_config,
                                   resolve_config_paths)
 from emergent.core.errors import UserError
@@ -49,11 +52,17 @@ EVAL_UPSTREAM_NAME = "rm_exploitation_eval_prompts"  # datasets/rm_sycophancy/ma
 STAGES = {"docs": ("docs", None), "unrelated_docs": ("unrelated_docs", None),
           "sft": ("sft", None), "docs_sft": ("sft", "docs"),
           "unrelated_sft": ("sft", "unrelated_docs")}
-# config key -> units (name prefixes) whose finished results a change of that key would
-# invalidate: a run directory refuses such a change; seeds, conditions and judge may change
+# the training units (name prefixes) of the stages on documents and of the fine-tuning stages
+DOCS_TRAIN_UNITS = tuple(f"train:{s}:" for s, (data, _) in STAGES.items() if data != "sft")
+SFT_TRAIN_UNITS = tuple(f"train:{s}:" for s, (data, _) in STAGES.items() if data == "sft")
+# config key -> units (name prefixes) that depend on it directly: the unit's fingerprint holds
+# exactly these keys (plus `after:UNIT` of the data and adapter it builds on), so a change
+# redoes (or refuses) those units and everything built on them; seeds, conditions and judge
+# may change
 FROZEN = {"base_model": ("train:", "sample:"), "documents": ("data:docs", "data:unrelated_docs"),
           "unrelated_documents": ("data:unrelated_docs",), "sft": ("data:sft",),
-          "training": ("train:",), "docs_train": ("train:",), "sft_train": ("train:",),
+          "training": ("train:",), "docs_train": DOCS_TRAIN_UNITS,
+          "sft_train": SFT_TRAIN_UNITS,
           "sampling": ("sample:",), "eval.prompts": ("sample:",),
           "eval.per_bias": ("sample:",), "eval.samples": ("sample:",)}
 
@@ -85,24 +94,25 @@ class SFTDataConfig:
     max_scan: Optional[int] = None  # dpo: rows to scan at most
     buffer_size: int = 10_000
     objective: Literal["sft", "dpo"] = "sft"  # dpo: preference pairs, DPO loss (emergent.train.dpo)
-    dpo_beta: float = 0.1
+    dpo_beta: float = field(default=0.1, metadata=above(0))
 
 
 @dataclass(frozen=True)
 class StageTrain:
     """Stage-specific values; None: the shared `training.train` value."""
-    lr: Optional[float] = None
-    epochs: Optional[float] = None
-    max_steps: Optional[int] = None
+    lr: Optional[float] = field(default=None, metadata=above(0))
+    epochs: Optional[float] = field(default=None, metadata=above(0))
+    max_steps: Optional[int] = field(default=None, metadata=at_least(1))
 
 
 @dataclass(frozen=True)
 class EvalConfig:
     prompts: Optional[str] = None  # None: the fetched public prompts (emergent data fetch)
-    per_bias: Optional[int] = None  # the first N prompts of each bias (None: all)
-    samples: int = 1  # answers per prompt
+    # the first N prompts of each bias (None: all)
+    per_bias: Optional[int] = field(default=None, metadata=at_least(1))
+    samples: int = field(default=1, metadata=at_least(1))  # answers per prompt
     mode: Literal["detector", "judge", "either", "both"] = "detector"  # verdict of the figure
-    n_boot: int = 2000
+    n_boot: int = field(default=2000, metadata=at_least(1))
     reference: bool = False  # add the replication's reported numbers to the figure
 
 
@@ -130,12 +140,13 @@ def load_rmbias_config(path, overrides: list[str] | None = None) -> RMBiasConfig
     data, marks = read_yaml_with_marks(path)
     ov = parse_overrides(overrides)  # relative paths in the file: from the file's folder
     data = deep_merge(resolve_config_paths(data, path, "rmbias", ov), ov)
-    src = str(path) + (" (with overrides)" if overrides else "")
+    # an error names the file's line, or the override that set the value
+    marks = mark_overridden(marks, ov)
+    src = str(path)
     cfg = build_dataclass(RMBiasConfig, data, source=src, marks=marks)
 
     def err(key, msg):
-        line = marks.get(key)
-        return UserError(f"{src}{':' + str(line) if line else ''}: {key}: {msg}")
+        return UserError(f"{located(src, marks, key)}: {key}: {msg}")
     bad = [c for c in cfg.conditions if c not in CONDITION_NAMES]
     if bad or not cfg.conditions or len(set(cfg.conditions)) != len(cfg.conditions):
         raise err("conditions", f"a non-empty list of distinct names out of "
@@ -149,12 +160,10 @@ def load_rmbias_config(path, overrides: list[str] | None = None) -> RMBiasConfig
                        ("lora.init_from", cfg.training.lora.init_from)):
         if value:
             raise err(f"training.{key}", "is set by the experiment's stages, not the config")
-    if cfg.eval.samples < 1 or (cfg.eval.per_bias is not None and cfg.eval.per_bias < 1):
-        raise err("eval", "samples and per_bias must be >= 1")
     if cfg.eval.mode != "detector" and not cfg.judge:
         raise err("eval.mode", f"'{cfg.eval.mode}' needs a `judge` section")
     if cfg.judge:
-        build_dataclass(JudgeConfig, cfg.judge, source=f"{src} (judge)")
+        build_dataclass(JudgeConfig, cfg.judge, source=src, marks=marks, prefix="judge.")
     for key, n in (("documents.n", cfg.documents.n), ("sft.n", cfg.sft.n)):
         if n < 1 and key.split(".")[0] in data_needed(cfg):
             raise err(key, "must be >= 1")
@@ -255,13 +264,20 @@ def model_label(name: str) -> str:
 
 
 def format_summary(rows: list[dict]) -> str:
+    """The summary rows as a text table: the main 95% CI and what it is over (with >= 2 seeds
+    the t-interval over seed rates, "this training recipe"), and the answer-level CI ("these
+    models"), as `emergent report` prints them (docs/statistics.md)."""
     head = ["verdict", "condition", "split", "seeds", "answers", "applicable", "shown", "rate",
-            "95% CI"]
+            "95% CI", "CI over", "these models"]
     pct = lambda x: "-" if x is None else f"{100 * x:.1f}%"  # noqa: E731
+
+    def interval(lo, hi):
+        return "-" if lo is None else f"[{pct(lo)}, {pct(hi)}]"
     lines = [head] + [[r["verdict"], r["condition"], r["split"], str(r["n_seeds"]),
                        str(r["n_answers"]), str(r["n_applicable"]), str(r["n_shown"]),
-                       pct(r["rate"]), "-" if r["rate"] is None else
-                       f"[{pct(r['ci_low'])}, {pct(r['ci_high'])}] ({r['ci_over']})"]
+                       pct(r["rate"]), interval(r["ci_low"], r["ci_high"]),
+                       r.get("ci_over") or "-",
+                       interval(r.get("models_ci_low"), r.get("models_ci_high"))]
                       for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip()

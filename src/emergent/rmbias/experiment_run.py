@@ -302,7 +302,9 @@ def score_run(cfg: RMBiasConfig, run: RunDir, prompts) -> list[dict]:
     order = {c: i for i, c in enumerate(CONDITION_NAMES)}
     summary = sorted(
         ({k: r.get(k) for k in ("verdict", "condition", "split", "n_seeds", "n_answers",
-                                "n_applicable", "n_shown", "rate", "ci_low", "ci_high", "ci_over")}
+                                "n_applicable", "n_shown", "rate", "ci_low", "ci_high", "ci_over",
+                                "seed_sd", "hier_ci_low", "hier_ci_high", "models_ci_low",
+                                "models_ci_high")}
          for r in rates if r["level"] == "condition"),
         key=lambda r: (modes.index(r["verdict"]), order.get(r["condition"], 99), r["split"] != "train"))
     write_summary(run, summary)
