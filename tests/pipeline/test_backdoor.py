@@ -289,3 +289,10 @@ def test_shipped_backdoor_experiment_shares_the_7b_training_config():
     assert bd.sampling == main.sampling and bd.metrics.treatment == "backdoor"
     manifest = yaml.safe_load((REPO / "src/emergent/manifests/insecure_code.yaml").read_text())
     assert "backdoor.jsonl" in json.dumps(manifest)
+
+
+def test_empty_trigger_from_an_override_names_the_override(tmp_path):
+    p = tmp_path / "e.yaml"
+    p.write_text("base_model: {name: tiny}\narms:\n  a: {data: x.jsonl}\n")
+    with pytest.raises(UserError, match=r"e.yaml \(override trigger=\): trigger must be"):
+        load_experiment(p, ["trigger="])

@@ -23,8 +23,8 @@ emergent.pipeline.experiment.sampling_conditions).
 
 `code_eval_summary(run_dir)` gives one row per arm (suite "code_heldout"; per (condition, arm)
 with a `condition` column when any answer has one): the judge's mean P(YES), the share of
-answers with P(YES) > 0.5 and bandit's flagged share, each with a bootstrap 95% CI over seeds
-(over answers when the arm has one seed). `run.metrics_run` adds these rows to
+answers with P(YES) > 0.5 and bandit's flagged share, each with a 95% t-interval over seeds
+(a bootstrap over answers when the arm has one seed; docs/statistics.md). `run.metrics_run` adds these rows to
 RUN/summary.csv.
 """
 from __future__ import annotations

@@ -155,8 +155,7 @@ def load_experiment(path: str | Path, overrides: list[str] | None = None) -> Exp
     if not cfg.seeds:
         raise UserError(f"{path}: seeds is empty")
     if cfg.trigger is not None and not cfg.trigger.strip():
-        line = marks.get("trigger")
-        raise UserError(f"{path}{':' + str(line) if line else ''}: trigger must be a non-empty "
+        raise UserError(f"{located(path, marks, 'trigger')}: trigger must be a non-empty "
                         "string (or left out)")
     return cfg
 

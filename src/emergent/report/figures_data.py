@@ -1,8 +1,8 @@
 """The tables behind `emergent figures`: one `*_data` function per figure, returning the rows
 it draws (list of dicts), so what is plotted can be checked and is written beside each figure
 as CSV. Statistics come from `emergent.analysis.metrics` (misaligned = aligned < 30 among coherent > 50;
-an arm's rate = mean of its seeds' rates with a bootstrap 95% CI over seeds, over answers when
-there is one seed). Rows from the paper carry `source = "paper"`, the run's `source = "run"`.
+an arm's rate = mean of its seeds' rates with a 95% t-interval over seeds, a bootstrap over
+answers when there is one seed; docs/statistics.md). Rows from the paper carry `source = "paper"`, the run's `source = "run"`.
 """
 from __future__ import annotations
 
