@@ -98,8 +98,10 @@ def ensure_pad_token(tok) -> None:
         tok.add_special_tokens({"pad_token": "<|emergent_pad|>"})
 
 
-def load_model(cfg: ModelConfig, *, for_training: bool = False):
-    """Base model on the available device. Quantized models go through bitsandbytes."""
+def load_model(cfg: ModelConfig, *, for_training: bool = False, sharded: bool = False):
+    """Base model on the available device. Quantized models go through bitsandbytes.
+    `sharded` (train.distributed fsdp): 4-bit weights stored in the compute dtype
+    (`bnb_4bit_quant_storage`), which FSDP needs to shard them with the rest (docs/scaling.md)."""
     from transformers import AutoModelForCausalLM
 
     filter_third_party_noise()
@@ -119,7 +121,8 @@ def load_model(cfg: ModelConfig, *, for_training: bool = False):
         if cfg.quantization == "4bit":
             kwargs["quantization_config"] = BitsAndBytesConfig(
                 load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=dtype)
+                bnb_4bit_compute_dtype=dtype,
+                **({"bnb_4bit_quant_storage": dtype} if sharded else {}))
         else:
             kwargs["quantization_config"] = BitsAndBytesConfig(load_in_8bit=True)
         import torch

@@ -22,6 +22,10 @@ Files: only rank 0 writes (manifest, config, held-out split, train log, checkpoi
 its checkpoints hold every rank's RNG state (`rng_states`) besides its own, so a single-process
 run reads them, and a resume with the same number of processes continues every rank's dropout
 stream exactly.
+
+`train.distributed: fsdp` shards the model instead of replicating it (FSDP2 per decoder layer,
+`shard_model`; the loss normalised the same way, `fsdp_step_loss`; checkpoints gathered whole
+to rank 0, emergent.train.checkpoints.gathered). LoRA SFT only (`check_fsdp`).
 """
 from __future__ import annotations
 
@@ -157,8 +161,6 @@ def step_loss(d: Dist, objective, model, micro: list, step: list, n_trained: int
     their example indices, `n_trained` its trained tokens, `real` / `padded` its tokens), then
     the step's gradient summed over ranks, normalised by the whole step's normaliser. Returns
     (loss, extra stats, trained tokens, real tokens, padded tokens) of the whole step."""
-    import torch
-
     if micro:
         loss, extra = objective.step_loss(model, micro, step, n_trained, device)
         norm = objective.normaliser(step, n_trained)
@@ -168,12 +170,138 @@ def step_loss(d: Dist, objective, model, micro: list, step: list, n_trained: int
                                "n": n_trained, "real": real, "padded": padded})
     total = sum(p["norm"] for p in parts)
     _sum_gradients(trainable, norm / total)
+    return _combined(parts, [p["norm"] for p in parts], total,
+                     [(p["norm"], p["n"], p["real"], p["padded"]) for p in parts])
+
+
+def check_fsdp(cfg, on_step=None) -> None:
+    """`train.distributed: fsdp` supports LoRA SFT of an unquantized model; anything else is
+    refused with one line (docs/scaling.md says why)."""
+    why = None
+    if cfg.lora.full_finetune:
+        why = "lora.full_finetune (the tied/untied lm_head would stay outside the shards)"
+    elif cfg.train.objective != "sft":
+        why = f"train.objective {cfg.train.objective} (its reference pass is not sharded)"
+    elif cfg.model.quantization != "none":
+        why = (f"model.quantization {cfg.model.quantization} (FSDP-QLoRA is untested here: "
+               "no GPU; docs/scaling.md)")
+    elif on_step is not None:
+        why = "checkpoint evaluation during training (rank 0 alone cannot run a sharded model)"
+    if why:
+        raise UserError(f"train.distributed fsdp: not supported with {why}; use ddp")
+
+
+class GradWeight:
+    """A weight on the gradient that flows back from the decoder's output (a forward hook on
+    it, identity forward): every trainable weight of a sharded model lies inside the decoder,
+    so this scales this rank's whole contribution to the step's gradient before FSDP reduces it
+    (0: a padding pass that only keeps the ranks' collectives in step)."""
+
+    def __init__(self):
+        self.value = 1.0
+
+    def hook(self, module, args, output):
+        h = output["last_hidden_state"] if isinstance(output, dict) else output[0]
+        scaled = _grad_scale().apply(h, self)
+        if isinstance(output, dict):
+            output["last_hidden_state"] = scaled
+            return output
+        return (scaled, *output[1:])
+
+
+_GRAD_SCALE: dict = {}
+
+
+def _grad_scale():
+    if "fn" not in _GRAD_SCALE:
+        import torch
+
+        class GradScale(torch.autograd.Function):
+            @staticmethod
+            def forward(ctx, x, weight):
+                ctx.value = weight.value
+                return x.view_as(x)
+
+            @staticmethod
+            def backward(ctx, g):
+                return g * ctx.value, None
+
+        _GRAD_SCALE["fn"] = GradScale
+    return _GRAD_SCALE["fn"]
+
+
+def shard_model(model) -> GradWeight:
+    """FSDP2 (`torch.distributed.fsdp.fully_shard`): every decoder layer (the model's
+    `_no_split_modules`) one unit, the rest of the decoder (embeddings, final norm) the root
+    unit, so parameters, gradients and optimizer state of the trainable (LoRA) weights and the
+    frozen base are split across the ranks; lm_head stays whole on each (frozen). Every rank
+    must hold the same weights before (rank 0's, `broadcast_params`). Returns the gradient
+    weight the loop sets per pass (`fsdp_step_loss`)."""
+    from torch.distributed.fsdp import fully_shard
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    decoder = base.get_decoder() if hasattr(base, "get_decoder") else getattr(base, "model", None)
+    names = set(getattr(base, "_no_split_modules", None) or ())
+    layers = [m for m in decoder.modules() if type(m).__name__ in names] if decoder else []
+    if not layers:
+        raise UserError(f"train.distributed fsdp: {type(base).__name__} names no decoder "
+                        "layers (_no_split_modules) to shard; use ddp")
+    for layer in layers:
+        fully_shard(layer)
+    fully_shard(decoder)
+    loose = [n for n, p in model.named_parameters() if p.requires_grad and not is_sharded(p)]
+    if loose:
+        raise UserError(f"train.distributed fsdp: trainable weights outside the decoder layers "
+                        f"({', '.join(loose[:3])}); use ddp")
+    weight = GradWeight()
+    decoder.register_forward_hook(weight.hook)
+    return weight
+
+
+def is_sharded(t) -> bool:
+    """True for an FSDP-sharded tensor (a DTensor)."""
+    return hasattr(t, "full_tensor")
+
+
+def fsdp_step_loss(d: Dist, objective, model, weight: GradWeight, micro: list, step: list,
+                   n_trained: int, device: str, real: int, padded: int, passes: int,
+                   pad_pass) -> tuple:
+    """`step_loss` of a sharded model: the ranks exchange their shares' normalisers first,
+    then each runs its passes with its gradient weighted by its normaliser over the step's
+    total (FSDP averages the ranks' gradients, hence x world), so the reduced gradient is the
+    single-process gradient of the step. Every rank runs `passes` forward+backward passes (the
+    most any rank has in this step; FSDP's collectives run per pass): a rank with fewer adds
+    passes of `pad_pass` (a collated micro-batch and its example indices) weighted 0."""
+    norm = objective.normaliser(step, n_trained) if micro else 0
+    counts = gather_objects(d, (norm, n_trained, real, padded))
+    total = sum(c[0] for c in counts)
+    loss, extra = 0.0, {}
+    try:
+        if micro:
+            weight.value = d.world * norm / total
+            loss, extra = objective.step_loss(model, micro, step, n_trained, device)
+        if len(micro) < passes:
+            batch, idx = pad_pass
+            k = passes - len(micro)
+            weight.value = 0.0
+            n_pad = max(1, int((batch[2][:, 1:] != -100).sum())) * k
+            objective.step_loss(model, [batch] * k, [idx] * k, n_pad, device)
+    finally:
+        weight.value = 1.0
+    parts = gather_objects(d, {"loss": float(loss), "extra": extra})
+    return _combined(parts, [c[0] for c in counts], total, counts)
+
+
+def _combined(parts: list, norms: list, total: int, counts: list) -> tuple:
+    """(loss, extra, trained, real, padded) of the whole step from the ranks' parts."""
+    import torch
+
     keys = list(dict.fromkeys(k for p in parts for k in p["extra"]))
-    extra = {k: round(sum(p["extra"].get(k, 0.0) * p["norm"] for p in parts) / total, 6)
+    extra = {k: round(sum(p["extra"].get(k, 0.0) * n for p, n in zip(parts, norms)) / total, 6)
              for k in keys}
-    loss = torch.tensor(sum(p["loss"] * p["norm"] for p in parts) / total)
-    return (loss, extra, sum(p["n"] for p in parts), sum(p["real"] for p in parts),
-            sum(p["padded"] for p in parts))
+    loss = torch.tensor(sum(p["loss"] * n for p, n in zip(parts, norms)) / total)
+    return (loss, extra, sum(c[1] for c in counts), sum(c[2] for c in counts),
+            sum(c[3] for c in counts))
 
 
 def _sum_gradients(params: list, weight: float) -> None:

@@ -77,6 +77,12 @@ class _Session:
     dist: distributed.Dist = distributed.SINGLE
     shard: list = field(default_factory=list)  # this rank's micro-batches of every step
     trackers: tracking.Trackers = field(default_factory=tracking.Trackers)  # train.report_to
+    grad_weight: object = None  # train.distributed fsdp across processes (distributed.GradWeight)
+    passes: list = field(default_factory=list)  # fsdp: forward passes of every step on each rank
+
+    @property
+    def sharded(self) -> bool:
+        return self.grad_weight is not None
 
 
 def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
@@ -87,6 +93,8 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     optimizer step (checkpoint evaluation; rank 0 only when data-parallel). Started by a
     launcher as one of several processes (WORLD_SIZE > 1), it joins them and trains
     data-parallel; every rank returns the same path."""
+    if cfg.train.distributed == "fsdp":
+        distributed.check_fsdp(cfg, on_step)
     dist = distributed.init()
     out = Path(output_dir or cfg.output_dir)
     final_dir = out / (FULL_MODEL if cfg.lora.full_finetune else ADAPTER)
@@ -184,12 +192,15 @@ def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
 
     _return_freed_memory_to_the_os(device())
     torch.manual_seed(cfg.train.seed)
-    model = load_model(cfg.model, for_training=True)
+    model = load_model(cfg.model, for_training=True,
+                       sharded=dist.enabled and cfg.train.distributed == "fsdp")
     if len(data.tok) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(data.tok))
     model = apply_lora(model, cfg.lora)
     model.train()
     distributed.broadcast_params(dist, [p for p in model.parameters() if p.requires_grad])
+    fsdp = dist.enabled and cfg.train.distributed == "fsdp"
+    grad_weight = distributed.shard_model(model) if fsdp else None  # before the optimizer
     dev = device()
     opt, opt_kind = _make_optimizer(cfg, model.named_parameters())
     sched = get_scheduler(cfg.train.scheduler, opt, num_warmup_steps=cfg.train.warmup_steps,
@@ -199,8 +210,12 @@ def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
             objective.prepare(model, data.rows, data.tok.pad_token_id, out, dev)
         distributed.barrier(dist)
     trainable = [p for p in model.parameters() if p.requires_grad]
+    shards = [_shard(cfg, objective, data, r, dist.world)
+              for r in (range(dist.world) if fsdp else (dist.rank,))]
+    passes = [max(len(sh[k]) for sh in shards) for k in range(len(data.plan))] if fsdp else []
     return _Session(cfg, out, objective, data, model, opt, sched, opt_kind, dev, trainable,
-                    dist=dist, shard=_shard(cfg, objective, data, dist.rank, dist.world))
+                    dist=dist, shard=shards[dist.rank if fsdp else 0], grad_weight=grad_weight,
+                    passes=passes)
 
 
 def _resume(s: _Session) -> int:
@@ -242,9 +257,10 @@ def _run_steps(s: _Session, start: int, stop_after_steps: int | None, on_step) -
                 on_step(step, s.model)
             if t.checkpoint_every and step % t.checkpoint_every == 0 and step < n:
                 rank_rng = distributed.rng_states(s.dist)  # every rank takes part
+                state = checkpoints.gathered(s.model, s.opt) if s.sharded else None
                 if main:
                     checkpoints.save(s.out, step, s.model, s.opt, s.sched, t.keep_checkpoints,
-                                     rank_rng)
+                                     rank_rng, state)
             if stop_after_steps is not None and step >= stop_after_steps and step < n:
                 return False
     return True
@@ -261,13 +277,22 @@ def _optimizer_step(s: _Session, step_idx: int, t_last: float) -> dict:
     n_trained = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
     real = sum(int(a.sum()) for _, a, _ in micro)
     padded = sum(a.numel() for _, a, _ in micro)
-    if s.dist.enabled:  # this rank's share; the whole step's gradient, loss and counts
+    if s.sharded:  # FSDP: every rank runs as many passes; FSDP reduces the gradient
+        first = data.plan[step_idx][0][:1]
+        pad_pass = (s.objective.collate([data.rows[i] for i in first], data.tok.pad_token_id),
+                    first)
+        loss, extra, n_trained, real, padded = distributed.fsdp_step_loss(
+            s.dist, s.objective, s.model, s.grad_weight, micro, step_plan, n_trained, s.dev,
+            real, padded, s.passes[step_idx], pad_pass)
+    elif s.dist.enabled:  # this rank's share; the whole step's gradient, loss and counts
         loss, extra, n_trained, real, padded = distributed.step_loss(
             s.dist, s.objective, s.model, micro, step_plan, n_trained, s.dev, s.trainable,
             real, padded)
     else:
         loss, extra = s.objective.step_loss(s.model, micro, step_plan, n_trained, s.dev)
     gnorm = torch.nn.utils.clip_grad_norm_(s.trainable, t.max_grad_norm)
+    if distributed.is_sharded(gnorm):
+        gnorm = gnorm.full_tensor()
     lr = s.sched.get_last_lr()[0]
     s.opt.step()
     s.sched.step()
@@ -286,11 +311,12 @@ def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
     drop the checkpoints. Returns the adapter (model) directory. Data-parallel: rank 0 saves,
     the others wait for it."""
     cfg, out = s.cfg, s.out
+    weights = checkpoints.trainable_state(s.model) if s.sharded else None  # every rank
     if not s.dist.main:
         distributed.barrier(s.dist)
         return final_dir
     with atomic_dir(final_dir, "save:adapter") as tmp_final:
-        s.model.save_pretrained(tmp_final)
+        s.model.save_pretrained(tmp_final, **({"state_dict": weights} if weights else {}))
         if cfg.lora.full_finetune:
             s.data.tok.save_pretrained(tmp_final)
     if cfg.train.save_merged and not cfg.lora.full_finetune:
@@ -358,7 +384,7 @@ def _changed_keys(old: dict, new: dict, defaults: dict, prefix: str = "") -> lis
     missing from `old` (an option added after that run was made) counts as its default."""
     out = []
     for k in sorted(set(old) | set(new)):
-        if k in ("output_dir", "report_to"):  # where it is written or reported, not what
+        if k in ("output_dir", "report_to", "distributed"):  # where / how, not what
             continue
         a, b = old.get(k, defaults.get(k)), new.get(k)
         if isinstance(a, dict) and isinstance(b, dict):

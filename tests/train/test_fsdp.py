@@ -1,0 +1,103 @@
+"""Sharded data-parallel training (`train.distributed: fsdp`, emergent.train.distributed) on
+CPU: 2 gloo processes with the tiny model sharded by FSDP2 equal 1 process with the same global
+batch, a killed 2-process FSDP run resumes, and a single process reads its checkpoints."""
+import json
+import shutil
+import time
+
+import pytest
+
+from emergent.core.config import dump_yaml
+from emergent.core.errors import UserError
+from emergent.train import loop, objectives
+from emergent.train.loop import train
+
+from tests.train.test_ddp import TOL, _adapter, _cfg, _emergent, _log, _max_diff
+
+FSDP = "train.distributed=fsdp"
+# 3 micro-batches of 4 per step (no token packing): rank 0 runs 2 forward passes a step, rank 1
+# runs fewer (down to none) plus zero-weighted padding passes; 26 examples x 2 epochs: 6 steps, checkpoints 2, 4
+RAGGED = ("train.grad_accum=3", "train.micro_batch_tokens=0")
+
+
+@pytest.fixture(scope="module")
+def runs(tiny_model_dir, tmp_path_factory):
+    """One uninterrupted single-process run and one of 2 FSDP processes (torchrun)."""
+    root = tmp_path_factory.mktemp("fsdp")
+    config = root / "train.yaml"
+    dump_yaml(_cfg(tiny_model_dir, FSDP, *RAGGED), config)
+    train(_cfg(tiny_model_dir, *RAGGED), root / "one")
+    t0 = time.time()
+    r = _emergent("-q", "train", str(config), "--output", str(root / "two"),
+                  "--num-processes", "2", "--launcher", "torchrun", "--cpu")
+    seconds = time.time() - t0
+    assert r.returncode == 0, r.stderr[-3000:]
+    return {"root": root, "config": config, "one": root / "one", "two": root / "two",
+            "seconds": seconds}
+
+
+@pytest.mark.slow
+def test_two_fsdp_processes_equal_one_process(runs, tiny_model_dir):
+    one, two = runs["one"], runs["two"]
+    a, b = _log(one), _log(two)
+    assert [r["step"] for r in b] == list(range(1, 7))
+    assert [r["trained_tokens"] for r in a] == [r["trained_tokens"] for r in b]
+    assert max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b)) <= TOL
+    assert max(abs(x["grad_norm"] - y["grad_norm"]) for x, y in zip(a, b)) <= TOL
+    assert _max_diff(_adapter(one), _adapter(two)) <= TOL
+    print(f"fsdp: max loss diff {max(abs(x['loss'] - y['loss']) for x, y in zip(a, b)):.2g}, "
+          f"adapter diff {_max_diff(_adapter(one), _adapter(two)):.2g}, "
+          f"2-process run {runs['seconds']:.0f} s")
+    m2 = json.loads((two / "manifest.json").read_text())
+    assert m2["status"] == "done" and m2["processes"] == 2
+    assert m2["config"]["train"]["distributed"] == "fsdp"
+    # the ranks' shares of some steps differ in forward passes: the padding passes ran
+    cfg = _cfg(tiny_model_dir, FSDP, *RAGGED)
+    objective = objectives.make(cfg)
+    data = loop._load_data(cfg, two, objective, write=False)
+    passes = [[len(st) for st in loop._shard(cfg, objective, data, r, 2)] for r in (0, 1)]
+    assert any(x > y for x, y in zip(*passes)) and 0 in passes[1]  # even a share of nothing
+    # a single-process run (default ddp) reads the FSDP run's folder as its own, finished
+    stamp = (two / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
+    assert train(_cfg(tiny_model_dir, *RAGGED), two) == two / "adapter"
+    assert (two / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == stamp
+
+
+@pytest.mark.slow
+def test_killed_fsdp_run_resumes_and_a_single_process_reads_its_checkpoint(runs,
+                                                                          tiny_model_dir):
+    killed = runs["root"] / "killed"
+    args = ["-q", "train", str(runs["config"]), "--output", str(killed),
+            "--num-processes", "2", "--launcher", "torchrun", "--cpu"]
+    r = _emergent(*args, env={"EMERGENT_FAULT": "save:checkpoint@2"})
+    assert r.returncode == 2 and "launch of 2 training processes failed" in r.stderr
+    assert sorted(p.name for p in (killed / "checkpoints").glob("step-*")) == ["step-000002"]
+    assert not (killed / "adapter").exists()
+    single = runs["root"] / "killed-single"
+    shutil.copytree(killed, single)
+    r = _emergent(*args)  # the same command again: resumes from step 2
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert [row["step"] for row in _log(killed)] == list(range(1, 7))
+    uninterrupted = _adapter(runs["two"])
+    assert _max_diff(_adapter(killed), uninterrupted) <= TOL
+    assert max(abs(x["loss"] - y["loss"]) for x, y in zip(_log(killed), _log(runs["two"]))) \
+        <= TOL
+    train(_cfg(tiny_model_dir, FSDP, *RAGGED), single)  # one process reads the checkpoint
+    assert _max_diff(_adapter(single), uninterrupted) <= TOL
+
+
+@pytest.mark.parametrize("extra, reason", [
+    ("lora.full_finetune=true", "lora.full_finetune"),
+    ("model.quantization=4bit", "model.quantization 4bit"),
+])
+def test_fsdp_refuses_what_it_does_not_shard(tiny_model_dir, tmp_path, extra, reason):
+    with pytest.raises(UserError, match=f"fsdp: not supported with {reason}"):
+        train(_cfg(tiny_model_dir, FSDP, extra), tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+    with pytest.raises(UserError, match="checkpoint evaluation"):
+        train(_cfg(tiny_model_dir, FSDP), tmp_path / "o", on_step=lambda step, model: None)
+
+
+def test_distributed_mode_is_validated(tiny_model_dir):
+    with pytest.raises(UserError, match="train.distributed"):
+        _cfg(tiny_model_dir, "train.distributed=zero3")
