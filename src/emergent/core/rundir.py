@@ -17,6 +17,10 @@ module; no other module spells a run file's name.
       directions/ARM.safetensors  misalignment directions (`emergent direction`)
       arms/ARM/seedK/        one trained unit: adapter/ (or model/), checkpoints/,
                              eval_checkpoints/, config.yaml, manifest.json, train_log.jsonl
+      parts/UNIT.jsonl       a sampling unit's answers written by a worker of an executor
+                             (emergent.pipeline.executors), merged into answers.jsonl
+      jobs/                  the executor's job files and worker logs (submitit, Ray)
+      logs/judge_server.log  the output of the judge server the run starts (`judge.server`)
 """
 from __future__ import annotations
 
@@ -60,9 +64,19 @@ TENSORBOARD = "tensorboard"  # event files of train.report_to: [tensorboard] (a 
 BANDIT_JUDGMENTS = "judgments_bandit.jsonl"  # the static scan's verdicts on code answers
 CAPABILITIES = "capabilities.jsonl"
 DIRECTIONS = "directions"
+PARTS = "parts"  # RUN/parts/UNIT.jsonl: a worker's answers, before the coordinator merges them
+JOBS = "jobs"  # RUN/jobs/: an executor's job files and worker logs
+LOGS = "logs"  # RUN/logs/: logs of processes the run starts (a judge server's)
+JUDGE_SERVER_LOG = "judge_server.log"  # RUN/logs/judge_server.log: `judge.server`'s output
 LOCK = ".lock"  # flock()ed by the process writing the run; pid, host, start time inside
 
 _HELD: dict[str, list] = {}  # resolved run dir -> [lock file descriptor, depth] in this process
+
+
+def judge_server_log_path(folder: str | Path) -> Path:
+    """FOLDER/logs/judge_server.log: where a judge server started by the judging of the
+    judgments file in FOLDER (a run directory) writes its output (emergent.judge.server)."""
+    return Path(folder) / LOGS / JUDGE_SERVER_LOG
 
 
 def dedupe_answers(answers: Iterable[dict]) -> list[dict]:
@@ -253,6 +267,14 @@ class RunDir:
     def arms_dir(self) -> Path:
         return self.dir / ARMS
 
+    def part_path(self, unit: str) -> Path:
+        """RUN/parts/UNIT.jsonl: the answers a worker samples for one unit."""
+        return self.dir / PARTS / f"{unit}.jsonl"
+
+    @property
+    def jobs_dir(self) -> Path:
+        return self.dir / JOBS
+
     def is_trained_run(self) -> bool:
         """A run directory with a config and trained arms (not a single adapter's folder)."""
         return self.config_path.exists() and self.arms_dir.is_dir()
@@ -380,16 +402,25 @@ class RunDir:
         if self.done(name):
             return None
         t0 = time.time()
-        self.manifest["stages"][name] = {"status": "running", "started": now()}
+        self.start_unit(name)
+        result = fn(*args, **kw)
+        self.finish_unit(name, time.time() - t0)
+        return result
+
+    def start_unit(self, name: str, **extra) -> None:
+        """Record a unit as running (with its fingerprint and inputs, before it writes
+        anything; `extra`: e.g. the executor's job id)."""
+        self.manifest["stages"][name] = {"status": "running", "started": now(), **extra}
         if name in self.fingerprints:  # what the unit is made of, before it writes anything
             self.manifest["stages"][name].update(fingerprint=self.fingerprints[name],
                                                  inputs=self.unit_inputs.get(name, {}))
         self.save()
-        result = fn(*args, **kw)
+
+    def finish_unit(self, name: str, seconds: float, **extra) -> None:
+        """Record a started unit as done, with its timings (`extra`: e.g. the worker's host)."""
         self.manifest["stages"][name].update(status="done", finished=now(),
-                                             seconds=round(time.time() - t0, 2))
+                                             seconds=round(seconds, 2), **extra)
         self.save()
-        return result
 
     def save(self) -> None:
         """Write the manifest atomically, credentials redacted (the copy in memory keeps them)."""

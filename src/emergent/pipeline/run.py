@@ -29,6 +29,8 @@ from emergent.pipeline.experiment import (ExperimentConfig, MetricsConfig, arm_r
                                           data_hash, estimated_steps, flat_keys, judge_inputs,
                                           load_experiment, model_inputs, sample_inputs,
                                           sampling_conditions, train_inputs, trigger_inputs)
+from emergent.pipeline.executors import LOCAL, ExecutorOptions, execute_on
+from emergent.pipeline.executors import check as check_executor
 from emergent.pipeline.plan_time import time_estimate
 from emergent.pipeline.stages import (UPSTREAM, Unit, check_changes, current_records, execute,
                                       judge_step, make_plan, prune_judgments, write_summary)
@@ -187,7 +189,8 @@ def em_units(cfg: ExperimentConfig, run: RunDir, questions: dict, *, progress: b
                    {"progress": progress, "judge_fingerprint": judge.fingerprint,
                     "contexts": contexts},
                    inputs={**model_inputs(cfg), **flat_keys("code_eval", cfg.code_eval),
-                           **flat_keys("sampling", cfg.sampling), **trigger_inputs(cfg),
+                           **flat_keys("sampling", cfg.sampling, {"vllm"}),  # OPERATIONAL
+                           **trigger_inputs(cfg),
                            **after},
                    owns=lambda row: row.get("suite") == code_eval.SUITE,
                    outputs=(run.bandit_judgments_path,))
@@ -231,14 +234,30 @@ def dry_run(cfg: ExperimentConfig, run_dir=None) -> dict:
     return plan(cfg, run_dir_of(cfg, run_dir), questions_of(cfg))
 
 
+@dataclasses.dataclass(frozen=True)
+class WorkerPlan:
+    """The plan of `cfg` as an executor's worker rebuilds it (picklable: sent with each job;
+    emergent.pipeline.executors.run_one_unit)."""
+
+    cfg: ExperimentConfig
+
+    def __call__(self, run: RunDir):
+        use_data_root(self.cfg)
+        return em_units(self.cfg, run, questions_of(self.cfg), progress=False, figures=False)
+
+
 def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True,
-                   figures: bool = True, on_change: str = "refuse") -> RunDir:
+                   figures: bool = True, on_change: str = "refuse", executor: str = LOCAL,
+                   executor_options: ExecutorOptions = ExecutorOptions()) -> RunDir:
     """Run (or resume) the experiment; returns its run directory. A unit recorded under another
     config than `cfg` is refused (`on_change="refuse"`: one UserError naming the units and keys,
-    nothing written) or redone with everything built on it (`"redo"`)."""
+    nothing written) or redone with everything built on it (`"redo"`). `executor`: `local`
+    (one unit after another, here) or an engine of emergent.pipeline.executors (`slurm`, `ray`)
+    running training and sampling units as jobs."""
     use_data_root(cfg)
     check_arm_data(cfg)  # the inputs are checked before anything is written
     tracking.check(cfg.training.train.report_to)  # a missing tracker library too
+    check_executor(executor)  # an unknown executor or a missing engine library too
     questions = questions_of(cfg)
     run = run_dir_of(cfg, run_dir)
     with run.lock():  # before anything is written: a second process gets a one-line error
@@ -249,8 +268,11 @@ def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True
                                 for arm, a in cfg.arms.items()}
         run.manifest["config"] = to_dict(cfg)
         run.save()
-        execute(run, em_units(cfg, run, questions, progress=progress, figures=figures),
-                on_change=on_change)
+        units = em_units(cfg, run, questions, progress=progress, figures=figures)
+        if executor == LOCAL:
+            execute(run, units, on_change=on_change)
+        else:
+            execute_on(executor, run, units, WorkerPlan(cfg), executor_options, on_change)
         run.manifest["finished"] = now()
         run.save()
     return run

@@ -234,26 +234,34 @@ def _execute_units(rd: RunDir, units: Iterable[Unit], say: Optional[Callable[[st
         _expect(rd, u)
         if not u.recorded:
             results[u.name] = u.fn(*u.args, **u.kwargs)
-        else:
-            found = changes(rd, [u])
-            if found:
-                if on_change != "redo":
-                    raise UserError(change_message(rd, found))
-                _say(say, f"{u.name}: config changed ({', '.join(found[0].keys) or 'inputs'}); "
-                          "redoing it")
-                invalidate(rd, u)
-            if u.always:
-                rd.manifest["stages"].pop(u.name, None)
-            if rd.done(u.name):
-                _say(say, f"{u.name}: done before ({rd.manifest['stages'][u.name].get('seconds')} s)")
-            else:
-                _say(say, f"{u.label} ...")
-                t0 = time.time()
-                results[u.name] = rd.unit(u.name, u.fn, *u.args, **u.kwargs)
-                _say(say, f"{u.name}: done in {time.time() - t0:.0f} s")
+        elif to_run(rd, u, say, on_change):
+            _say(say, f"{u.label} ...")
+            t0 = time.time()
+            results[u.name] = rd.unit(u.name, u.fn, *u.args, **u.kwargs)
+            _say(say, f"{u.name}: done in {time.time() - t0:.0f} s")
         if u.then is not None:
             u.then()
     return results
+
+
+def to_run(rd: RunDir, u: Unit, say: Optional[Callable[[str], None]] = None,
+           on_change: str = "refuse") -> bool:
+    """Before a recorded unit runs (here or on an executor's worker): a changed config refused
+    or undone (`on_change`), an `always` unit's entry dropped; False when it is done."""
+    _expect(rd, u)
+    found = changes(rd, [u])
+    if found:
+        if on_change != "redo":
+            raise UserError(change_message(rd, found))
+        _say(say, f"{u.name}: config changed ({', '.join(found[0].keys) or 'inputs'}); "
+                  "redoing it")
+        invalidate(rd, u)
+    if u.always:
+        rd.manifest["stages"].pop(u.name, None)
+    if rd.done(u.name):
+        _say(say, f"{u.name}: done before ({rd.manifest['stages'][u.name].get('seconds')} s)")
+        return False
+    return True
 
 
 def invalidate(rd: RunDir, u: Unit) -> None:
