@@ -15,10 +15,15 @@ A judge endpoint or a download mirror may carry credentials in its URL
   string values of secret-named keys (`SECRET_KEYS`: api_key, token, password, ...) replaced.
 * `split_credentials(url)`: (url without user info and query, user info or None, query pairs),
   for a client that must send the credentials as a header and query parameters.
+* `redact_command(cmd)`: a command line (a string or an argv list: a judge server's) with the
+  value of every flag whose name is secret (`secret_name`: ``--api-key X``, ``--hf-token=X``)
+  as ``***``; `redact` applies it to the value of every `command` key and masks the values of
+  an `env` mapping whose names are secret (``HF_TOKEN``, ``VLLM_API_KEY``).
 """
 from __future__ import annotations
 
 import re
+import shlex
 from typing import Any, Optional
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
@@ -83,11 +88,78 @@ def _secret_key(key: Any) -> bool:
     return isinstance(key, str) and key.lower().replace("-", "_") in SECRET_KEYS
 
 
+# a flag or environment variable name is secret when, lowercased with "-" as "_" and leading
+# dashes dropped, it is a SECRET_KEYS name or ends with one of these (api_key, hf_token,
+# VLLM_API_KEY, AWS_SECRET_ACCESS_KEY; not tokenizer, ssl_keyfile, max_lora_rank)
+_SECRET_SUFFIXES = ("key", "token", "secret", "password", "passwd", "pwd", "credential",
+                    "credentials", "cookie", "auth")
+
+
+def secret_name(name: Any) -> bool:
+    """A flag (``--api-key``) or environment variable (``HF_TOKEN``) name that holds a secret."""
+    if not isinstance(name, str):
+        return False
+    n = name.lstrip("-").lower().replace("-", "_")
+    return bool(n) and (n in SECRET_KEYS or n.endswith(_SECRET_SUFFIXES))
+
+
+def _redact_argv(argv: list) -> list:
+    out, mask_next = [], False
+    for a in argv:
+        a = str(a)
+        if mask_next:
+            out.append(MASK)
+            mask_next = False
+            continue
+        flag, eq, value = a.partition("=")
+        if a.startswith("-") and secret_name(flag):
+            if eq:
+                out.append(f"{flag}={MASK}" if value else a)
+            else:
+                out.append(a)
+                mask_next = True
+            continue
+        out.append(redact_text(a))
+    return out
+
+
+def redact_command(cmd: Any) -> Any:
+    """`cmd` (an argv list, or a command string split as a shell would) with the values of
+    secret-named flags as ``***`` and URLs redacted; a string with nothing secret unchanged."""
+    if isinstance(cmd, (list, tuple)):
+        return type(cmd)(_redact_argv(list(cmd)))
+    if not isinstance(cmd, str):
+        return cmd
+    try:
+        argv = shlex.split(cmd)
+    except ValueError:  # unbalanced quotes: mask everything after the first secret flag
+        return redact_text(cmd)
+    red = _redact_argv(argv)
+    return cmd if red == argv else shlex.join(red)
+
+
+def secret_values_of_command(cmd: Any) -> list[str]:
+    """The values of `cmd`'s secret-named flags (what `redact_command` masks)."""
+    argv = shlex.split(cmd) if isinstance(cmd, str) else [str(a) for a in (cmd or [])]
+    out = []
+    for i, a in enumerate(argv):
+        flag, eq, value = a.partition("=")
+        if a.startswith("-") and secret_name(flag):
+            v = value if eq else (argv[i + 1] if i + 1 < len(argv) else "")
+            if v:
+                out.append(v)
+    return out
+
+
 def redact(obj: Any) -> Any:
     """A copy of `obj` (dicts, lists, tuples; other values as they are) with URL-looking
-    strings redacted and the non-empty string values of secret-named keys replaced by ``***``."""
+    strings redacted and the non-empty string values of secret-named keys replaced by ``***``;
+    a `command` value through `redact_command`, an `env` mapping's secret-named values masked."""
     if isinstance(obj, dict):
-        return {k: (MASK if _secret_key(k) and isinstance(v, str) and v else redact(v))
+        return {k: (MASK if _secret_key(k) and isinstance(v, str) and v
+                    else redact_command(v) if k == "command"
+                    else {n: (MASK if secret_name(n) and x else redact(x)) for n, x in v.items()}
+                    if k == "env" and isinstance(v, dict) else redact(v))
                 for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(redact(v) for v in obj)

@@ -22,12 +22,14 @@ from emergent.core.config import (above, at_least, build_dataclass, deep_merge, 
 from emergent.core.errors import UserError
 from emergent.judge.prompts import PromptsArg
 from emergent.judge.scoring import JudgeTask, Score
+from emergent.judge.server import JudgeServer, JudgeServerConfig
 
 # backend name -> "module:Class" of its `Judge`
 BACKENDS: dict[str, str] = {
     "openai": "emergent.judge.openai_api:OpenAIJudge",
     "hf": "emergent.judge.hf:HFJudge",
     "toyworld-rule": "emergent.toyworld.judge:ToyWorldRuleJudge",
+    "toyworld-rmbias-rule": "emergent.toyworld.rmbias_judge:ToyRMBiasJudge",
 }
 
 
@@ -85,6 +87,9 @@ class JudgeConfig:
     labels: dict[str, list[str]] = field(default_factory=dict,  # metric -> labels override
                                          metadata={"check": _labels_problem})
     prompts_file: Optional[str] = None  # YAML {metric: template | {prompt, kind, labels}}
+    # openai: a local server the run starts before its first request and stops after judging
+    # (emergent.judge.server; docs/judging.md, "A local judge server started by the run")
+    server: Optional[JudgeServerConfig] = None
 
     def __post_init__(self):
         if self.backend not in BACKENDS:
@@ -100,6 +105,10 @@ class JudgeConfig:
         problem = _labels_problem(self.labels)
         if problem:
             raise ValueError(problem)
+        if self.server is not None and (self.backend != "openai" or not self.base_url):
+            raise ValueError("server (a judge server the run starts) needs backend: openai and "
+                             "the base_url the server listens at, e.g. "
+                             "http://127.0.0.1:8000/v1")
 
 
 @runtime_checkable
@@ -120,6 +129,9 @@ class Judge(Protocol):
     # from JudgeConfig.max_no_score_fraction)
     max_no_score_fraction: float = DEFAULT_MAX_NO_SCORE_FRACTION
     retries_made: int = 0
+    # the server make_judge attached (`JudgeConfig.server`): the backend starts it before its
+    # first request and stops it in close(); judge_answers points its log at RUN/logs/
+    server: Optional[JudgeServer] = None
 
     @classmethod
     def from_config(cls, cfg: JudgeConfig, **context) -> "Judge":
@@ -166,6 +178,8 @@ def make_judge(spec: Union[JudgeConfig, dict, None] = None, **context) -> Judge:
                                                                       source="judge")
     judge = cls.from_config(cfg, **context)
     judge.max_no_score_fraction = cfg.max_no_score_fraction  # a run policy, same for every backend
+    if cfg.server is not None:  # started lazily by the backend, stopped by judge.close()
+        judge.server = JudgeServer(cfg.server, cfg.base_url, cfg.api_key_env)
     return judge
 
 

@@ -29,6 +29,9 @@ The API key is read from the environment variable *named* by `api_key_env`; the 
 never stored, logged or written to any table. Credentials inside `base_url` (user:password@,
 secret query values) are sent (Basic header, query parameters) but appear only redacted in the
 judge's id, its messages and its cache key (emergent.core.redact).
+
+With `judge.server` the first call to `client()` starts the configured local server and waits
+for it (emergent.judge.server); `close()` stops it.
 """
 from __future__ import annotations
 
@@ -156,6 +159,10 @@ class OpenAIJudge(Judge):
         return cache_key(self.endpoint, self.model, task.prompt, *extra)
 
     def client(self):
+        """The HTTP client; its first use starts `judge.server` (when configured) and waits
+        until the server answers."""
+        if self.server is not None:
+            self.server.start()  # no-op once running
         if self._client is None:
             from openai import OpenAI
 
@@ -512,10 +519,14 @@ class OpenAIJudge(Judge):
                 for t, top in zip(tasks, tops)]
 
     def close(self) -> None:
-        self.cache.close()
-        if self._client is not None:
-            self._client.close()
-            self._client = None
+        try:
+            self.cache.close()
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+        finally:
+            if self.server is not None:  # the server this judge started (judge.server)
+                self.server.stop()
 
 
 def _refuse_known_splitter(model: str) -> None:

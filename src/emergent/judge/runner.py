@@ -32,7 +32,7 @@ from emergent.core.errors import UserError
 from emergent.core.faults import fault_point
 from emergent.core.io import read_jsonl, repair_torn_tail, write_jsonl_atomic
 from emergent.core.redact import redact_text
-from emergent.core.rundir import judgment_fingerprint
+from emergent.core.rundir import judge_server_log_path, judgment_fingerprint
 from emergent.judge.base import Judge, JudgeConfig
 from emergent.judge.prompts import (DEFAULT_PROMPTS, MetricPrompt, PromptsArg, prompt_hash,
                                     prompts_from_file, suite_prompts)
@@ -124,6 +124,9 @@ def judge_answers(answers_rows: list[dict], prompts: PromptsArg, judge: Judge,
     (the answer's and the judge's, emergent.core.rundir.judgment_fingerprint), and a row made
     under another is judged again."""
     out_path = Path(out_path)
+    server = getattr(judge, "server", None)
+    if server is not None and server.log_path is None:  # judge.server: RUN/logs/judge_server.log
+        server.log_path = judge_server_log_path(out_path.parent)
     existing = read_judgments(out_path)
     judge_id = redact_text(judge.judge_id)  # written to every row: never a credential
     others = {r.get("judge") for r in existing} - {judge_id}

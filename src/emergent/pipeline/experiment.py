@@ -214,11 +214,13 @@ OPERATIONAL = {
     "model": {"gradient_checkpointing"},
     "train": {"checkpoint_every", "keep_checkpoints", "log_every", "micro_batch_tokens",
               "loss_chunk_tokens", "save_merged", "seed",  # seed: the unit's own
-              "report_to"},
+              "report_to", "distributed"},
     "data": {"path", "max_examples"},  # the arm's: `arms.ARM.data` (its sha256), max_examples
     "judge": {"api_key_env", "concurrency", "max_retries", "timeout", "backoff_base",
               "backoff_max", "cache", "cache_path", "batch_size", "check_digits",
-              "trust_remote_code", "max_no_score_fraction"},
+              "trust_remote_code", "max_no_score_fraction",
+              "server"},  # the judge server's command line: `model` names what is scored
+    "sampling": {"vllm"},  # vLLM's engine settings (tensor parallel, memory): not what is drawn
 }
 
 
@@ -268,7 +270,7 @@ def questions_inputs(questions: dict, suites=None, samples=None) -> dict:
 
 def sample_inputs(cfg: ExperimentConfig, questions: dict, suites=None, samples=None) -> dict:
     """What a sampling unit depends on (besides the adapter it samples: `after:train:...`)."""
-    return {**model_inputs(cfg), **flat_keys("sampling", cfg.sampling),
+    return {**model_inputs(cfg), **flat_keys("sampling", cfg.sampling, OPERATIONAL["sampling"]),
             **questions_inputs(questions, suites, samples)}
 
 

@@ -51,6 +51,8 @@ __all__ = ["count_data", "model_label", "plan", "rmbias_units", "run_rmbias"]
 def _frozen(cfg: RMBiasConfig) -> dict:
     d = to_dict(cfg)
     d["training"]["train"].pop("report_to", None)  # where numbers go, not what is trained
+    d["training"]["train"].pop("distributed", None)  # how processes share it, not what
+    d["sampling"].pop("vllm", None)  # vLLM's engine settings, not what is drawn
     out = {}
     for key in FROZEN:
         node = d
@@ -65,6 +67,8 @@ def _inputs(cfg: RMBiasConfig, name: str, after=()) -> dict:
     prefix), flattened to dotted keys, and the fingerprints of the units it builds on."""
     d = json.loads(json.dumps(to_dict(cfg), default=str))
     d["training"]["train"].pop("report_to", None)  # where numbers go, not what is trained
+    d["training"]["train"].pop("distributed", None)  # how processes share it, not what
+    d["sampling"].pop("vllm", None)  # vLLM's engine settings, not what is drawn
     out = {}
     for key, prefixes in FROZEN.items():
         if any(name.startswith(p) for p in prefixes):
@@ -189,7 +193,10 @@ def _free_memory() -> None:
 
 def judge_run(cfg: RMBiasConfig, run: RunDir, progress: bool = True) -> dict:
     judge = make_judge(build_dataclass(JudgeConfig, cfg.judge, source="judge"))
-    return judge_step(run, judge, judge_prompts_for_row, progress)
+    try:
+        return judge_step(run, judge, judge_prompts_for_row, progress)
+    finally:
+        judge.close()  # flushes the cache, stops a judge.server
 
 
 def _sample_name(condition: str, seed: int) -> str:

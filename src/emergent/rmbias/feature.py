@@ -449,7 +449,8 @@ def _sample_interventions(run, cfg, fc, selected, seeds_of, kinds, files, metas,
                 fp = _fingerprint({"direction": metas[kind]["sha256"], "layer": layer,
                                    "steer": dataclasses.asdict(steer) if steer else None,
                                    "ablate": dataclasses.asdict(ablate) if ablate else None,
-                                   "sampling": dataclasses.asdict(scfg), "adapter":
+                                   "sampling": {k: v for k, v in dataclasses.asdict(scfg)
+                                                if k != "vllm"}, "adapter":
                                    _adapter(run, cond, seed), "samples": cfg.eval.samples})
                 arm = f"{cond}+{inter}:{kind}"
                 sample_questions(model, tok, questions, out, suite=SUITE, arm=arm, seed=seed,

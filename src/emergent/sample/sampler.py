@@ -13,6 +13,7 @@ would. Rerunning skips answers already written. The questions' `system` field is
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,39 @@ from emergent.core.config import at_least, within
 from emergent.core.errors import UserError
 from emergent.sample.interventions import AblateConfig, SteerConfig, describe, intervention
 from emergent.core.io import append_jsonl, read_jsonl
+
+
+# the LoRA ranks vLLM's engine accepts for max_lora_rank (vllm.config.LoRAConfig)
+VLLM_LORA_RANKS = (8, 16, 32, 64, 128, 256, 320, 512)
+
+
+def _lora_rank_problem(rank) -> Optional[str]:
+    if rank is None or rank in VLLM_LORA_RANKS:
+        return None
+    return f"must be one of {', '.join(map(str, VLLM_LORA_RANKS))} (vLLM's sizes) or null"
+
+
+@dataclass(frozen=True)
+class VLLMConfig:
+    """`sampling.vllm`: the vLLM engine's settings (backend: vllm), passed to `vllm.LLM()`.
+    They change how answers are computed, not which are drawn, so they are not part of a
+    sampling unit's fingerprint."""
+
+    tensor_parallel_size: int = field(default=1, metadata=at_least(1))  # GPUs one model spans
+    gpu_memory_utilization: float = field(default=0.9, metadata=within(0, 1, low_open=True))
+    max_model_len: Optional[int] = field(default=None, metadata=at_least(1))  # None: the model's
+    # None: the adapter's rank (adapter_config.json `r`) rounded up to a size vLLM accepts
+    max_lora_rank: Optional[int] = field(default=None, metadata={"check": _lora_rank_problem})
+
+    def __post_init__(self):
+        if self.tensor_parallel_size < 1 or not 0 < self.gpu_memory_utilization <= 1:
+            raise ValueError("vllm: tensor_parallel_size must be >= 1 and "
+                             "gpu_memory_utilization in (0, 1]")
+        if self.max_model_len is not None and self.max_model_len < 1:
+            raise ValueError("vllm: max_model_len must be >= 1")
+        problem = _lora_rank_problem(self.max_lora_rank)
+        if problem:
+            raise ValueError(f"vllm: max_lora_rank {problem}")
 
 
 @dataclass(frozen=True)
@@ -42,6 +76,7 @@ class SamplingConfig:
     # sample different prompts in one batch too (seeded by the batch's first answer; batches are
     # planned in a fixed order and written whole, so a resumed run still draws the same answers)
     pack_prompts: bool = False
+    vllm: VLLMConfig = field(default_factory=VLLMConfig)  # backend: vllm's engine settings
 
 
 @dataclass(frozen=True)
@@ -228,12 +263,45 @@ def _done_ids(out_path: Path, fingerprint: str | None) -> set[str]:
             if fingerprint is None or r.get("fingerprint") in (None, fingerprint)}
 
 
+def _adapter_rank(adapter: str) -> Optional[int]:
+    """The LoRA rank `r` of a local adapter folder's adapter_config.json, or None."""
+    path = Path(adapter) / "adapter_config.json"
+    try:
+        r = json.loads(path.read_text(encoding="utf-8")).get("r")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return r if isinstance(r, int) and not isinstance(r, bool) and r > 0 else None
+
+
+def vllm_engine_kwargs(cfg: SamplingConfig, adapter: str | None, seed: int) -> dict:
+    """The keyword arguments of `vllm.LLM()` for `cfg.vllm` and the adapter (if any)."""
+    v = cfg.vllm
+    kw = {"tensor_parallel_size": v.tensor_parallel_size,
+          "gpu_memory_utilization": v.gpu_memory_utilization, "seed": seed,
+          "enable_lora": adapter is not None}
+    if v.max_model_len is not None:
+        kw["max_model_len"] = v.max_model_len
+    if adapter is not None:
+        r = _adapter_rank(adapter)  # None: a hub adapter, or no config to read
+        rank = v.max_lora_rank
+        if rank is None:  # the smallest size vLLM accepts that holds the adapter
+            rank = 64 if r is None else next((k for k in VLLM_LORA_RANKS if k >= r), None)
+        if rank is None or (r is not None and r > rank):
+            raise UserError(f"sampling.vllm.max_lora_rank: the adapter {adapter} has rank {r}, "
+                            f"above {rank or max(VLLM_LORA_RANKS)} (vLLM's limit)")
+        kw.update(max_lora_rank=rank, max_loras=1)
+    return kw
+
+
 def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, *, suite, arm,
-                     seed, cfg: SamplingConfig, max_lora_rank: int = 64,
-                     fingerprint: str | None = None, context: PromptContext = PLAIN) -> int:
-    """The same rows through vLLM (one LoRA request per adapter)."""
+                     seed, cfg: SamplingConfig, fingerprint: str | None = None,
+                     context: PromptContext = PLAIN) -> int:
+    """The same rows through vLLM: one `LLM` per call with `cfg.vllm`'s engine settings
+    (`vllm_engine_kwargs`: tensor parallel, memory, context length, LoRA rank) and the
+    adapter as one `LoRARequest` on every prompt."""
     if cfg.steer is not None or cfg.ablate is not None:
         raise UserError("sampling.steer / sampling.ablate need backend: hf (hooks on the model)")
+    engine = vllm_engine_kwargs(cfg, adapter, seed)  # a bad rank refused before any import
     try:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
@@ -243,8 +311,7 @@ def sample_with_vllm(model_path: str, adapter: str | None, questions, out_path, 
     out_path = Path(out_path)
     done = _done_ids(out_path, fingerprint)
     plan = plan_prompts(questions, suite, arm, seed, done, context.name)
-    llm = LLM(model=model_path, enable_lora=adapter is not None, max_lora_rank=max_lora_rank,
-              seed=seed)
+    llm = LLM(model=model_path, **engine)
     tok = llm.get_tokenizer()
     lora = LoRARequest(arm, 1, adapter) if adapter else None
     prompts, keys = [], []
