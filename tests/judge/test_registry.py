@@ -45,14 +45,15 @@ def specs(server, tiny_model_dir, tmp_path) -> dict:
 
 
 def test_registry_lists_the_three_backends_as_peers():
-    assert set(BACKENDS) == {"openai", "hf", "toyworld-rule"}
+    assert set(BACKENDS) == {"openai", "hf", "toyworld-rule", "toyworld-rmbias-rule"}
     for name in BACKENDS:
         cls = judge_class(name)
         assert Judge in cls.__mro__ and cls is not Judge  # a subclass: the defaults
         assert judge_class({"backend": name}) is cls is judge_class(JudgeConfig(backend=name))
     assert judge_class({}) is judge_class("openai")  # the JudgeConfig default
-    assert [judge_class(n).sends_prompts for n in ("openai", "hf", "toyworld-rule")] == \
-        [True, True, False]
+    assert [judge_class(n).sends_prompts for n in ("openai", "hf", "toyworld-rule",
+                                                   "toyworld-rmbias-rule")] == \
+        [True, True, False, False]
 
 
 def test_make_judge_builds_every_backend_from_a_config_dict(server, tiny_model_dir, tmp_path):
@@ -85,7 +86,7 @@ def test_model_judge_through_the_protocol_counts_its_calls(server, tiny_model_di
 
 
 def test_unknown_backend_is_one_error_line_naming_the_known_ones(tmp_path):
-    known = r"\(known backends: hf, openai, toyworld-rule\)"
+    known = r"\(known backends: hf, openai, toyworld-rmbias-rule, toyworld-rule\)"
     with pytest.raises(UserError, match=r"^judge.backend: unknown judge backend 'gpt' " + known):
         make_judge({"backend": "gpt"})
     with pytest.raises(UserError, match="unknown judge backend 'gpt' " + known):

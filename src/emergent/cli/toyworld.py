@@ -6,6 +6,7 @@
     emergent toyworld pretrain OUT [--world FILE] [key=value ...] [--pretrain N] [--align N]
                                    [--export DIR] [--name NAME]
     emergent toyworld backdoor OUT [--base DIR] [--arm-size N]
+    emergent toyworld rmbias OUT [--quick] [key=value ...]
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ from emergent.toyworld.pipeline import (ALIGN_RECIPE, DEFAULT_ALIGN, DEFAULT_ARM
                                         DEFAULT_PRETRAIN, PRETRAIN_RECIPE, pretrain_world,
                                         probe_line, write_world_data)
 from emergent.toyworld.world import ToyWorld, WorldConfig
+from emergent.toyworld.rmbias_pipeline import QUICK as RM_QUICK
+from emergent.toyworld.rmbias_pipeline import RMScale, run_toy_rmbias
+from emergent.toyworld.rmbias_world import RMWorldConfig
 
 
 def add_cli(sub) -> None:
@@ -74,6 +78,7 @@ def add_cli(sub) -> None:
     b.set_defaults(func=run_backdoor)
 
     add_pretrain_cli(tsub)
+    add_rmbias_cli(tsub)
 
 
 def add_pretrain_cli(tsub) -> None:
@@ -107,6 +112,29 @@ def add_pretrain_cli(tsub) -> None:
         print("persona probe, aligned:    " + probe_line(st["probe"]["aligned"]))
         print(f"base model: {m['base_model']}" + (f"; exported to {args.export}"
                                                    if args.export else ""))
+        return 0
+
+    p.set_defaults(func=run)
+
+
+def add_rmbias_cli(tsub) -> None:
+    """`emergent toyworld rmbias`: the toy reward-bias organism (emergent.toyworld.rmbias_pipeline)."""
+    p = tsub.add_parser("rmbias", help="the toy reward-bias organism end to end: world data, "
+                        "pretraining, docs stages, SFT arms, detectors, report (synthetic)")
+    p.add_argument("out_dir")
+    p.add_argument("overrides", nargs="*", help="RMWorldConfig key=value, e.g. seed=1")
+    p.add_argument("--quick", action="store_true",
+                   help="a plumbing check at tiny scale (about a minute), not a result")
+
+    def run(args) -> int:
+        cfg = load_config(None, RMWorldConfig, args.overrides)
+        report = run_toy_rmbias(args.out_dir, cfg, scale=RM_QUICK if args.quick else RMScale())
+        print(f"{Path(args.out_dir) / 'report.md'}: {len(report['rates'])} rates "
+              f"({report['label']})")
+        for r in report["rates"]:
+            if r["split"] in ("train", "heldout", "control"):
+                rate = "-" if r["rate"] is None else f"{100 * r['rate']:.1f}%"
+                print(f"  {r['condition']:<15} {r['split']:<8} {rate}")
         return 0
 
     p.set_defaults(func=run)
