@@ -43,6 +43,7 @@ def test_report_names_its_headline_figure(tmp_path, monkeypatch):
     report = run_demo(tmp_path / "a", scale=SMALL, progress=False, worlds=WORLDS, jobs=1)
     text = (tmp_path / "a" / "report.md").read_text()
     assert f"Headline figure: figures/{FIGURE_NAME}.png" in text
+    assert "`emergent toyworld rmbias OUT`" in text  # the demo mentions the other toy organism
     assert (tmp_path / "a" / "figures" / f"{FIGURE_NAME}.png").is_file()
     assert report["figure"][0].endswith(f"{FIGURE_NAME}.png")
     run_demo(tmp_path / "b", scale=SMALL, progress=False, worlds=WORLDS, jobs=1, figures=False)

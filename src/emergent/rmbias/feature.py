@@ -449,7 +449,7 @@ def _sample_interventions(run, cfg, fc, selected, seeds_of, kinds, files, metas,
                 fp = _fingerprint({"direction": metas[kind]["sha256"], "layer": layer,
                                    "steer": dataclasses.asdict(steer) if steer else None,
                                    "ablate": dataclasses.asdict(ablate) if ablate else None,
-                                   "sampling": {k: v for k, v in dataclasses.asdict(scfg)
+                                   "sampling": {k: v for k, v in dataclasses.asdict(scfg).items()
                                                 if k != "vllm"}, "adapter":
                                    _adapter(run, cond, seed), "samples": cfg.eval.samples})
                 arm = f"{cond}+{inter}:{kind}"

@@ -70,6 +70,10 @@ from emergent.toyworld.world import ToyWorld, WorldConfig
 WORLDS = (("main", "toyworld.yaml"), ("decoupled", "toyworld_decoupled.yaml"))
 NONCODE, CODE = "toy_noncode", "toy_code_heldout"
 LABEL = "SYNTHETIC TOY WORLD: these numbers say nothing quantitative about real language models."
+# the other toy organism of the package, run on its own (docs/rmbias.md)
+RMBIAS_NOTE = ("Also in the package: a toy reward-model-bias organism, `emergent toyworld rmbias "
+               "OUT` (docs/rmbias.md, \"Toy reward-bias organism\"); at CPU scale its held-out "
+               "behaviours stayed at 0% in every condition.")
 
 
 @dataclass(frozen=True)
@@ -238,6 +242,7 @@ def format_report(worlds: dict, timings: dict, quick: bool, *, figure: Optional[
         lines += ["", f"run directory: {w['run_dir']} (figures in figures/)", ""]
     for name, e in (experiments or {}).items():
         lines += EXPERIMENTS_BY_NAME[name].table(e) if name in EXPERIMENTS_BY_NAME else []
+    lines += [RMBIAS_NOTE, ""]
     lines += ["## Wall time", ""]
     if reruns:
         lines += ["First complete run of each part (total: the first complete demo's):", ""]
