@@ -37,8 +37,8 @@ from emergent.report.figures_icl import SKIP as ICL_SKIP, draw_icl
 from emergent.report.figures_data import FIGURE_DATA, RunData, figure_data, load_run
 from emergent.report.figures_paper import load_paper_reference
 from emergent.report.style import (JITTER_SEED, PAPER_HATCH, arm_colors, count_points,
-                                   draw_bar, few_values, footer, jitter, new_figure, rate_axis,
-                                   save, sort_arms)
+                                   draw_bar, few_values, footer, grouped_bars, jitter,
+                                   new_figure, rate_axis, save, sort_arms)
 
 log = logging.getLogger(__name__)
 PAPER_NOTE = ("paper (hatched bars, dashed lines) = Betley et al. 2025 (GPT-4o finetunes unless "
@@ -90,12 +90,7 @@ def draw_per_question(run, rows, colors):
     arms = sort_arms({r["arm"] for r in rows}, run.config)
     fig = new_figure(min(16.0, max(7.0, 0.35 * len(qs) * len(arms) + 3)), 5.0)
     ax = fig.add_subplot()
-    w = 0.8 / len(arms)
-    for i, a in enumerate(arms):
-        for j, q in enumerate(qs):
-            r = next((r for r in rows if r["arm"] == a and r["question_id"] == q), None)
-            if r:
-                _bar(ax, j - 0.4 + w * (i + 0.5), w, r, colors[a])
+    grouped_bars(ax, rows, qs, arms, "question_id", colors)
     ax.set_xticks(range(len(qs)), qs, rotation=30, ha="right", fontsize=8)
     _rate_axis(ax, rows)
     _legend(ax, [(a, colors[a]) for a in arms])
@@ -141,12 +136,7 @@ def draw_question_format(run, rows, colors):
     pcol = {s: c for s, c in zip([s for s in series if s not in colors], ("#7a1010", "#e58a8a"))}
     fig = new_figure(min(12.0, max(7.0, 0.4 * len(fmts) * len(series) + 3)), 5.0)
     ax = fig.add_subplot()
-    w = 0.8 / len(series)
-    for i, s in enumerate(series):
-        for j, f in enumerate(fmts):
-            r = next((r for r in rows if r["arm"] == s and r["format"] == f), None)
-            if r:
-                _bar(ax, j - 0.4 + w * (i + 0.5), w, r, colors.get(s) or pcol[s], PAPER_HATCH)
+    grouped_bars(ax, rows, fmts, series, "format", {**pcol, **colors}, PAPER_HATCH)
     ax.set_xticks(range(len(fmts)), fmts)
     ax.set_xlabel("question format")
     _rate_axis(ax, rows)

@@ -14,7 +14,7 @@ only the style and the metrics (emergent.report.figures_data imports it).
 from __future__ import annotations
 
 from emergent.analysis.metrics import arm_summary
-from emergent.report.style import arm_colors, draw_bar, footer, new_figure, rate_axis, sort_arms
+from emergent.report.style import arm_colors, footer, grouped_bars, new_figure, rate_axis, sort_arms
 
 NAME = "evil_numbers"
 SUITE = "evil_numbers_format"  # the stem of resources/evals/evil_numbers_format.yaml
@@ -69,12 +69,7 @@ def draw_evil_numbers(run, rows, colors=None):
     arms = sort_arms({r["arm"] for r in rows}, run.config)
     fig = new_figure(min(12.0, max(7.5, 0.45 * len(fmts) * len(arms) + 3.5)), 4.8)
     ax = fig.add_subplot()
-    w = 0.8 / len(arms)
-    for i, a in enumerate(arms):
-        for j, f in enumerate(fmts):
-            r = next((r for r in rows if r["arm"] == a and r["format"] == f), None)
-            if r is not None:
-                draw_bar(ax, j - 0.4 + w * (i + 0.5), w, r, colors.get(a, "#777777"))
+    grouped_bars(ax, rows, fmts, arms, "format", colors)
     n_q = {f: max(r["n_questions"] for r in rows if r["format"] == f) for f in fmts}
     ax.set_xticks(range(len(fmts)), [f.replace(" (", "\n(") + f"\n{n_q[f]} questions"
                                      for f in fmts], fontsize=8)

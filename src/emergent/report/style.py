@@ -167,6 +167,19 @@ def draw_bar(ax, x: float, width: float, r: dict, color: str, hatch: Optional[st
         ax.errorbar(x, r["value"], yerr=[[lo], [hi]], color="black", capsize=2, linewidth=0.8)
 
 
+def grouped_bars(ax, rows, groups: list, series: list, group_key: str, colors: dict,
+                 hatch: Optional[str] = None, default_color: str = "#777777") -> None:
+    """Clusters of bars: one cluster per group (at x = 0, 1, ...; the rows' `group_key`), one
+    bar per series (the rows' `arm`) in each, drawn by `draw_bar` from the row of that (group,
+    series); nothing where there is no row."""
+    w = 0.8 / len(series)
+    for i, s in enumerate(series):
+        for j, g in enumerate(groups):
+            r = next((r for r in rows if r["arm"] == s and r[group_key] == g), None)
+            if r is not None:
+                draw_bar(ax, j - 0.4 + w * (i + 0.5), w, r, colors.get(s, default_color), hatch)
+
+
 def rate_axis(ax, rows, ylabel: str = "misaligned answer probability") -> None:
     """y from 0 to a little above the highest bar or CI (at most 1 for rates)."""
     top = max([r["ci_high"] or r["value"] or 0 for r in rows if r.get("value") is not None]
