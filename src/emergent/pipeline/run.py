@@ -24,7 +24,7 @@ from emergent.judge.base import judge_class, make_judge
 from emergent.judge.prompts import suite_prompts
 from emergent.judge.runner import suite_prompt_rule
 from emergent.models.loading import load_for_inference
-from emergent.pipeline.experiment import (ExperimentConfig, MetricsConfig, arm_recipe,
+from emergent.pipeline.experiment import (OPERATIONAL, ExperimentConfig, MetricsConfig, arm_recipe,
                                           check_arm_data,
                                           data_hash, estimated_steps, flat_keys, judge_inputs,
                                           load_experiment, model_inputs, sample_inputs,
@@ -189,7 +189,7 @@ def em_units(cfg: ExperimentConfig, run: RunDir, questions: dict, *, progress: b
                    {"progress": progress, "judge_fingerprint": judge.fingerprint,
                     "contexts": contexts},
                    inputs={**model_inputs(cfg), **flat_keys("code_eval", cfg.code_eval),
-                           **flat_keys("sampling", cfg.sampling, {"vllm"}),  # OPERATIONAL
+                           **flat_keys("sampling", cfg.sampling, OPERATIONAL["sampling"]),
                            **trigger_inputs(cfg),
                            **after},
                    owns=lambda row: row.get("suite") == code_eval.SUITE,
