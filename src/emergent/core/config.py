@@ -115,6 +115,10 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     attn_implementation: Optional[str] = None  # e.g. "sdpa", "flash_attention_2"
     trust_remote_code: bool = False
+    # quantized training: the frozen weights that are not quantized and are turned to fp32:
+    # all (embeddings, lm_head, norms: peft's prepare_model_for_kbit_training) or norms (the
+    # embeddings and lm_head stay in the compute dtype and cost no more than their weights)
+    upcast_frozen: Literal["all", "norms"] = "all"
 
 
 @dataclass(frozen=True)
@@ -185,6 +189,14 @@ class TrainConfig:
     # at a time, forward and backward, so full-vocabulary logits never exist for more (same
     # loss and gradients, emergent.train.token_logps); 0: all kept positions' logits at once
     loss_chunk_tokens: int = field(default=512, metadata=at_least(0))
+    # the LoRA weights and their gradients: fp32, or the compute dtype (model.precision)
+    adapter_dtype: Literal["fp32", "compute"] = "fp32"
+    # with adapter_dtype compute: the optimizer keeps fp32 master copies of the trainable
+    # weights, steps them and copies them back (4 bytes per trainable parameter more)
+    master_weights: bool = False
+    # checkpointed activations kept in (pinned) CPU memory until the backward pass needs them
+    # (asynchronous copies on CUDA); same numbers. Not part of what is trained.
+    offload_activations: bool = False
     # dpo: needs data.format preference (emergent.train.dpo)
     objective: Literal["sft", "dpo"] = "sft"
     dpo_beta: float = field(default=0.1, metadata=above(0))
