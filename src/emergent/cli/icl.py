@@ -1,13 +1,15 @@
-"""`emergent icl CONFIG [--dry-run] [--on-change refuse|redo] [-o RUN] [key=value ...]`:
-in-context learning without training (emergent.pipeline.icl): the base model samples every
-suite question after k example conversations of each arm, then judge, metrics and the figure
-misaligned rate vs k."""
+"""`emergent icl CONFIG [--dry-run] [--on-change refuse|redo] [-o RUN] [--executor
+local|slurm|ray ...] [key=value ...]`: in-context learning without training
+(emergent.pipeline.icl): the base model samples every suite question after k example
+conversations of each arm (with `--executor slurm|ray`, one job per sampling unit), then judge,
+metrics and the figure misaligned rate vs k."""
 from __future__ import annotations
 
 import csv
 import json
 from pathlib import Path
 
+from emergent.cli.run import add_executor_args, executor_options
 from emergent.pipeline.icl import load_icl_config, plan, run_icl
 
 
@@ -25,12 +27,14 @@ def print_summary(path: Path) -> None:
 
 
 def run_cli(args) -> int:
+    opts = executor_options(args)  # before anything is read or written
     cfg = load_icl_config(args.config, list(args.overrides) +
                           ([f"output_dir={args.output}"] if args.output else []))
     if args.dry_run:
         print(json.dumps(plan(cfg), indent=1))
         return 0
-    run = run_icl(cfg, figures=not args.no_figures, on_change=args.on_change)
+    run = run_icl(cfg, figures=not args.no_figures, on_change=args.on_change,
+                  executor=args.executor, executor_options=opts)
     print(f"run directory: {run.dir}")
     if run.summary_path.exists():
         print_summary(run.summary_path)
@@ -51,4 +55,5 @@ def add_cli(sub) -> None:
     p.add_argument("--on-change", choices=("refuse", "redo"), default="refuse",
                    help="when the run directory holds units made with another config: refuse "
                    "(default) or redo those units and what depends on them")
+    add_executor_args(p)
     p.set_defaults(func=run_cli)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from emergent.cli.run import add_executor_args, executor_options
 from emergent.core.errors import UserError
 from emergent.rmbias.calibration import format_agreement
 from emergent.rmbias.catalogue import CATALOGUE, EVALUATED_IDS
@@ -184,12 +185,14 @@ def add_feature_cli(rs) -> None:
 
 
 def _run(args) -> int:
+    opts = executor_options(args)  # before anything is read or written
     cfg = load_rmbias_config(args.config, list(args.overrides) +
                              ([f"output_dir={args.output}"] if args.output else []))
     if args.dry_run:
         print(json.dumps(plan(cfg), indent=1))
         return 0
-    run, rows = run_rmbias(cfg, on_change=args.on_change)
+    run, rows = run_rmbias(cfg, on_change=args.on_change, executor=args.executor,
+                           executor_options=opts)
     print(f"run directory: {run.dir}  (model: {model_label(cfg.base_model.name)})")
     print(format_summary(rows or []))
     return 0
@@ -197,7 +200,8 @@ def _run(args) -> int:
 
 def add_run_cli(rs) -> None:
     """`emergent rmbias run CONFIG [key=value ...] [--dry-run] [--output DIR]
-    [--on-change refuse|redo]`."""
+    [--on-change refuse|redo] [--executor local|slurm|ray ...]` (training and sampling units as
+    jobs of an engine: emergent.pipeline.executors)."""
     q = rs.add_parser("run", help="the whole experiment: data -> documents LoRA -> fine-tuning "
                                   "LoRA -> sample -> (judge) -> exploitation rates")
     q.add_argument("config", help="YAML, or a shipped name (tiny, llama31_8b_qlora_24gb)")
@@ -207,6 +211,7 @@ def add_run_cli(rs) -> None:
     q.add_argument("--on-change", choices=("refuse", "redo"), default="refuse",
                    help="when the run directory holds units made with another config: refuse "
                    "(default) or redo those units and everything built on them")
+    add_executor_args(q)
     q.set_defaults(func=_run)
 
 

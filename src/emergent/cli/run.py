@@ -1,7 +1,8 @@
 """`emergent run CONFIG [key=value ...] [--dry-run] [--output DIR] [--no-figures]
 [--on-change refuse|redo] [--executor local|slurm|ray ...]`: an experiment end to end
 (emergent.pipeline.run); with `--executor slurm|ray`, training and sampling units run as jobs
-of that engine (emergent.pipeline.executors, docs/scaling.md)."""
+of that engine (emergent.pipeline.executors, docs/scaling.md). `add_executor_args` and
+`executor_options` are the executor flags of every command that runs a plan."""
 from __future__ import annotations
 
 import csv
@@ -86,12 +87,20 @@ def add_cli(sub) -> None:
                    help="when the run directory holds units made with another config: refuse "
                    "(default; one line naming the keys that differ) or redo those units and "
                    "everything built on them")
+    add_executor_args(p)
+    p.set_defaults(func=run_cli)
+
+
+def add_executor_args(p) -> None:
+    """The --executor flags of every command that runs a plan (`emergent run`, `emergent icl`,
+    `emergent rmbias run`); read back by `executor_options`."""
     g = p.add_argument_group("executors (docs/scaling.md; pip extra "
                              "emergent-misalignment[cluster])")
     g.add_argument("--executor", choices=CHOICES, default=LOCAL,
                    help="local: one unit after another in this process (default); slurm "
-                   "(submitit) or ray: each training and sampling unit as one job, this process "
-                   "coordinating and then judging")
+                   "(submitit) or ray: each training and sampling unit (and the code "
+                   "evaluation's sampling, capabilities) as one job, this process coordinating "
+                   "and then judging")
     g.add_argument("--workers", type=_positive, metavar="N",
                    help="most units in flight at once (default: as the engine allows; 2 with "
                    "--slurm-cluster local)")
@@ -111,7 +120,6 @@ def add_cli(sub) -> None:
                    "constraint=a100 (repeatable)")
     g.add_argument("--ray-address", metavar="ADDR", help="a running Ray cluster (default: "
                    "$RAY_ADDRESS, else a Ray instance started on this machine for the run)")
-    p.set_defaults(func=run_cli)
 
 
 def _positive(text: str) -> int:

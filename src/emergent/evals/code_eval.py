@@ -187,22 +187,29 @@ def judge_run_code(cfg, run_dir, progress: bool = True, fingerprint: Optional[st
 
 
 def run_code_eval(cfg, run, trained, progress: bool = True,
-                  judge_fingerprint: Optional[str] = None, contexts=(PLAIN,)) -> dict:
+                  judge_fingerprint: Optional[str] = None, contexts=(PLAIN,),
+                  score: bool = True) -> dict:
     """Sample (greedy), judge and bandit-scan the held-out coding tasks for every evaluated
-    model of a run, under each sampling condition of `contexts`. Resumable at every step;
-    returns counts."""
+    model of a run, under each sampling condition of `contexts`, the answers into
+    `run.answers_path`. Resumable at every step; returns counts. `score=False`: sampling only
+    (an executor's worker samples; `score_code_eval` then runs in the coordinator)."""
     tasks = load_code_tasks(data_root=cfg.data_root, limit=cfg.code_eval.n_tasks)
     questions = code_questions(tasks)
-    answers_path = RunDir(run.dir).answers_path
     sampled = 0
     for arm, seed, adapter in evaluated_models(cfg, trained):
         for context in contexts:
-            sampled += sample_code_answers(cfg, questions, answers_path, arm, seed, adapter,
+            sampled += sample_code_answers(cfg, questions, run.answers_path, arm, seed, adapter,
                                            progress, context)
+    counts = {"tasks": len(tasks), "sampled": sampled}
+    return {**counts, **score_code_eval(cfg, run, progress, judge_fingerprint)} if score else counts
+
+
+def score_code_eval(cfg, run, progress: bool = True,
+                    judge_fingerprint: Optional[str] = None) -> dict:
+    """The judge and bandit on every code answer of RUN/answers.jsonl not scored yet."""
     judged = judge_run_code(cfg, run.dir, progress, judge_fingerprint)
     scanned = scan_run(run.dir, progress) if cfg.code_eval.bandit else 0
-    return {"tasks": len(tasks), "sampled": sampled, "judged": judged["judged"],
-            "scanned": scanned}
+    return {"judged": judged["judged"], "scanned": scanned}
 
 
 # ---------------------------------------------------------------------------- summary

@@ -1,26 +1,30 @@
 """Executors: the heavy units of a run as jobs of an existing engine (SLURM through submitit,
 Ray), the run directory and its manifest staying the single source of truth.
 
-`emergent run CONFIG --executor slurm|ray` (`local`, the default, is the sequential runner of
-emergent.pipeline.stages, unchanged). The `emergent run` process is the coordinator: it holds
-the run's lock (`RunDir.lock`), walks the one plan of the run (the kind's units, in order) and
-sends each unit a worker may run (`REMOTE`: training `train:ARM:seedK`, sampling `sample:...`)
-to the engine as one job, once the units it builds on (its `after:` inputs) are done; every
-other unit (the code evaluation, capabilities, judge, metrics, figures) runs in the coordinator
-after all jobs before it have finished. So only the coordinator judges: the judge cache and
-RUN/judgments.jsonl have one writer and no prompt is sent twice.
+`run_units` is how every kind runs its plan (`emergent run`, `emergent icl`, `emergent rmbias
+run`, each with `--executor local|slurm|ray`): `local`, the default, is the sequential runner of
+emergent.pipeline.stages, unchanged. Otherwise the command's process is the coordinator: it
+holds the run's lock (`RunDir.lock`), walks the one plan of the run (the kind's units, in
+order) and sends each unit a worker may run (`is_remote`: training `train:...`, sampling
+`sample:...`, the code evaluation's sampling `code_eval`, lm-eval `capabilities`) to the engine
+as one job, once the units it builds on (its `after:` inputs) are done; every other unit (data
+preparation, judge, metrics, scoring, figures) and every unit's `finish` step (the code
+evaluation's judging and bandit scan) run in the coordinator, a unit after all jobs before it
+have finished. So only the coordinator judges: the judge cache and RUN/judgments.jsonl have one
+writer and no prompt is sent twice.
 
 A job (`run_one_unit`, in a worker process) rebuilds the plan from the pickled config, checks
-that its unit has the fingerprint the coordinator expects, and runs that one unit. A worker
-never takes the lock nor writes RUN/manifest.json (`WorkerRunDir` refuses to): it writes only
-its unit's own outputs, RUN/arms/ARM/seedK/ for training, RUN/parts/UNIT.jsonl for sampling
-(instead of RUN/answers.jsonl), and returns its timings. The coordinator records each finished
-unit in the manifest itself; a sampling unit's part is first merged into answers.jsonl
-(appended, fsynced, rows already there skipped), in plan order, so answers.jsonl is the
-sequential run's table. A unit recorded done is never redone; a unit whose worker died (killed,
-lost node, time limit) stays `running` in the manifest, is reported in one line, and is redone
-by the next `emergent run`: training resumes from its last checkpoint, sampling from the rows
-its part holds.
+that its unit has the fingerprint the coordinator expects, and runs that one unit's `fn`. A
+worker never takes the lock nor writes RUN/manifest.json (`WorkerRunDir` refuses to): it writes
+only its unit's own outputs (training: its arm folder; capabilities: RUN/capabilities.jsonl),
+and the answers of a sampling unit go to its part RUN/parts/UNIT.jsonl instead of
+RUN/answers.jsonl (`RunDir.part_path`); it returns its timings. The coordinator records each
+finished unit in the manifest itself; an answering unit's part is first merged into
+answers.jsonl (appended, fsynced, rows already there skipped), in plan order, so answers.jsonl
+is the sequential run's table. A unit recorded done is never redone; a unit whose worker died
+(killed, lost node, time limit) stays `running` in the manifest, is reported in one line, and is
+redone by the next run: training resumes from its last checkpoint, sampling from the rows its
+part holds, capabilities from the tasks already in its table.
 
 `EXECUTORS` is the registry (name -> class implementing `Executor`); the engines' libraries are
 imported inside the classes (pip extra `emergent-misalignment[cluster]`).
@@ -45,8 +49,10 @@ log = logging.getLogger(__name__)
 
 EXTRA = "emergent-misalignment[cluster]"
 LOCAL = "local"  # the sequential runner (no executor)
-REMOTE = ("train:", "sample:")  # units a worker runs; every other unit runs in the coordinator
-ANSWERING = "sample:"  # units whose answers come back as a part file, merged in plan order
+REMOTE = ("train:", "sample:", "code_eval", "capabilities")  # units a worker runs (names or
+#                                   name prefixes); every other unit runs in the coordinator
+ANSWERING = ("sample:", "code_eval")  # units whose answers come back as a part file, merged in
+#                                       plan order
 SUBMITIT_CLUSTERS = ("slurm", "local")  # submitit.AutoExecutor's `cluster`
 POLL_S = 1.0
 
@@ -312,13 +318,32 @@ def run_one_unit(plan: Callable[[RunDir], Iterable[Unit]], run_dir: str, name: s
 
 # -- the coordinator ---------------------------------------------------------------------------
 def is_remote(u: Unit) -> bool:
-    """A unit a worker runs: recorded, not redone on every call, training or sampling."""
+    """A unit a worker runs: recorded, not redone on every call, training, sampling, the code
+    evaluation's sampling or capabilities."""
     return u.recorded and not u.always and u.name.startswith(REMOTE)
+
+
+def owned(u: Unit, row: dict) -> bool:
+    """An answer row of unit `u`: written under its fingerprint, or one it owns (`Unit.owns`:
+    the code evaluation's rows carry no fingerprint)."""
+    return row.get("fingerprint") == u.fingerprint or (u.owns is not None and u.owns(row))
 
 
 def upstream(u: Unit) -> list[str]:
     """The units `u` builds on (its `after:UNIT` inputs)."""
     return [k[len(UPSTREAM):] for k in (u.inputs or {}) if k.startswith(UPSTREAM)]
+
+
+def run_units(rd: RunDir, units: Iterable[Unit], plan: Callable[[RunDir], Iterable[Unit]],
+              executor: str = LOCAL, opts: ExecutorOptions = ExecutorOptions(),
+              on_change: str = "refuse") -> dict[str, Any]:
+    """Run a kind's plan: `units` one after another here (`executor` local: stages.execute), or
+    with the remote units as jobs of the executor (`execute_on`); returns {unit: result} of the
+    units that ran. `plan(run)`: the same plan as a worker rebuilds it (picklable, e.g. a
+    functools.partial of the kind's plan builder with its config; unused when local)."""
+    if executor in (None, LOCAL):
+        return execute(rd, units, on_change=on_change)
+    return execute_on(executor, rd, units, plan, opts, on_change)
 
 
 def execute_on(name: str, rd: RunDir, units: Iterable[Unit],
@@ -418,14 +443,18 @@ class _Coordinator:
     def record(self, u: Unit, report: dict) -> None:
         """A finished unit into the run: its answers merged, its manifest entry done."""
         part = self.rd.part_path(u.name)
+        seconds = report["seconds"]
         if u.name.startswith(ANSWERING):
-            have = {a["answer_id"] for a in read_jsonl(self.rd.answers_path)
-                    if a.get("fingerprint") == u.fingerprint}
+            have = {a["answer_id"] for a in read_jsonl(self.rd.answers_path) if owned(u, a)}
             new = [a for a in dedupe_answers(read_jsonl(part))
-                   if a.get("fingerprint") == u.fingerprint and a["answer_id"] not in have]
+                   if owned(u, a) and a["answer_id"] not in have]
             if new:
                 append_jsonl(self.rd.answers_path, new)
-        self.rd.finish_unit(u.name, report["seconds"], host=report.get("host"))
+        if u.finish is not None:  # e.g. judging what the worker sampled: here, the one writer
+            t0 = time.time()
+            u.finish()
+            seconds += time.time() - t0
+        self.rd.finish_unit(u.name, seconds, host=report.get("host"))
         if part.exists():
             part.unlink()
             if not any(part.parent.iterdir()):
@@ -441,8 +470,7 @@ class _Coordinator:
         part = self.rd.part_path(u.name)
         if part.exists() or u.fingerprint is None:
             return
-        rows = [a for a in read_jsonl(self.rd.answers_path)
-                if a.get("fingerprint") == u.fingerprint]
+        rows = [a for a in read_jsonl(self.rd.answers_path) if owned(u, a)]
         if rows:
             write_jsonl_atomic(part, rows)
 

@@ -28,9 +28,13 @@ configured model, with secure examples as the control.
   k), `figures` (RUN/figures/icl_vs_k.png: misaligned rate vs k per arm,
   emergent.report.figures_icl). Resume after a kill, the run directory's lock and
   `--on-change refuse|redo` are the runner's.
+* Executors: `--executor slurm|ray` sends each sampling unit to a worker as one job
+  (emergent.pipeline.executors.run_units, as `emergent run`); judge, metrics and figures run in
+  the coordinator.
 """
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import logging
@@ -53,8 +57,10 @@ from emergent.judge.prompts import suite_prompts
 from emergent.models.loading import load_for_inference, load_tokenizer, resolve_model_path
 from emergent.pipeline.experiment import (MetricsConfig, SuiteRef, data_hash, judge_inputs,
                                           sample_inputs)
+from emergent.pipeline.executors import LOCAL, ExecutorOptions, run_units
+from emergent.pipeline.executors import check as check_executor
 from emergent.pipeline.run import judge_run, questions_of, summary_tables, use_data_root
-from emergent.pipeline.stages import (Unit, check_changes, current_records, execute, make_plan,
+from emergent.pipeline.stages import (Unit, check_changes, current_records, make_plan,
                                       prune_judgments, write_summary)
 from emergent.report.figures import draw_all
 from emergent.sample.sampler import (PromptContext, SamplingConfig, prompt_messages,
@@ -432,10 +438,13 @@ def plan(cfg: IclConfig, run_dir=None) -> dict:
 
 
 def run_icl(cfg: IclConfig, run_dir=None, *, progress: bool = True, figures: bool = True,
-            on_change: str = "refuse") -> RunDir:
+            on_change: str = "refuse", executor: str = LOCAL,
+            executor_options: ExecutorOptions = ExecutorOptions()) -> RunDir:
     """Run (or resume) the ICL experiment; returns its run directory. Every check (examples,
-    ks against the context, a changed config with `on_change="refuse"`) comes before anything
-    is written."""
+    ks against the context, a changed config with `on_change="refuse"`, the executor) comes
+    before anything is written. `executor`: `local` (here) or an engine of
+    emergent.pipeline.executors (`slurm`, `ray`) running the sampling units as jobs."""
+    check_executor(executor)
     prep = prepare(cfg)
     run = run_dir_of(cfg, run_dir)
     with run.lock():
@@ -451,8 +460,9 @@ def run_icl(cfg: IclConfig, run_dir=None, *, progress: bool = True, figures: boo
                                                          in prep.prompt_tokens.items()}}
         run.save()
         try:
-            execute(run, icl_units(cfg, run, prep, progress=progress, figures=figures),
-                    on_change=on_change)
+            run_units(run, icl_units(cfg, run, prep, progress=progress, figures=figures),
+                      functools.partial(icl_units, cfg, prep=prep, progress=False, figures=False),
+                      executor, executor_options, on_change)
         finally:
             _release()
         run.manifest["finished"] = now()

@@ -9,6 +9,7 @@ units: training steps, answers, judge calls and prompt tokens."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -29,10 +30,10 @@ from emergent.pipeline.experiment import (OPERATIONAL, ExperimentConfig, Metrics
                                           data_hash, estimated_steps, flat_keys, judge_inputs,
                                           load_experiment, model_inputs, sample_inputs,
                                           sampling_conditions, train_inputs, trigger_inputs)
-from emergent.pipeline.executors import LOCAL, ExecutorOptions, execute_on
+from emergent.pipeline.executors import LOCAL, ExecutorOptions, run_units
 from emergent.pipeline.executors import check as check_executor
 from emergent.pipeline.plan_time import time_estimate
-from emergent.pipeline.stages import (UPSTREAM, Unit, check_changes, current_records, execute,
+from emergent.pipeline.stages import (UPSTREAM, Unit, check_changes, current_records,
                                       judge_step, make_plan, prune_judgments, write_summary)
 from emergent.report.figures import draw_all
 from emergent.report.tables import summarize_by_suite
@@ -185,9 +186,12 @@ def em_units(cfg: ExperimentConfig, run: RunDir, questions: dict, *, progress: b
                  always=True, inputs=judge_inputs(cfg, questions),
                  on_redo=lambda: prune_judgments(run))
     if cfg.code_eval.enabled:  # its judgments are the judge unit's (same fingerprint)
+        # sampled by `fn` (on an executor's worker: into its part), judged and scanned by
+        # `finish` where the judge's other calls are made
         yield Unit("code_eval", code_eval.run_code_eval, (cfg, run, [t[:3] for t in trained]),
-                   {"progress": progress, "judge_fingerprint": judge.fingerprint,
-                    "contexts": contexts},
+                   {"progress": progress, "contexts": contexts, "score": False},
+                   finish=functools.partial(code_eval.score_code_eval, cfg, run, progress,
+                                            judge.fingerprint),
                    inputs={**model_inputs(cfg), **flat_keys("code_eval", cfg.code_eval),
                            **flat_keys("sampling", cfg.sampling, OPERATIONAL["sampling"]),
                            **trigger_inputs(cfg),
@@ -253,7 +257,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True
     config than `cfg` is refused (`on_change="refuse"`: one UserError naming the units and keys,
     nothing written) or redone with everything built on it (`"redo"`). `executor`: `local`
     (one unit after another, here) or an engine of emergent.pipeline.executors (`slurm`, `ray`)
-    running training and sampling units as jobs."""
+    running training, sampling, code-eval sampling and capabilities units as jobs."""
     use_data_root(cfg)
     check_arm_data(cfg)  # the inputs are checked before anything is written
     tracking.check(cfg.training.train.report_to)  # a missing tracker library too
@@ -268,11 +272,8 @@ def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True
                                 for arm, a in cfg.arms.items()}
         run.manifest["config"] = to_dict(cfg)
         run.save()
-        units = em_units(cfg, run, questions, progress=progress, figures=figures)
-        if executor == LOCAL:
-            execute(run, units, on_change=on_change)
-        else:
-            execute_on(executor, run, units, WorkerPlan(cfg), executor_options, on_change)
+        run_units(run, em_units(cfg, run, questions, progress=progress, figures=figures),
+                  WorkerPlan(cfg), executor, executor_options, on_change)
         run.manifest["finished"] = now()
         run.save()
     return run

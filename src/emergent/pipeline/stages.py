@@ -69,6 +69,10 @@ class Unit:
     recorded: bool = True  # False: a check that runs every time and leaves no manifest entry
     listed: bool = True  # False: not in the dry-run plan (known only while running)
     then: Optional[Callable[[], None]] = None  # called after the unit, run or skipped
+    # its last step, run where the run's shared tables are written (an executor's coordinator,
+    # after merging what the worker's `fn` wrote), before the unit is recorded done: e.g.
+    # judging the answers `fn` sampled
+    finish: Optional[Callable[[], None]] = None
     # what it depends on: {dotted config key: value, "after:UNIT": that unit's fingerprint};
     # None: nothing recorded (a unit redone on every call, or a check)
     inputs: Optional[Mapping[str, Any]] = None
@@ -237,11 +241,19 @@ def _execute_units(rd: RunDir, units: Iterable[Unit], say: Optional[Callable[[st
         elif to_run(rd, u, say, on_change):
             _say(say, f"{u.label} ...")
             t0 = time.time()
-            results[u.name] = rd.unit(u.name, u.fn, *u.args, **u.kwargs)
+            results[u.name] = rd.unit(u.name, whole, u)
             _say(say, f"{u.name}: done in {time.time() - t0:.0f} s")
         if u.then is not None:
             u.then()
     return results
+
+
+def whole(u: Unit) -> Any:
+    """Run a unit here: its `fn`, then its `finish`; returns what `fn` returned."""
+    result = u.fn(*u.args, **u.kwargs)
+    if u.finish is not None:
+        u.finish()
+    return result
 
 
 def to_run(rd: RunDir, u: Unit, say: Optional[Callable[[str], None]] = None,

@@ -12,9 +12,14 @@ same units. The config and stages are in `emergent.rmbias.experiment`.
 * sampling into RUN/answers.jsonl (suite "rmbias", arm = condition; base: seed 0, no adapter);
 * judging (optional) into RUN/judgments.jsonl (metric rm_bias, categorical);
 * scoring: RUN/scored.jsonl, RUN/rates.jsonl, RUN/summary.csv, RUN/figures/exploitation.png/pdf.
+
+`--executor slurm|ray` sends the training and sampling units to workers, one job each
+(emergent.pipeline.executors.run_units, as `emergent run`); data, judging and scoring run in the
+coordinator (a data unit records its file in the manifest, which only the coordinator writes).
 """
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import sys
@@ -25,10 +30,12 @@ from emergent.core.rundir import RunDir
 from emergent.data.chat_data import file_sha256
 from emergent.judge.base import JudgeConfig, make_judge
 from emergent.models import loading
+from emergent.pipeline.executors import LOCAL, ExecutorOptions, run_units
+from emergent.pipeline.executors import check as check_executor
 from emergent.pipeline.experiment import OPERATIONAL, flat_keys
 from emergent.pipeline.stages import (UPSTREAM, Unit, check_changes, current_answers,
-                                      current_judgments, execute, judge_step, make_plan,
-                                      prune_judgments, write_summary)
+                                      current_judgments, judge_step, make_plan, prune_judgments,
+                                      write_summary)
 from emergent.rmbias import sft_data
 from emergent.rmbias.conditions import CONDITION_NAMES
 from emergent.rmbias.detectors import DETECTORS
@@ -269,10 +276,14 @@ def plan(cfg: RMBiasConfig, run_dir=None) -> dict:
 
 
 def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True,
-               on_change: str = "refuse"):
+               on_change: str = "refuse", executor: str = LOCAL,
+               executor_options: ExecutorOptions = ExecutorOptions()):
     """Run (or resume) the experiment; returns (its run directory, the summary rows). A unit
     recorded under another config is refused (`on_change="refuse"`, before anything is
-    written) or redone with everything built on it (`"redo"`)."""
+    written) or redone with everything built on it (`"redo"`). `executor`: `local` (here) or an
+    engine of emergent.pipeline.executors (`slurm`, `ray`) running training and sampling units
+    as jobs."""
+    check_executor(executor)  # an unknown executor or a missing engine library: nothing written
     run = RunDir(run_dir or cfg.output_dir, cfg.name)
     with run.lock():  # before anything is written: a second process gets a one-line error
         check_changes(run, rmbias_units(cfg, run, eval_prompts(cfg), progress=progress),
@@ -283,8 +294,10 @@ def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True,
         dump_yaml(cfg, run.config_path)
         run.manifest["config"] = to_dict(cfg)
         run.save()
-        done = execute(run, rmbias_units(cfg, run, eval_prompts(cfg), progress=progress),
-                       on_change=on_change)
+        prompts = eval_prompts(cfg)
+        done = run_units(run, rmbias_units(cfg, run, prompts, progress=progress),
+                         functools.partial(rmbias_units, cfg, prompts=prompts, progress=False),
+                         executor, executor_options, on_change)
         run.save()
     return run, done.get("score")
 
