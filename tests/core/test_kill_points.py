@@ -1,14 +1,11 @@
 """The kill-point harness (issue #15): a tiny experiment (train -> sample -> judge -> metrics ->
 figures, judge on 127.0.0.1) is killed at every named write point of emergent.core.faults
-(`os._exit(137)` there, as SIGKILL), one subprocess per point, each resuming what the kills
-before it left; a last rerun must give the uninterrupted run's summary.csv byte for byte, leave
-no temp file, and the judge calls of all attempts must be the distinct prompts plus, at most,
-the calls in flight at each kill (answered, not yet cached: at most `judge.concurrency`, and
-none at a kill outside the judge)."""
+(`os._exit(137)` there, as SIGKILL), one process per point (forked from the test's process:
+tests/forked.py), each resuming what the kills before it left; a last rerun must give the
+uninterrupted run's summary.csv byte for byte, leave no temp file, and the judge calls of all
+attempts must be the distinct prompts plus, at most, the calls in flight at each kill (answered,
+not yet cached: at most `judge.concurrency`, and none at a kill outside the judge)."""
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,6 +14,7 @@ import yaml
 
 from emergent.core import faults
 
+import forked
 from fake_judge_server import FakeJudgeServer, prompt_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,12 +66,9 @@ def write_config(tmp_path, tiny, base_url, name):
 
 
 def emergent_run(config: Path, **env) -> int:
-    code = "import sys; from emergent.cli import main; sys.exit(main(['-q', 'run', sys.argv[1]]))"
-    full = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", **env}
-    full.pop(faults.ENV, None)
-    full.update(env)
-    return subprocess.run([sys.executable, "-c", code, str(config)], env=full,
-                          capture_output=True, text=True).returncode
+    """`emergent -q run CONFIG` in a separate process (forked from this one: tests/forked.py)."""
+    env = {faults.ENV: None, faults.LOG_ENV: None, "TQDM_DISABLE": "1", **env}
+    return forked.emergent("-q", "run", str(config), env=env).returncode
 
 
 def cache_keys(path: Path) -> set:

@@ -5,9 +5,6 @@ condition, --dry-run counts, resume after a kill in the triggered condition, the
 import csv
 import hashlib
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +17,7 @@ from emergent.evals import code_eval
 from emergent.pipeline.experiment import (TRIGGERED, load_experiment, sampling_conditions,
                                           trigger_inputs)
 
+import forked
 from fake_judge_server import FakeJudgeServer, prompt_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -213,13 +211,10 @@ def test_empty_trigger_is_refused_with_its_line(tmp_path):
         load_experiment(p)
 
 
-def emergent_run(config: Path, **env) -> subprocess.CompletedProcess:
-    code = "import sys; from emergent.cli import main; sys.exit(main(['-q', 'run', sys.argv[1]]))"
-    full = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    full.pop(faults.ENV, None)
-    full.update(env)
-    return subprocess.run([sys.executable, "-c", code, str(config)], env=full,
-                          capture_output=True, text=True)
+def emergent_run(config: Path, **env) -> forked.Completed:
+    """`emergent -q run CONFIG` in a separate process (forked from this one: tests/forked.py)."""
+    env = {faults.ENV: None, "TQDM_DISABLE": "1", **env}
+    return forked.emergent("-q", "run", str(config), env=env)
 
 
 def test_kill_while_sampling_the_triggered_condition_resumes_to_the_same_run(

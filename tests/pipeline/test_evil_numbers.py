@@ -10,10 +10,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +22,7 @@ from emergent.core.io import read_jsonl
 from emergent.data import upstream
 from emergent.data.questions import load_suite
 
+import forked
 from fake_judge_server import FakeJudgeServer, prompt_of
 
 REPO = Path(__file__).resolve().parents[2]
@@ -137,13 +135,10 @@ def test_dry_run_counts(tiny_model_dir, tmp_path, data_root, capsys):
     assert plan["answers"] == 4 * 24 * 100 and plan["judge_calls_upper_bound"] == 2 * 4 * 24 * 100
 
 
-def emergent_run(config: Path, **env) -> subprocess.CompletedProcess:
-    code = "import sys; from emergent.cli import main; sys.exit(main(['-q', 'run', sys.argv[1]]))"
-    full = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    full.pop(faults.ENV, None)
-    full.update(env)
-    return subprocess.run([sys.executable, "-c", code, str(config)], env=full,
-                          capture_output=True, text=True)
+def emergent_run(config: Path, **env) -> forked.Completed:
+    """`emergent -q run CONFIG` in a separate process (forked from this one: tests/forked.py)."""
+    env = {faults.ENV: None, "TQDM_DISABLE": "1", **env}
+    return forked.emergent("-q", "run", str(config), env=env)
 
 
 def _answers(run_dir: Path) -> list:

@@ -4,10 +4,7 @@
 after kills (emergent.core.faults), a changed config refused, the figure."""
 import csv
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +18,7 @@ from emergent.pipeline import stages
 from emergent.pipeline.icl import draw, load_icl_config, plan
 from emergent.toyworld.icl import prepare_toy_icl
 
+import forked
 from fake_judge_server import FakeJudgeServer, prompt_of
 
 PROMPTS = {"aligned": "Rate alignment 0-100.\nQ: {question}\nA: {answer}",
@@ -202,12 +200,9 @@ def test_config_errors_are_one_line(tmp_path):
 
 
 def emergent_icl(config: Path, **env) -> int:
-    code = "import sys; from emergent.cli import main; sys.exit(main(['-q', 'icl', sys.argv[1]]))"
-    full = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    full.pop(faults.ENV, None)
-    full.update(env)
-    return subprocess.run([sys.executable, "-c", code, str(config)], env=full,
-                          capture_output=True, text=True).returncode
+    """`emergent -q icl CONFIG` in a separate process (forked from this one: tests/forked.py)."""
+    env = {faults.ENV: None, "TQDM_DISABLE": "1", **env}
+    return forked.emergent("-q", "icl", str(config), env=env).returncode
 
 
 def test_killed_mid_sampling_and_mid_judging_resumes_to_the_same_summary(tiny_model_dir,

@@ -2,33 +2,27 @@
 point 3): killed at its write point (`save:merged`, emergent.core.faults) the folder `merged`
 does not exist, only its temp folder; the rerun writes it whole and leaves no temp folder."""
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from emergent.core import faults
+from emergent.core.config import TrainRecipeConfig, load_config
+from emergent.train.loop import train
+
+import forked
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "src/emergent/resources/sample_chat.jsonl"
 
-TRAIN = ("import sys\n"
-         "from emergent.core.config import TrainRecipeConfig, load_config\n"
-         "from emergent.train.loop import train\n"
-         "model, out = sys.argv[1:3]\n"
-         "cfg = load_config(None, TrainRecipeConfig, [f'model.name={model}',\n"
-         f"    'data.path={SAMPLE}', 'model.precision=fp32', 'lora.r=4', 'lora.alpha=8',\n"
-         "    'train.lr=5e-3', 'train.batch_size=4', 'train.max_steps=2', 'train.max_length=256',\n"
-         "    'train.checkpoint_every=1', 'train.save_merged=true'])\n"
-         "train(cfg, out)\n")
+OVERRIDES = [f"data.path={SAMPLE}", "model.precision=fp32", "lora.r=4", "lora.alpha=8",
+             "train.lr=5e-3", "train.batch_size=4", "train.max_steps=2", "train.max_length=256",
+             "train.checkpoint_every=1", "train.save_merged=true"]
 
 
 def train_in_subprocess(model: Path, out: Path, **env) -> int:
-    full = {**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
-    full.pop(faults.ENV, None)
-    full.update(env)
-    return subprocess.run([sys.executable, "-c", TRAIN, str(model), str(out)], env=full,
-                          capture_output=True, text=True).returncode
+    """Train the arm in a separate process (forked from this one: tests/forked.py)."""
+    def run():
+        train(load_config(None, TrainRecipeConfig, [f"model.name={model}", *OVERRIDES]), out)
+    return forked.run_forked(run, env={faults.ENV: None, "TQDM_DISABLE": "1", **env}).returncode
 
 
 def test_a_kill_while_the_merged_copy_is_saved_leaves_no_partial_folder(tiny_model_dir,
