@@ -79,6 +79,15 @@ class Range:
         return None
 
 
+class FieldProblem(ValueError):
+    """A config dataclass's `__post_init__` refusing a combination of values, naming the field
+    (`key`, within the dataclass) whose FILE:LINE the loader reports (`build_dataclass`)."""
+
+    def __init__(self, key: str, problem: str):
+        super().__init__(f"{key}: {problem}")
+        self.key, self.problem = key, problem
+
+
 def above(low: float) -> dict:
     """Field metadata: the value must be > low."""
     return {"check": Range(low, low_open=True)}
@@ -116,8 +125,10 @@ class ModelConfig:
     attn_implementation: Optional[str] = None  # e.g. "sdpa", "flash_attention_2"
     trust_remote_code: bool = False
     # quantized training: the frozen weights that are not quantized and are turned to fp32:
-    # all (embeddings, lm_head, norms: peft's prepare_model_for_kbit_training) or norms (the
-    # embeddings and lm_head stay in the compute dtype and cost no more than their weights)
+    # all (embeddings, lm_head, norms, biases: peft's prepare_model_for_kbit_training; the
+    # hidden states then run in fp32 too) or norms (only the norms' weights, their outputs cast
+    # back: embeddings, lm_head, biases and hidden states stay in the compute dtype;
+    # models.loading.prepare_frozen_norms). Same numbers in fp32 (CPU)
     upcast_frozen: Literal["all", "norms"] = "all"
 
 
@@ -189,13 +200,18 @@ class TrainConfig:
     # at a time, forward and backward, so full-vocabulary logits never exist for more (same
     # loss and gradients, emergent.train.token_logps); 0: all kept positions' logits at once
     loss_chunk_tokens: int = field(default=512, metadata=at_least(0))
-    # the LoRA weights and their gradients: fp32, or the compute dtype (model.precision)
+    # the trainable weights (LoRA) and so their gradients: fp32 (peft's default), or the compute
+    # dtype of model.precision (fp32 on CPU): 2 bytes less each per parameter in bf16, but
+    # without master_weights AdamW's small updates round away in bf16 (docs/benchmarks.md)
     adapter_dtype: Literal["fp32", "compute"] = "fp32"
-    # with adapter_dtype compute: the optimizer keeps fp32 master copies of the trainable
-    # weights, steps them and copies them back (4 bytes per trainable parameter more)
+    # with adapter_dtype compute (refused without it): the optimizer steps fp32 master copies of
+    # the trainable weights, with the gradients in fp32 (clipped there), and copies them back
+    # rounded (4 bytes per trainable parameter more; in the checkpoints; train.memory)
     master_weights: bool = False
-    # checkpointed activations kept in (pinned) CPU memory until the backward pass needs them
-    # (asynchronous copies on CUDA); same numbers. Not part of what is trained.
+    # what the forward pass saves for the backward (with model.gradient_checkpointing: the
+    # checkpointed layers' inputs) kept in pinned CPU memory until the backward pass needs it
+    # (copies on a side CUDA stream; nothing moves on CPU); same numbers. Not part of what is
+    # trained.
     offload_activations: bool = False
     # dpo: needs data.format preference (emergent.train.dpo)
     objective: Literal["sft", "dpo"] = "sft"
@@ -212,6 +228,9 @@ class TrainConfig:
         if self.loss_chunk_tokens < 0:
             raise ValueError("loss_chunk_tokens must be >= 0 (0 = off), "
                              f"got {self.loss_chunk_tokens}")
+        if self.master_weights and self.adapter_dtype != "compute":
+            raise FieldProblem("master_weights", "fp32 master copies need adapter_dtype: "
+                               "compute (with adapter_dtype fp32 the weights are fp32 already)")
 
 
 @dataclass(frozen=True)
@@ -374,6 +393,9 @@ def build_dataclass(cls, data: dict, *, source: str = "<config>", marks: dict | 
         kwargs[f.name] = coerced
     try:
         obj = cls(**kwargs)
+    except FieldProblem as e:
+        raise UserError(f"{source}{_line_of(marks, prefix + e.key)}: '{prefix}{e.key}': "
+                        f"{e.problem}") from None
     except (TypeError, ValueError) as e:
         raise UserError(f"{source}: {prefix.rstrip('.') or 'config'}: {e}") from None
     return obj

@@ -98,8 +98,11 @@ def ensure_pad_token(tok) -> None:
         tok.add_special_tokens({"pad_token": "<|emergent_pad|>"})
 
 
-def load_model(cfg: ModelConfig, *, for_training: bool = False, sharded: bool = False):
+def load_model(cfg: ModelConfig, *, for_training: bool = False, sharded: bool = False,
+               prebuilt=None):
     """Base model on the available device. Quantized models go through bitsandbytes.
+    `prebuilt`: a model already built in memory (benchmarks/memory_32b.py's random-init model
+    of a published shape) used instead of cfg.name's weights; it gets the same preparation.
     `sharded` (train.distributed fsdp): 4-bit weights stored in the compute dtype
     (`bnb_4bit_quant_storage`), which FSDP needs to shard them with the rest (docs/scaling.md)."""
     from transformers import AutoModelForCausalLM
@@ -132,17 +135,20 @@ def load_model(cfg: ModelConfig, *, for_training: bool = False, sharded: bool = 
                                 else "cpu")
     try:
         with quiet_unless_verbose():
-            model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+            model = prebuilt if prebuilt is not None else \
+                AutoModelForCausalLM.from_pretrained(path, **kwargs)
     except OSError as e:
         raise UserError(f"model.name '{cfg.name}': cannot load ({_first_line(e)})") from None
     if cfg.quantization == "none":
         model.to(device())
-    if for_training and cfg.quantization != "none":
+    if for_training and cfg.quantization != "none" and cfg.upcast_frozen == "all":
         from peft import prepare_model_for_kbit_training
 
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=cfg.gradient_checkpointing,
             gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif for_training and cfg.quantization != "none":  # model.upcast_frozen: norms
+        prepare_frozen_norms(model, dtype, cfg.gradient_checkpointing)
     elif for_training and cfg.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         model.enable_input_require_grads()
@@ -151,8 +157,54 @@ def load_model(cfg: ModelConfig, *, for_training: bool = False, sharded: bool = 
     return model
 
 
-def apply_lora(model, cfg: LoraConfig):
-    """Wrap with a fresh LoRA adapter (or unfreeze everything when full_finetune)."""
+def prepare_frozen_norms(model, dtype, gradient_checkpointing: bool):
+    """Quantized training with `model.upcast_frozen: norms` (instead of peft's
+    `prepare_model_for_kbit_training`, which turns every frozen weight that is not quantized to
+    fp32, the embeddings and an untied lm_head included): every weight frozen; only the weights
+    of normalisation layers (class names with "Norm": RMSNorm, LayerNorm, ...) turned to fp32,
+    their outputs cast back to `dtype` (the compute dtype, by a forward hook) so the residual
+    stream, the checkpointed activations and lm_head's input stay in `dtype`; the embeddings,
+    lm_head and biases stay in `dtype`. Gradient checkpointing (non-reentrant) and input
+    gradients as for an unquantized model. Works on any model (tests use an unquantized one)."""
+    import torch
+
+    model.requires_grad_(False)
+    for module in model.modules():
+        if "norm" not in type(module).__name__.lower():
+            continue
+        for p in module.parameters(recurse=False):
+            if p.is_floating_point() and p.dtype != torch.float32:
+                p.data = p.data.float()
+        module.register_forward_hook(_cast_output(dtype))
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        model.enable_input_require_grads()
+    return model
+
+
+def _cast_output(dtype):
+    """A forward hook: a floating-point tensor output cast to `dtype` (others as they are)."""
+    def hook(module, args, output):
+        if getattr(output, "is_floating_point", lambda: False)() and output.dtype != dtype:
+            return output.to(dtype)
+        return None
+    return hook
+
+
+def apply_lora(model, cfg: LoraConfig, *, adapter_precision: str | None = None):
+    """Wrap with a fresh LoRA adapter (or unfreeze everything when full_finetune).
+    `adapter_precision` (`train.adapter_dtype: compute` passes model.precision): the trainable
+    weights in that precision's dtype (`torch_dtype`; fp32 on CPU) instead of peft's fp32."""
+    model = _apply_lora(model, cfg)
+    if adapter_precision is not None:
+        dtype = torch_dtype(adapter_precision)
+        for p in model.parameters():
+            if p.requires_grad and p.is_floating_point() and p.dtype != dtype:
+                p.data = p.data.to(dtype)
+    return model
+
+
+def _apply_lora(model, cfg: LoraConfig):
     if cfg.full_finetune:
         for p in model.parameters():
             p.requires_grad_(True)
