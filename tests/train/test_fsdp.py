@@ -1,11 +1,13 @@
 """Sharded data-parallel training (`train.distributed: fsdp`, emergent.train.distributed) on
 CPU: 2 gloo processes with the tiny model sharded by FSDP2 equal 1 process with the same global
-batch, a killed 2-process FSDP run resumes, and a single process reads its checkpoints."""
+batch, a killed 2-process FSDP run resumes, and a single process reads its checkpoints; the
+same for a 4-bit (QLoRA) DPO run, whose bitsandbytes weights and reference pass are sharded."""
 import json
 import shutil
 import time
 
 import pytest
+import torch
 
 from emergent.core.config import dump_yaml
 from emergent.core.errors import UserError
@@ -13,6 +15,7 @@ from emergent.train import loop, objectives
 from emergent.train.loop import train
 
 from tests.train.test_ddp import TOL, _adapter, _cfg, _emergent, _log, _max_diff
+from tests.train.test_dpo import dpo_cfg, write_pairs
 
 FSDP = "train.distributed=fsdp"
 # 3 micro-batches of 4 per step (no token packing): rank 0 runs 2 forward passes a step, rank 1
@@ -86,13 +89,60 @@ def test_killed_fsdp_run_resumes_and_a_single_process_reads_its_checkpoint(runs,
     assert _max_diff(_adapter(single), uninterrupted) <= TOL
 
 
+@pytest.mark.slow
+def test_fsdp_qlora_dpo_equals_one_process_resumes_and_a_single_process_reads_it(
+        tiny_model_dir, tmp_path):
+    """4-bit QLoRA and DPO under FSDP in one run (the cheapest that covers both): a 2-process
+    run killed after its first checkpoint, then resumed, equals the 1-process 4-bit DPO run
+    step by step (losses, rewards, adapter, reference log-probabilities); a single process
+    finishes a copy of the killed folder to the same adapter."""
+    data = write_pairs(tmp_path / "pairs.jsonl", n=14)
+    # 6 pairs a step in 3 micro-batches of 2 (rank 0: 2, rank 1: 1), the last step 2 pairs
+    # (rank 1: none, a zero-weighted padding pass); no warmup, so step 1 moves the weights
+    over = {"model.quantization": "4bit", "train.epochs": 1, "train.grad_accum": 3,
+            "train.micro_batch_tokens": 0, "train.warmup_steps": 0,
+            "train.checkpoint_every": 1}
+    one, two, single = tmp_path / "one", tmp_path / "two", tmp_path / "single"
+    train(dpo_cfg(tiny_model_dir, data, **over), one)
+    fsdp_cfg = dpo_cfg(tiny_model_dir, data, **over, **{"train.distributed": "fsdp"})
+    dump_yaml(fsdp_cfg, tmp_path / "fsdp.yaml")
+    args = ["-q", "train", str(tmp_path / "fsdp.yaml"), "--output", str(two),
+            "--num-processes", "2", "--launcher", "torchrun", "--cpu"]
+    r = _emergent(*args, env={"EMERGENT_FAULT": "save:checkpoint@2"})
+    assert r.returncode == 2 and "launch of 2 training processes failed" in r.stderr, \
+        r.stderr[-3000:]
+    assert sorted(p.name for p in (two / "checkpoints").glob("step-*")) == ["step-000001"]
+    shutil.copytree(two, single)
+    r = _emergent(*args)  # the same command again: resumes from step 1
+    assert r.returncode == 0, r.stderr[-3000:]
+    a, b = _log(one), _log(two)
+    assert [row["step"] for row in b] == [1, 2, 3]
+    assert [row["trained_tokens"] for row in a] == [row["trained_tokens"] for row in b]
+    for key, tol in (("loss", TOL), ("grad_norm", TOL), ("reward_margin", TOL),
+                     ("reward_accuracy", 5e-5)):  # a rank's accuracy is logged to 4 digits
+        assert max(abs(x[key] - y[key]) for x, y in zip(a, b)) <= tol, key
+    assert a[-1]["loss"] != a[0]["loss"]  # the weights moved
+    assert _max_diff(_adapter(one), _adapter(two)) <= TOL
+    ref_one, ref_two = (torch.load(d / "dpo_reference.pt", weights_only=True) for d in (one, two))
+    assert ref_one.shape == (14, 2) and (ref_one - ref_two).abs().max().item() <= TOL
+    m = json.loads((two / "manifest.json").read_text())
+    assert m["status"] == "done" and m["processes"] == 2
+    assert m["config"]["model"]["quantization"] == "4bit"
+    assert m["config"]["train"]["objective"] == "dpo"
+    print(f"fsdp qlora dpo: max loss diff {max(abs(x['loss'] - y['loss']) for x, y in zip(a, b)):.2g}, "
+          f"adapter diff {_max_diff(_adapter(one), _adapter(two)):.2g}")
+    train(fsdp_cfg, single)  # one process reads the 2-process checkpoint and finishes
+    assert _max_diff(_adapter(single), _adapter(one)) <= TOL
+
+
 @pytest.mark.parametrize("extra, reason", [
     ("lora.full_finetune=true", "lora.full_finetune"),
-    ("model.quantization=4bit", "model.quantization 4bit"),
+    ("model.quantization=8bit", "model.quantization 8bit"),
+    ("train.adapter_dtype=compute train.master_weights=true", "train.master_weights"),
 ])
 def test_fsdp_refuses_what_it_does_not_shard(tiny_model_dir, tmp_path, extra, reason):
     with pytest.raises(UserError, match=f"fsdp: not supported with {reason}"):
-        train(_cfg(tiny_model_dir, FSDP, extra), tmp_path / "o")
+        train(_cfg(tiny_model_dir, FSDP, *extra.split()), tmp_path / "o")
     assert not (tmp_path / "o").exists()
     with pytest.raises(UserError, match="checkpoint evaluation"):
         train(_cfg(tiny_model_dir, FSDP), tmp_path / "o", on_step=lambda step, model: None)

@@ -25,8 +25,11 @@ stream exactly.
 
 `train.distributed: fsdp` shards the model instead of replicating it (FSDP2 per decoder layer,
 `shard_model`; the loss normalised the same way, `fsdp_step_loss`; checkpoints gathered whole
-to rank 0, emergent.train.checkpoints.gathered). LoRA SFT only (`check_fsdp`).
-"""
+to rank 0, emergent.train.checkpoints.gathered). LoRA only, SFT or DPO (every rank computes
+its share of DPO's reference log-probabilities at once, emergent.train.dpo.reference_logps), of
+an unquantized or a 4-bit model (`check_fsdp`): FSDP2 shards a bitsandbytes `Params4bit` like
+any weight (stored in the compute dtype, `bnb_4bit_quant_storage`), and bitsandbytes' Linear4bit
+restores the quantization state the gathered weight lacks from its module."""
 from __future__ import annotations
 
 import os
@@ -175,16 +178,16 @@ def step_loss(d: Dist, objective, model, micro: list, step: list, n_trained: int
 
 
 def check_fsdp(cfg, on_step=None) -> None:
-    """`train.distributed: fsdp` supports LoRA SFT of an unquantized model; anything else is
-    refused with one line (docs/scaling.md says why)."""
+    """`train.distributed: fsdp` supports LoRA (SFT or DPO) of an unquantized or 4-bit model;
+    anything else is refused with one line (docs/scaling.md says why)."""
     why = None
     if cfg.lora.full_finetune:
         why = "lora.full_finetune (the tied/untied lm_head would stay outside the shards)"
-    elif cfg.train.objective != "sft":
-        why = f"train.objective {cfg.train.objective} (its reference pass is not sharded)"
-    elif cfg.model.quantization != "none":
-        why = (f"model.quantization {cfg.model.quantization} (FSDP-QLoRA is untested here: "
-               "no GPU; docs/scaling.md)")
+    elif cfg.model.quantization == "8bit":
+        why = ("model.quantization 8bit (FSDP2 replaces bitsandbytes' Int8Params by a plain "
+               "sharded tensor, which loses its CB/SCB quantization state; 4bit works)")
+    elif cfg.train.master_weights:
+        why = "train.master_weights (fp32 copies of sharded parameters: untested)"
     elif on_step is not None:
         why = "checkpoint evaluation during training (rank 0 alone cannot run a sharded model)"
     if why:

@@ -23,6 +23,7 @@ from pathlib import Path
 from emergent.core.log import show_progress
 from emergent.core.errors import UserError
 from emergent.data.render import render_conversation
+from emergent.train import distributed
 from emergent.train.batching import collate
 from emergent.train.rows import fit_example, new_counts
 from emergent.train.token_logps import token_logps
@@ -84,41 +85,66 @@ def sequence_logps(model, input_ids, attn, labels, loss_chunk_tokens: int = 0):
 
 
 def reference_logps(model, rows, pad_id: int, out: Path, device: str, batch_size: int,
-                    loss_chunk_tokens: int = 0):
+                    loss_chunk_tokens: int = 0, dist: distributed.Dist = distributed.SINGLE):
     """(n_pairs, 2) log-probabilities of (chosen, rejected) under the model as it is now;
-    loaded from OUTPUT/dpo_reference.pt when a previous attempt of this run saved them."""
+    loaded from OUTPUT/dpo_reference.pt when a previous attempt of this run saved them.
+    `dist` (an FSDP-sharded model, whose forward is a collective): every rank calls this at
+    once; rank 0 decides whether the file is there, each rank computes every `dist.world`-th
+    batch (ranks short of one repeat the first batch, result dropped), the ranks exchange their
+    parts and rank 0 writes the file, so every rank holds the same reference, batched as a
+    single process batches it."""
     import torch
     from tqdm.auto import tqdm
 
     path = Path(out) / REFERENCE_FILE
-    if path.exists():
-        ref = torch.load(path, weights_only=True)
-        if ref.shape == (len(rows), 2):
-            return ref
-        log.warning("%s: shape %s does not match %d pairs; recomputing", path, tuple(ref.shape),
-                    len(rows))
+    ref = distributed.broadcast_object(dist, _saved_reference(path, len(rows)) if dist.main
+                                       else None)
+    if ref is not None:
+        return ref
+    starts = list(range(0, len(rows), batch_size))
+    mine = starts[dist.rank::dist.world]
+    passes = -(-len(starts) // dist.world)  # every rank runs as many forward passes
     # dropout off for a deterministic reference, but not model.eval(): bitsandbytes repacks
     # 4-bit weights for CPU inference on eval(), which its training path cannot use
     dropouts = [m for m in model.modules() if isinstance(m, torch.nn.Dropout) and m.training]
     for m in dropouts:
         m.eval()
-    parts = []
+    parts = {}
     try:
         with torch.no_grad():
-            for i in tqdm(range(0, len(rows), batch_size), desc="dpo reference", unit="batch",
-                          disable=not show_progress()):
+            for k in tqdm(range(passes), desc="dpo reference", unit="batch",
+                          disable=not show_progress() or not dist.main):
+                i = mine[k] if k < len(mine) else starts[0]
                 chunk = rows[i:i + batch_size]
                 ids, attn, labels = (t.to(device) for t in collate_pairs(chunk, pad_id))
                 lp = sequence_logps(model, ids, attn, labels, loss_chunk_tokens).float().cpu()
-                parts.append(torch.stack([lp[:len(chunk)], lp[len(chunk):]], dim=1))
+                if k < len(mine):
+                    parts[i] = torch.stack([lp[:len(chunk)], lp[len(chunk):]], dim=1)
     finally:
         for m in dropouts:
             m.train()
-    ref = torch.cat(parts)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(ref, tmp)
-    tmp.replace(path)
+    for other in distributed.gather_objects(dist, parts):
+        parts.update(other)
+    ref = torch.cat([parts[i] for i in starts])
+    if dist.main:
+        tmp = path.with_name(path.name + ".tmp")
+        torch.save(ref, tmp)
+        tmp.replace(path)
     return ref
+
+
+def _saved_reference(path: Path, n_pairs: int):
+    """The reference a previous attempt saved at `path`, or None (none, or not `n_pairs`)."""
+    import torch
+
+    if not path.exists():
+        return None
+    ref = torch.load(path, weights_only=True)
+    if ref.shape == (n_pairs, 2):
+        return ref
+    log.warning("%s: shape %s does not match %d pairs; recomputing", path, tuple(ref.shape),
+                n_pairs)
+    return None
 
 
 def step_loss(model, micro_batches, refs, beta: float, n_pairs: int, loss_chunk_tokens: int = 0):

@@ -42,7 +42,7 @@ from emergent.core.io import (append_jsonl, atomic_dir, git_commit, now, read_js
                                write_json_atomic, write_jsonl_atomic)
 from emergent.data.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
 from emergent.models.loading import apply_lora, device, load_model, load_tokenizer
-from emergent.train import batching, checkpoints, distributed, objectives, tracking
+from emergent.train import batching, checkpoints, distributed, memory, objectives, tracking
 from emergent.train.batching import micro_batch_tokens
 from emergent.train.sft import tokenize_dataset  # noqa: F401  (its old home: benchmarks, tests)
 
@@ -86,13 +86,15 @@ class _Session:
 
 
 def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
-          stop_after_steps: int | None = None, on_step=None) -> Path:
+          stop_after_steps: int | None = None, on_step=None, base_model=None) -> Path:
     """Train one adapter (or a full model when lora.full_finetune). Resumes automatically.
 
     `stop_after_steps` simulates a kill (tests); `on_step(step, model)` is called after each
     optimizer step (checkpoint evaluation; rank 0 only when data-parallel). Started by a
     launcher as one of several processes (WORLD_SIZE > 1), it joins them and trains
-    data-parallel; every rank returns the same path."""
+    data-parallel; every rank returns the same path. `base_model`: a model already built in
+    memory, trained instead of loading cfg.model.name (benchmarks/memory_32b.py; same
+    preparation, models.loading.load_model's `prebuilt`)."""
     if cfg.train.distributed == "fsdp":
         distributed.check_fsdp(cfg, on_step)
     dist = distributed.init()
@@ -108,7 +110,7 @@ def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
     data = _load_data(cfg, out, objective, dist.main)  # validates the data before any write
     out.mkdir(parents=True, exist_ok=True)
     manifest = _start_manifest(cfg, out, objective, data, dist) if dist.main else {}
-    s = _setup(cfg, out, objective, data, dist)
+    s = _setup(cfg, out, objective, data, dist, base_model)
     with tracking.open_trackers(cfg.train.report_to, out, to_dict(cfg)) as s.trackers:
         if not _run_steps(s, _resume(s), stop_after_steps, on_step):
             return out / CHECKPOINTS
@@ -183,20 +185,23 @@ def _shard(cfg: TrainRecipeConfig, objective, data: _Data, rank: int, world: int
 
 
 def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
-           dist: distributed.Dist = distributed.SINGLE) -> _Session:
+           dist: distributed.Dist = distributed.SINGLE, base_model=None) -> _Session:
     """Seeded model + LoRA, optimizer, schedule, and the objective's state from the model as it
     is before any checkpoint is loaded (DPO's reference). Data-parallel: rank 0's trainable
-    weights on every rank; rank 0 prepares first (it may write OUT files the others read)."""
+    weights on every rank; rank 0 prepares first (it may write OUT files the others read),
+    or, when sharded (FSDP), every rank at once."""
     import torch
     from transformers import get_scheduler
 
     _return_freed_memory_to_the_os(device())
     torch.manual_seed(cfg.train.seed)
     model = load_model(cfg.model, for_training=True,
-                       sharded=dist.enabled and cfg.train.distributed == "fsdp")
+                       sharded=dist.enabled and cfg.train.distributed == "fsdp",
+                       prebuilt=base_model)
     if len(data.tok) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(data.tok))
-    model = apply_lora(model, cfg.lora)
+    model = apply_lora(model, cfg.lora, adapter_precision=(
+        cfg.model.precision if cfg.train.adapter_dtype == "compute" else None))
     model.train()
     distributed.broadcast_params(dist, [p for p in model.parameters() if p.requires_grad])
     fsdp = dist.enabled and cfg.train.distributed == "fsdp"
@@ -205,10 +210,13 @@ def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
     opt, opt_kind = _make_optimizer(cfg, model.named_parameters())
     sched = get_scheduler(cfg.train.scheduler, opt, num_warmup_steps=cfg.train.warmup_steps,
                           num_training_steps=len(data.plan))
-    for turn in (True, False) if dist.enabled else (True,):
-        if dist.main == turn:
-            objective.prepare(model, data.rows, data.tok.pad_token_id, out, dev)
-        distributed.barrier(dist)
+    if fsdp:  # a sharded model's forward is a collective: every rank prepares at once
+        objective.prepare(model, data.rows, data.tok.pad_token_id, out, dev, dist)
+    else:
+        for turn in (True, False) if dist.enabled else (True,):
+            if dist.main == turn:
+                objective.prepare(model, data.rows, data.tok.pad_token_id, out, dev)
+            distributed.barrier(dist)
     trainable = [p for p in model.parameters() if p.requires_grad]
     shards = [_shard(cfg, objective, data, r, dist.world)
               for r in (range(dist.world) if fsdp else (dist.rank,))]
@@ -277,20 +285,21 @@ def _optimizer_step(s: _Session, step_idx: int, t_last: float) -> dict:
     n_trained = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
     real = sum(int(a.sum()) for _, a, _ in micro)
     padded = sum(a.numel() for _, a, _ in micro)
-    if s.sharded:  # FSDP: every rank runs as many passes; FSDP reduces the gradient
-        first = data.plan[step_idx][0][:1]
-        pad_pass = (s.objective.collate([data.rows[i] for i in first], data.tok.pad_token_id),
-                    first)
-        loss, extra, n_trained, real, padded = distributed.fsdp_step_loss(
-            s.dist, s.objective, s.model, s.grad_weight, micro, step_plan, n_trained, s.dev,
-            real, padded, s.passes[step_idx], pad_pass)
-    elif s.dist.enabled:  # this rank's share; the whole step's gradient, loss and counts
-        loss, extra, n_trained, real, padded = distributed.step_loss(
-            s.dist, s.objective, s.model, micro, step_plan, n_trained, s.dev, s.trainable,
-            real, padded)
-    else:
-        loss, extra = s.objective.step_loss(s.model, micro, step_plan, n_trained, s.dev)
-    gnorm = torch.nn.utils.clip_grad_norm_(s.trainable, t.max_grad_norm)
+    with memory.offloading(t.offload_activations):  # saved activations to CPU memory
+        if s.sharded:  # FSDP: every rank runs as many passes; FSDP reduces the gradient
+            first = data.plan[step_idx][0][:1]
+            pad_pass = (s.objective.collate([data.rows[i] for i in first], data.tok.pad_token_id),
+                        first)
+            loss, extra, n_trained, real, padded = distributed.fsdp_step_loss(
+                s.dist, s.objective, s.model, s.grad_weight, micro, step_plan, n_trained, s.dev,
+                real, padded, s.passes[step_idx], pad_pass)
+        elif s.dist.enabled:  # this rank's share; the whole step's gradient, loss and counts
+            loss, extra, n_trained, real, padded = distributed.step_loss(
+                s.dist, s.objective, s.model, micro, step_plan, n_trained, s.dev, s.trainable,
+                real, padded)
+        else:
+            loss, extra = s.objective.step_loss(s.model, micro, step_plan, n_trained, s.dev)
+    gnorm = memory.clip_grad_norm(s.opt, s.trainable, t.max_grad_norm)
     if distributed.is_sharded(gnorm):
         gnorm = gnorm.full_tensor()
     lr = s.sched.get_last_lr()[0]
@@ -311,6 +320,7 @@ def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
     drop the checkpoints. Returns the adapter (model) directory. Data-parallel: rank 0 saves,
     the others wait for it."""
     cfg, out = s.cfg, s.out
+    memory.masters_into_model(s.opt)  # train.master_weights: the fp32 weights are the result
     weights = checkpoints.trainable_state(s.model) if s.sharded else None  # every rank
     if not s.dist.main:
         distributed.barrier(s.dist)
@@ -334,7 +344,9 @@ def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
 
 def _make_optimizer(cfg, params):
     """AdamW over the trainable parameters (no weight decay on biases and norms); paged 8-bit
-    (bitsandbytes) when `train.optimizer` asks or, with auto, on CUDA. Returns (optimizer, kind)."""
+    (bitsandbytes) when `train.optimizer` asks or, with auto, on CUDA; stepping fp32 master
+    copies of them with `train.master_weights` (emergent.train.memory.MasterWeights). Returns
+    (optimizer, kind)."""
     import torch
 
     named = [(n, p) for n, p in params if p.requires_grad]
@@ -350,8 +362,12 @@ def _make_optimizer(cfg, params):
             import bitsandbytes as bnb
         except ImportError:
             raise UserError("train.optimizer paged_adamw_8bit needs bitsandbytes") from None
-        return bnb.optim.PagedAdamW8bit(groups, lr=cfg.train.lr), kind
-    return torch.optim.AdamW(groups, lr=cfg.train.lr), kind
+        make = lambda g: bnb.optim.PagedAdamW8bit(g, lr=cfg.train.lr)  # noqa: E731
+    else:
+        make = lambda g: torch.optim.AdamW(g, lr=cfg.train.lr)  # noqa: E731
+    if cfg.train.master_weights:
+        return memory.master_weights(groups, make), kind
+    return make(groups), kind
 
 
 CPU_MMAP_THRESHOLD = 1 << 20  # bytes; EMERGENT_MALLOC_MMAP_THRESHOLD overrides, 0 = glibc's

@@ -12,8 +12,9 @@ then asks it:
   (`row_length`, for length grouping) and trained tokens (`trained_tokens`); with a token budget a
   micro-batch plan counts `rows_per_example` padded rows per example (batching.pack_step);
 * `collate(rows, pad_id)`: one micro-batch's tensors `(input_ids, attention_mask, labels)`;
-* `prepare(model, rows, pad_id, out, device)`: state taken from the model before any checkpoint
-  is loaded (DPO: the frozen reference log-probabilities, saved as OUT/dpo_reference.pt);
+* `prepare(model, rows, pad_id, out, device, dist)`: state taken from the model before any
+  checkpoint is loaded (DPO: the frozen reference log-probabilities, saved as
+  OUT/dpo_reference.pt); `dist` given when the model is FSDP-sharded: every rank prepares at once;
 * `step_loss(model, micro, step, n_trained, device) -> (loss, stats)`: forward+backward of one
   optimizer step's collated micro-batches (`step`: their example indices, `n_trained`: their
   trained tokens); `stats` are extra train-log fields (DPO: reward accuracy and margin);
@@ -32,7 +33,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from emergent.core.errors import UserError
-from emergent.train import dpo, sft
+from emergent.train import distributed, dpo, sft
 from emergent.train.batching import collate
 from emergent.train.kernels import attention_kernels
 
@@ -68,8 +69,10 @@ class Objective:
     def collate(self, rows: list, pad_id: int):
         raise NotImplementedError
 
-    def prepare(self, model, rows: list, pad_id: int, out: Path, device: str) -> None:
-        """State from the model before any checkpoint is loaded; none by default."""
+    def prepare(self, model, rows: list, pad_id: int, out: Path, device: str,
+                dist: distributed.Dist = distributed.SINGLE) -> None:
+        """State from the model before any checkpoint is loaded; none by default. `dist`: the
+        ranks of a sharded model, which all call this at once."""
 
     def step_loss(self, model, micro: list, step: list[list[int]], n_trained: int,
                   device: str) -> tuple:
@@ -123,11 +126,11 @@ class DPO(Objective):
     def collate(self, rows, pad_id):
         return dpo.collate_pairs(rows, pad_id)
 
-    def prepare(self, model, rows, pad_id, out, device):
+    def prepare(self, model, rows, pad_id, out, device, dist=distributed.SINGLE):
         with attention_kernels(device):
             self.reference = dpo.reference_logps(model, rows, pad_id, out, device,
                                                  self.cfg.train.batch_size,
-                                                 self.cfg.train.loss_chunk_tokens)
+                                                 self.cfg.train.loss_chunk_tokens, dist)
 
     def step_loss(self, model, micro, step, n_trained, device):
         t = self.cfg.train
