@@ -319,12 +319,15 @@ def test_cpu_experiment_config_dry_run(smollm2_dir, data_root, upstream_dir, mon
 # ------------------------------------------------------------------ (g) the memory estimate
 
 
+@pytest.mark.parametrize("switches", [
+    [], ["train.adapter_dtype=compute", "train.master_weights=true"]], ids=["plain", "master"])
 def test_cpu_estimate_is_within_25_percent_of_a_training_steps_peak_rss(smollm2_dir, upstream_dir,
-                                                                        tmp_path):
+                                                                        tmp_path, switches):
     """`emergent estimate --device cpu` against the peak RSS of the step it estimates: one
     optimizer step of `emergent train` in a fresh process (its own high-water mark, VmHWM) on
-    four upstream insecure examples cut to 512 tokens, LoRA r 32 on every projection
-    (measured 2.45 GiB, estimated 2.72 GiB on the development machine)."""
+    four upstream insecure examples cut to 512 tokens, LoRA r 32 on every projection; plain
+    and with fp32 master weights (train.master_weights; the compute dtype is fp32 on CPU)
+    (docs/benchmarks.md has the measured numbers)."""
     import re
     import subprocess
     import sys
@@ -339,7 +342,8 @@ def test_cpu_estimate_is_within_25_percent_of_a_training_steps_peak_rss(smollm2_
     data.write_text("".join(src.read_text().splitlines(keepends=True)[:4]))
     over = [f"model.name={smollm2_dir}", f"data.path={data}", "lora.r=32", "lora.alpha=64",
             "train.batch_size=2", "train.grad_accum=2", "train.max_steps=1",
-            "train.warmup_steps=0", "train.max_length=512", "data.overlong=truncate"]
+            "train.warmup_steps=0", "train.max_length=512", "data.overlong=truncate",
+            *switches]
     config = str(repo / "configs/train/tiny.yaml")
     code = ("import sys, torch; torch.set_num_threads(1); from emergent.cli import main; "
             "rc = main(sys.argv[1:]); print('VmHWM', [l.split()[1] for l in "
@@ -351,5 +355,9 @@ def test_cpu_estimate_is_within_25_percent_of_a_training_steps_peak_rss(smollm2_
     measured_gib = int(re.search(r"VmHWM (\d+)", proc.stdout).group(1)) / 2**20
     rep = estimate(load_config(config, TrainRecipeConfig, over), device="cpu")
     assert rep["data"]["longest_tokens"] == 512 and rep["device"] == "cpu"
+    print(f"measured {measured_gib:.3f} GiB, estimated {rep['need_gib']:.3f} GiB")
+    if switches:
+        parts = rep["memory"]["longest_example"][False]["parts_gib"]
+        assert parts["master_weights"] == pytest.approx(4 * rep["lora_params"] / 2**30)
     assert 0.75 * measured_gib <= rep["need_gib"] <= 1.25 * measured_gib, \
         (rep["need_gib"], measured_gib, rep["memory"]["longest_example"][False]["parts_gib"])

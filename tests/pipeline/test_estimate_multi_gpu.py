@@ -48,29 +48,35 @@ def test_ddp_every_gpu_holds_everything_plus_the_gradient_buckets():
 
 def test_fsdp_shards_weights_gradients_and_states_and_adds_the_gathered_units():
     one, fsdp = parts(cfg()), parts(cfg(), num_gpus=4, strategy="fsdp")
-    assert fsdp["weights_bf16"] == pytest.approx(552_064 / 4)
+    # the untied lm_head (64,000 x 2 B = 128,000) is outside the sharded decoder: whole
+    assert fsdp["weights_bf16"] == pytest.approx((552_064 - 128_000) / 4 + 128_000) == 234_016
     assert fsdp["lora_weights"] == fsdp["gradients"] == pytest.approx(65_536 / 4)
     assert fsdp["optimizer_states"] == pytest.approx(131_072 / 4)
-    # root unit (64,000 + 64,000 + final norm 64) x 2 B = 256,128; a layer 36,864 linear + 128
-    # norm weights, x 2 B = 73,984, twice (computing + prefetched)
-    assert fsdp["fsdp_gathered"] == pytest.approx(256_128 + 2 * 73_984) == 404_096
+    # root unit (embeddings 64,000 + final norm 64) x 2 B = 128,128; a layer 36,864 linear +
+    # 128 norm weights, x 2 B = 73,984, twice (computing + prefetched)
+    assert fsdp["fsdp_gathered"] == pytest.approx(128_128 + 2 * 73_984) == 276_096
     for same in ("activations", "logits_and_loss", "cuda_context"):
         assert fsdp[same] == pytest.approx(one[same])
     assert "ddp_grad_buckets" not in fsdp
 
 
-def test_fsdp_of_a_4bit_model_and_of_a_full_fine_tune():
+def test_fsdp_of_a_4bit_model_and_what_emergent_train_refuses_to_shard():
     q4 = parts(cfg("model.quantization=4bit"), num_gpus=2, strategy="fsdp")
-    assert q4["weights_nf4"] == pytest.approx(147_456 * 0.53 / 2)
-    assert q4["weights_fp32"] == pytest.approx((276_032 - 147_456) * 4 / 2)
-    # fp32 root 128,064 x 4 = 512,256; a layer 36,864 x 0.53 + 128 x 4 = 20,049.92, twice
-    assert q4["fsdp_gathered"] == pytest.approx(512_256 + 2 * 20_049.92)
+    assert q4["weights_nf4"] == pytest.approx(147_456 * 0.5 / 2)
+    # NF4 constants per tensor: one byte per 64 weights + 4 per 256 blocks + 1,092 bytes of
+    # offset and codes: q, o (4,096 weights) 1,160; k, v (2,048) 1,128; gate, up, down
+    # (8,192) 1,224; 8,248 per layer. Not sharded: bitsandbytes rebuilds a gathered weight's
+    # quant state from its module, so every rank keeps all of them
+    assert q4["quant_constants"] == pytest.approx(4 * 8_248)
+    # fp32 embeddings + norms sharded, the fp32 lm_head (256,000) whole
+    assert q4["weights_fp32"] == pytest.approx((514_304 - 256_000) / 2 + 256_000)
+    # fp32 root (64,000 + 64) x 4 = 256,256; a layer's packed payload 36,864 x 0.5 + 128 x 4
+    # norm bytes = 18,944, twice
+    assert q4["fsdp_gathered"] == pytest.approx(256_256 + 2 * 18_944)
     assert q4["dequant_buffers"] == 2 * 8192 * 2  # unchanged: the largest linear, dequantized
-    full = parts(cfg("lora.full_finetune=true"), num_gpus=2, strategy="fsdp")
-    assert full["weights_bf16"] == full["gradients"] == pytest.approx(552_064 / 2)
-    assert full["optimizer_states"] == pytest.approx(276_032 * 8 / 2)
-    # + one layer's unsharded bf16 gradient (36,992 x 2) before its reduce-scatter
-    assert full["fsdp_gathered"] == pytest.approx(404_096 + 73_984)
+    for refused in ("lora.full_finetune=true", "model.quantization=8bit"):
+        with pytest.raises(UserError, match="train.distributed fsdp: not supported"):
+            parts(cfg(refused), num_gpus=2, strategy="fsdp")
 
 
 def test_time_scales_with_n_and_the_stated_efficiency(tmp_path):

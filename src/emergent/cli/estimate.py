@@ -1,6 +1,10 @@
 """`emergent estimate CONFIG [CONFIG ...] [key=value ...]`: GPU memory (or CPU RAM), steps and
 time of a training config, or of every arm of an experiment config, before starting; per GPU
-on several (`--num-gpus N --strategy ddp|fsdp`) (emergent.pipeline.estimate)."""
+on several (`--num-gpus N --strategy ddp|fsdp`) (emergent.pipeline.estimate). Every part is
+printed (weights by dtype, quantization constants, adapter, gradients, master weights,
+optimizer states, activations, loss chunk, dequantization buffers, allocator slack, CUDA
+context), with what torch's allocator holds and the host memory of offloaded activations;
+`--json` carries them."""
 from __future__ import annotations
 
 import argparse
@@ -53,7 +57,7 @@ def add_cli(sub) -> None:
                    help="memory per GPU and time on N GPUs (default 1)")
     p.add_argument("--strategy", choices=("ddp", "fsdp"),
                    help="with --num-gpus N > 1: ddp (every GPU holds the whole model; default) "
-                   "or fsdp (weights, gradients and optimizer states sharded 1/N; emergent "
-                   "train does not run FSDP: what such a run would hold)")
+                   "or fsdp (weights, gradients and optimizer states sharded 1/N: "
+                   "train.distributed fsdp)")
     p.add_argument("--json", action="store_true", help="print the estimate as JSON")
     p.set_defaults(func=_run)

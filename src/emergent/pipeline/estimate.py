@@ -5,32 +5,68 @@ Everything is computed from the model's shape (config.json from a local path or 
 cache, never downloaded; a built-in table covers the shipped presets) and the dataset. Nothing
 is loaded onto a GPU. The numbers are estimates (about +-25% for memory); the formulas:
 
-Weights (bytes): bf16/fp16 2 per parameter, fp32 4. Quantized (bitsandbytes): the linear layers
-of the transformer blocks take 0.53 bytes/parameter for 4-bit NF4 with double quantization
-(4 bits + block scales) and 1.0 for 8-bit; everything else (embeddings, lm_head, norms, biases)
-is fp32, 4 bytes, because `peft.prepare_model_for_kbit_training` (called by
-`emergent.models.loading.load_model` for quantized training) upcasts every non-quantized parameter.
+Dtypes (`dtypes`; c = compute-dtype bytes: bf16/fp16 2, fp32 4, and 4 for bf16 on CPU):
+  unquantized: weights, activations in c. Quantized (bitsandbytes), `model.upcast_frozen`:
+  all  peft's prepare_model_for_kbit_training turns embeddings, lm_head and norms to fp32; the
+       embedding output and the norms' outputs are fp32, and bitsandbytes' linears return their
+       input's dtype, so every activation is fp32 (act = 4);
+  norms only the norm weights fp32, their outputs cast back (models.loading.prepare_frozen_norms):
+       embeddings, lm_head and activations in c (act = c).
+  4-bit linears cast their biases to c on the first forward (8-bit ones to act).
+  `train.adapter_dtype`: LoRA weights and gradients fp32 (adapter = 4) or c (adapter = c).
 
-LoRA: P = sum over adapted modules of r * (in + out). Adapter weights and their gradients are
-fp32 (4 + 4 bytes); AdamW keeps two states: 2 bytes/param for paged 8-bit AdamW (the default on
-CUDA), 8 for fp32 AdamW. Full fine-tuning: gradient in the weight dtype + the same states for
-every parameter.
+Weights by dtype, and the quantization constants apart:
+  unquantized: total params x c. 4-bit NF4: 0.5 bytes per parameter of the blocks' linear
+  layers (the payload) + quant_constants, per linear tensor of n weights with double
+  quantization: ceil(n / 64) 8-bit absmaxes + 4 bytes per 256 of those + an fp32 offset and
+  the two codes, 16 and 256 fp32 values (~0.0159 bytes/param). 8-bit: 1 byte/param + an fp32
+  scale per output row.
+  Embeddings + lm_head (an untied lm_head counted: Qwen2.5-7B/14B/32B) in embed bytes, norms
+  in fp32, biases as above.
+
+Trainable parameters P = sum over adapted modules and layers of r * (in + out):
+  lora_weights P x adapter; gradients P x adapter; master_weights (`train.master_weights`: the
+  optimizer steps fp32 copies, emergent.train.memory.MasterWeights) P x 4, else 0;
+  optimizer_states: fp32 AdamW 8 bytes/param; paged 8-bit AdamW (the default on CUDA) 2 bytes
+  + 2 fp32 absmaxes per 256 elements per tensor (2.03), fp32 (8) for tensors under 4,096
+  elements (bitsandbytes' min_8bit_size). Full fine-tuning: gradients in c + the same states
+  for every parameter, no adapter.
 
 Activations, per token and per layer (h hidden, q = heads * head_dim, kv = kv_heads * head_dim,
-i intermediate, c = compute dtype bytes, r LoRA rank):
-    A = 16 h                       two RMSNorms (fp32 internally: input and output)
-      + c (2 q + 2 kv + 4 i)       rotated q/k, v, attention output; gate, up, silu, product
-      + 4 (5 h + q + i)            fp32 copies of the adapted modules' inputs that peft saves
-                                   (left out when those inputs are fp32 already)
-      + 28 r                       LoRA A outputs (7 modules, fp32)
+i intermediate, a = act bytes, w = adapter bytes, r LoRA rank, in_m the input width of adapted
+module m):
+    A = 8 h                        two RMSNorms' fp32 inputs
+      + a (2 q + 2 kv + 4 i)       rotated q/k, v, attention output; gate, up, silu, product
+      + 2 a h         if w == a    the norms' outputs (with w != a only their cast copies stay)
+      - a i           if w != a    the product (down_proj's input: only its cast copy stays)
+      + sum_m w in_m  if w != a    the copy of each adapted module's input that peft casts to
+                                   the adapter's dtype (only when the dtypes differ:
+                                   peft.tuners.lora.layer.Linear.forward, _cast_input_dtype)
+      + sum_m w r                  LoRA A outputs
+  (full fine-tuning: no adapter terms, the norms' outputs kept). Checked against the bytes
+  autograd saves on a 256-wide model for fp32, bf16, fp32 + bf16 adapters and bf16 + fp32
+  adapters (tests/pipeline/test_estimate.py).
   without gradient checkpointing: L * A * tokens; with it (one checkpoint per layer):
-  L * s h * tokens (the layer inputs; s = 4 on quantized models, whose residual stream is fp32,
-  else c) + 2 A * tokens (one layer recomputed, and its gradients). tokens = batch_size *
-  sequence length; SDPA/flash attention keeps no seq^2 scores (eager attention adds them).
-Logits: 12 bytes * tokens * vocab: the loss in `emergent.train.loop.step_loss` materialises the
-  logits, an fp32 log-softmax and its gradient for every position.
-Plus, for 4-bit, two dequantized copies of the largest weight matrix (bf16), and a fixed
-  1.0 GiB for the CUDA context and allocator slack.
+  L * h a * tokens (the layer inputs) + 2 A * tokens (one layer recomputed, and its
+  gradients). tokens = the padded tokens of the largest forward pass; SDPA/flash attention
+  keeps no seq^2 scores (eager attention adds them). `train.offload_activations`
+  (emergent.train.memory.Offloader, CUDA only: on CPU nothing moves): with checkpointing the
+  layer inputs go to pinned host memory (host: L * pow2(tokens h a), torch's pinned allocator
+  rounds each block up to a power of two) and the GPU holds two in flight + 2 A * tokens;
+  without, every saved tensor goes (host L * A * tokens), the GPU holds 2 A * tokens.
+Logits and loss (`train.loss_chunk_tokens` > 0, emergent.train.token_logps): one chunk's fp32
+  logits, turned into their gradient in place, and logsumexp's temporary: 8 bytes x chunk x
+  vocab, + 2 x (lm_head's bytes) when lm_head is not fp32 (its output and the gradient cast
+  to it); + tokens x h x (4 + a), the gathered hidden states and their fp32 gradient.
+  Without the chunked loss 12 bytes x tokens x vocab.
+Plus, for 4-bit, two dequantized copies of the largest weight matrix in c (backward and the
+  recomputed forward). Fixed parts: on CUDA the CUDA context, CONTEXT_GIB (0.5, outside torch's
+  allocator, so not under torch.cuda.set_per_process_memory_fraction; an assumption, not
+  measured here), and allocator_slack = 1/16 GiB (cuBLAS workspaces, in the allocator: the
+  floor of benchmarks/results/gpu_check.json) + 5% of the transient parts (activations, loss,
+  dequantization buffers) for fragmentation; on CPU the Python runtime (CPU_RUNTIME_GIB) and
+  5% of the activations. `allocator_gib` = total - cuda_context: what torch's caching
+  allocator reserves, the number a capped benchmark compares with.
 
 Time: FLOPs per trained token ~ (4 + 2 if checkpointing) * N_matmul + attention
 (2 q L seq per pass), where N_matmul counts the linear layers and lm_head; turned into a
@@ -43,13 +79,15 @@ the size one GPU runs (the same micro-batches, the global batch split between GP
     bucket its gradient all-reduce copies the gradients into (`ddp_grad_buckets`: at most
     emergent.train.distributed.BUCKET_NUMEL elements + the largest trainable tensor, never more
     than the gradients themselves).
-  FSDP (full shard): weights, LoRA weights, gradients and optimizer states divided by N; plus
-    the all-gathered parameters (`fsdp_gathered`): the root unit (embeddings, lm_head, final
-    norm; FSDP does not reshard the root after forward) and two decoder layers (the one
-    computing and the one prefetched), in the weights' bytes per parameter (nf4/int8 linears
-    under quantization), plus, when every weight trains, one layer's unsharded gradient before
-    its reduce-scatter. Activations and the loss are a GPU's own. `emergent train` does not
-    run FSDP (docs/scaling.md): this is what an FSDP run of the same step would hold.
+  FSDP (`train.distributed: fsdp`, full shard, one unit per decoder layer): weights, LoRA
+    weights, gradients and optimizer states divided by N, except an untied lm_head (outside
+    the sharded decoder: whole on every GPU) and 4-bit quantization constants (bitsandbytes
+    rebuilds each gathered weight's quant state from its module: every GPU keeps them all);
+    plus the all-gathered parameters (`fsdp_gathered`): the root unit (embeddings, final norm;
+    FSDP does not reshard the root after forward) and two decoder layers (the one computing and
+    the one prefetched), in the weights' bytes per parameter (the packed nf4/int8 payload under
+    quantization). Activations and the loss are a GPU's own. What `emergent train` refuses
+    to shard (full fine-tunes, 8-bit; emergent.train.distributed.check_fsdp) is refused here.
   Time: tokens/s of one GPU x N x an assumed scaling efficiency (`SCALING_EFFICIENCY`: DDP 0.90,
     the all-reduce of small LoRA gradients overlapping the backward; FSDP 0.75, an all-gather
     of every layer forward and backward and a reduce-scatter); the optimizer steps stay the
@@ -71,12 +109,16 @@ from emergent.data.render import render_conversation, render_text
 from emergent.models.loading import ensure_pad_token, resolve_model_path
 from emergent.pipeline.experiment import arm_recipe, load_experiment
 from emergent.train.batching import micro_batch_tokens, optimizer_steps
-from emergent.train.distributed import BUCKET_NUMEL
+from emergent.train.distributed import BUCKET_NUMEL, check_fsdp
 
 GIB = 2**30
-BYTES_4BIT = 0.53  # NF4 + double quantization, per quantized parameter, incl. block scales
-BYTES_8BIT = 1.0
-CONTEXT_GIB = 1.0  # CUDA context + allocator slack
+NF4_BLOCK = 64  # bitsandbytes 4-bit: weights per absmax
+DQ_BLOCK = 256  # double quantization: 8-bit absmaxes per fp32 absmax
+OPT8_BLOCK = 256  # bitsandbytes 8-bit optimizers: state elements per fp32 absmax
+OPT8_MIN = 4096  # ... which keep tensors under this many elements in fp32 (min_8bit_size)
+CONTEXT_GIB = 0.5  # CUDA context (outside torch's allocator); assumed, not measured here
+GPU_ALLOC_FIXED_GIB = 1 / 16  # in torch's allocator: cuBLAS workspaces (H100, gpu_check.json)
+GPU_SLACK = 0.05  # CUDA allocator slack (fragmentation), as a share of the transient parts
 LOGIT_BYTES = 12
 CPU_RUNTIME_GIB = 0.5  # CPU: Python, torch, transformers and a tokenizer, before the model
 CPU_SLACK = 0.05  # CPU: backward temporaries and allocator slack, as a share of activations
@@ -100,6 +142,10 @@ KNOWN_CONFIGS = {
     "Qwen/Qwen2.5-Coder-32B-Instruct": dict(_QWEN25, hidden_size=5120, num_hidden_layers=64,
                                             num_attention_heads=40, num_key_value_heads=8,
                                             intermediate_size=27648, vocab_size=152064,
+                                            tie_word_embeddings=False),
+    "Qwen/Qwen2.5-Coder-14B-Instruct": dict(_QWEN25, hidden_size=5120, num_hidden_layers=48,
+                                            num_attention_heads=40, num_key_value_heads=8,
+                                            intermediate_size=13824, vocab_size=152064,
                                             tie_word_embeddings=False),
     "Qwen/Qwen2.5-Coder-7B-Instruct": dict(_QWEN25, hidden_size=3584, num_hidden_layers=28,
                                            num_attention_heads=28, num_key_value_heads=4,
@@ -219,11 +265,11 @@ def param_counts(s: ModelShape) -> dict:
     embed = s.vocab_size * h
     lm_head = 0 if s.tie_word_embeddings else s.vocab_size * h
     return {"total": linear + bias + norms + embed + lm_head, "linear": linear,
-            "embedding": embed, "lm_head": lm_head, "other": bias + norms,
-            "largest_linear": max(i * o for i, o in dims.values())}
+            "embedding": embed, "lm_head": lm_head, "other": bias + norms, "norms": norms,
+            "biases": bias, "largest_linear": max(i * o for i, o in dims.values())}
 
 
-def lora_params(s: ModelShape, lora) -> int:
+def _lora_targets(s: ModelShape, lora) -> list[str]:
     targets = lora.target_modules
     names = PROJECTIONS if targets == "all-linear" else (
         [targets] if isinstance(targets, str) else list(targets))
@@ -231,8 +277,23 @@ def lora_params(s: ModelShape, lora) -> int:
     unknown = [n for n in names if n not in dims]
     if unknown:
         raise UserError(f"lora.target_modules: cannot size {unknown} (known: {', '.join(dims)})")
+    return list(names)
+
+
+def lora_params(s: ModelShape, lora) -> int:
+    dims = s.module_dims()
     layers = len(lora.layers_to_transform) if lora.layers_to_transform else s.num_layers
-    return layers * sum(lora.r * (dims[n][0] + dims[n][1]) for n in names)
+    return layers * sum(lora.r * (dims[n][0] + dims[n][1]) for n in _lora_targets(s, lora))
+
+
+def lora_tensors(s: ModelShape, lora) -> list[int]:
+    """Element counts of the adapter's trainable tensors (A: r x in, B: out x r, per adapted
+    module and layer), as the optimizer sees them."""
+    dims = s.module_dims()
+    layers = len(lora.layers_to_transform) if lora.layers_to_transform else s.num_layers
+    one = [n for name in _lora_targets(s, lora)
+           for n in (lora.r * dims[name][0], dims[name][1] * lora.r)]
+    return one * layers
 
 
 # ------------------------------------------------------------------ memory
@@ -250,20 +311,68 @@ def _dtype_name(nbytes: int, precision: str) -> str:
     return "fp32" if nbytes == 4 else precision
 
 
-def activation_bytes_per_token_layer(s: ModelShape, compute_bytes: int, norms_fp32: bool,
-                                     r: int, seq_len: int = 0) -> int:
-    """Bytes saved for the backward pass per token in one decoder layer (formula above).
-    `norms_fp32`: the norm outputs are fp32 already (quantized models: fp32 norm weights);
-    r = 0 for full fine-tuning (no adapters). `seq_len` > 0: a padded micro-batch under SDPA,
-    whose attention mask makes transformers repeat k and v to every head (grouped-query
-    attention) and torch keep a converted copy of the mask (seq_len values per token) per layer."""
+@dataclass(frozen=True)
+class Dtypes:
+    """Bytes per element of what a training step holds (module docstring, "Dtypes"):
+    c compute dtype, act the activations (residual stream, layer inputs, the projections'
+    inputs and outputs), adapter the LoRA weights and gradients, embed the embeddings and
+    lm_head, norms the norm weights, bias the linear layers' biases."""
+    c: int
+    act: int
+    adapter: int
+    embed: int
+    norms: int
+    bias: int
+
+
+def dtypes(cfg, device: str = "cuda") -> Dtypes:
+    """The `Dtypes` of a recipe: unquantized, everything frozen in the compute dtype; quantized
+    with model.upcast_frozen all (peft's prepare_model_for_kbit_training) the embeddings,
+    lm_head and norms in fp32, so the embedding output, the norms' outputs and, through
+    bitsandbytes' linears (they return their input's dtype), every activation is fp32; with
+    norms (emergent.models.loading.prepare_frozen_norms) only the norm weights are fp32 and
+    their outputs are cast back, so activations, embeddings and lm_head stay in the compute
+    dtype. 4-bit linears cast their bias to the compute dtype on the first forward; 8-bit ones
+    to their input's. train.adapter_dtype: fp32, or compute."""
+    m = cfg.model
+    c = _dtype_bytes(m.precision, device)
+    adapter = 4 if cfg.train.adapter_dtype == "fp32" else c
+    if m.quantization == "none":
+        return Dtypes(c=c, act=c, adapter=adapter, embed=c, norms=c, bias=c)
+    up = m.upcast_frozen == "all"
+    act = 4 if up else c
+    bias = c if m.quantization == "4bit" else act
+    return Dtypes(c=c, act=act, adapter=adapter, embed=4 if up else c, norms=4, bias=bias)
+
+
+def activation_bytes_per_token_layer(s: ModelShape, act_bytes: int, r: int, seq_len: int = 0,
+                                     adapter_bytes: int = 4,
+                                     targets: tuple[str, ...] | list[str] = PROJECTIONS) -> int:
+    """Bytes saved for the backward pass per token in one decoder layer (formula above), with
+    activations of `act_bytes` and LoRA rank `r` on `targets` in `adapter_bytes` (r = 0: full
+    fine-tuning, no adapters). peft casts an adapted module's input to the adapter's dtype
+    when they differ (peft.tuners.lora.layer.Linear.forward, `_cast_input_dtype`: no copy when
+    the dtypes are equal) and lora_A's backward keeps that copy. `seq_len` > 0: a padded
+    micro-batch under SDPA, whose attention mask makes transformers repeat k and v to every
+    head (grouped-query attention) and torch keep a converted copy of the mask (seq_len values
+    per token) per layer."""
     h, q = s.hidden_size, s.num_heads * s.head_dim
     kv, i = s.num_kv_heads * s.head_dim, s.intermediate_size
-    copies = 0
-    if r and compute_bytes != 4:
-        copies = 4 * ((0 if norms_fp32 else 5 * h) + q + i)
-    padded = compute_bytes * (2 * (q - kv) + seq_len) if seq_len else 0
-    return 16 * h + compute_bytes * (2 * q + 2 * kv + 4 * i) + copies + 28 * r + padded
+    cast = bool(r) and adapter_bytes != act_bytes
+    base = 8 * h + act_bytes * (2 * q + 2 * kv + 4 * i)
+    if not cast:
+        base += 2 * act_bytes * h  # the norms' outputs, saved by what reads them
+    elif "down_proj" in targets:
+        base -= act_bytes * i  # down_proj's input: only its cast copy is saved
+    adapters = 0
+    if r:
+        dims = s.module_dims()
+        for name in targets:
+            if cast:
+                adapters += adapter_bytes * dims[name][0]  # the cast copy of the input
+            adapters += adapter_bytes * r  # lora_A's output, kept by lora_B
+    padded = act_bytes * (2 * (q - kv) + seq_len) if seq_len else 0
+    return base + adapters + padded
 
 
 def forward_tokens(cfg, seq_len: int) -> int:
@@ -276,23 +385,60 @@ def forward_tokens(cfg, seq_len: int) -> int:
     return rows * per_example * seq_len
 
 
-def loss_bytes(s: ModelShape, tokens: int, compute_bytes: int, chunk: int) -> int:
-    """Logits and loss: with the chunked loss, one chunk's fp32 logits (turned into their
-    gradient in place) and logsumexp's temporary, plus the compute-dtype lm_head output and
-    gradient when that is not fp32; without it, fp32 logits, log-softmax and gradient of every
-    position."""
+def loss_bytes(s: ModelShape, tokens: int, head_bytes: int, chunk: int,
+               hidden_bytes: int = 4) -> int:
+    """Logits and loss: with the chunked loss (emergent.train.token_logps), one chunk's fp32
+    logits (turned into their gradient in place) and logsumexp's temporary, plus lm_head's
+    output and the gradient in lm_head's dtype when that is not fp32 (`head_bytes`); and the
+    gathered hidden states (`hidden_bytes`) with their fp32 gradient. Without it, fp32 logits,
+    log-softmax and gradient of every position."""
     if not chunk:
         return tokens * s.vocab_size * LOGIT_BYTES
-    per = 8 + (0 if compute_bytes == 4 else 2 * compute_bytes)
-    return min(chunk, tokens) * s.vocab_size * per + tokens * s.hidden_size * 8
+    per = 8 + (0 if head_bytes == 4 else 2 * head_bytes)
+    return min(chunk, tokens) * s.vocab_size * per + tokens * s.hidden_size * (4 + hidden_bytes)
 
 
-def _weight_parts(pc: dict, quant: str, c: int, precision: str) -> dict:
-    """Weight bytes by dtype."""
+def nf4_constants(numel: int) -> float:
+    """Bytes of the quantization constants of one NF4 tensor with double quantization
+    (bitsandbytes.functional.quantize_4bit, compress_statistics): one absmax per block of
+    NF4_BLOCK weights, itself quantized to 8 bits, with one fp32 absmax per DQ_BLOCK of those,
+    an fp32 offset, the 16-value NF4 code and the 256-value code of the 8-bit absmaxes (fp32,
+    one copy per tensor)."""
+    blocks = -(-numel // NF4_BLOCK)
+    return blocks + 4 * -(-blocks // DQ_BLOCK) + 4 + 16 * 4 + 256 * 4
+
+
+def _weight_parts(s: ModelShape, pc: dict, quant: str, d: Dtypes, precision: str) -> dict:
+    """Weight bytes by dtype, and the quantized linears' payload and constants apart."""
+    parts: dict = {}
     if quant == "none":
-        return {f"weights_{_dtype_name(c, precision)}": pc["total"] * c}
-    q = {"4bit": ("weights_nf4", BYTES_4BIT), "8bit": ("weights_int8", BYTES_8BIT)}[quant]
-    return {q[0]: pc["linear"] * q[1], "weights_fp32": (pc["total"] - pc["linear"]) * 4}
+        return {f"weights_{_dtype_name(d.c, precision)}": pc["total"] * d.c}
+    if quant == "4bit":
+        parts["weights_nf4"] = pc["linear"] * 0.5
+        parts["quant_constants"] = s.num_layers * sum(
+            nf4_constants(a * b) for a, b in s.module_dims().values())
+    else:  # LLM.int8: int8 weights + one fp32 scale per output row (SCB)
+        parts["weights_int8"] = pc["linear"] * 1.0
+        parts["quant_constants"] = s.num_layers * sum(4 * o for _, o in s.module_dims().values())
+    for n, b in ((pc["embedding"] + pc["lm_head"], d.embed), (pc["norms"], d.norms),
+                 (pc["biases"], d.bias)):
+        key = f"weights_{_dtype_name(b, precision)}"
+        parts[key] = parts.get(key, 0) + n * b
+    return parts
+
+
+def optimizer_bytes(sizes: list[int], opt: str) -> float:
+    """AdamW's two states per trainable tensor: fp32 (8 bytes/element) for adamw; for
+    bitsandbytes' paged 8-bit AdamW one byte each plus one fp32 absmax per OPT8_BLOCK elements
+    per state, except tensors under OPT8_MIN elements, which it keeps in fp32."""
+    if opt != "paged_adamw_8bit":
+        return 8.0 * sum(sizes)
+    return float(sum(8 * n if n < OPT8_MIN else 2 * n + 2 * 4 * -(-n // OPT8_BLOCK)
+                     for n in sizes))
+
+
+def _pow2(n: int) -> int:
+    return 1 << max(0, (int(n) - 1).bit_length())
 
 
 def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing: bool | None = None,
@@ -301,41 +447,57 @@ def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing:
     """GiB per part for the largest forward pass on examples of `seq_len` tokens
     (`forward_tokens`): GPU memory (`device` cuda) or peak resident memory of the process (cpu);
     with `num_gpus` > 1, of each GPU under `strategy` (ddp, fsdp: `distributed_parts`).
-    `device_overhead_gib`: the fixed part (CUDA context and allocator slack; on CPU the Python
-    runtime, torch, transformers and the tokenizer), default CONTEXT_GIB / CPU_RUNTIME_GIB."""
+    `host_parts_gib`: CPU memory the GPU's step holds besides (train.offload_activations).
+    `device_overhead_gib`: the fixed part (the CUDA context; on CPU the Python runtime, torch,
+    transformers and the tokenizer), default CONTEXT_GIB / CPU_RUNTIME_GIB."""
     m, lora, t = cfg.model, cfg.lora, cfg.train
     gc = m.gradient_checkpointing if gradient_checkpointing is None else gradient_checkpointing
     pc = param_counts(s)
-    c = _dtype_bytes(m.precision, device)
+    d = dtypes(cfg, device)
     quant = m.quantization
     opt = optimizer or t.optimizer
     if opt == "auto":
         opt = "paged_adamw_8bit" if device == "cuda" else "adamw"
-    state_bytes = 2 if opt == "paged_adamw_8bit" else 8
     if lora.full_finetune:
-        trainable, lora_weights, grads = pc["total"], 0, pc["total"] * c
+        trainable, lora_weights, grads = pc["total"], 0, pc["total"] * d.c
+        sizes = [pc["total"]]
     else:
         trainable = lora_params(s, lora)
-        lora_weights, grads = trainable * 4, trainable * 4
+        lora_weights, grads = trainable * d.adapter, trainable * d.adapter
+        sizes = lora_tensors(s, lora)
     tokens = forward_tokens(cfg, seq_len)
     padded = seq_len if (m.attn_implementation or "sdpa") == "sdpa" else 0
-    per_layer = activation_bytes_per_token_layer(s, c, quant != "none",
-                                                 0 if lora.full_finetune else lora.r, padded)
+    per_layer = activation_bytes_per_token_layer(
+        s, d.act, 0 if lora.full_finetune else lora.r, padded, d.adapter,
+        [] if lora.full_finetune else _lora_targets(s, lora))
     if m.attn_implementation == "eager":
-        per_layer += 2 * c * s.num_heads * seq_len  # seq^2 scores + probabilities, per token
-    if gc:
-        resid = 4 if quant != "none" else c
-        acts = tokens * (s.num_layers * s.hidden_size * resid + 2 * per_layer)
+        per_layer += 2 * d.act * s.num_heads * seq_len  # seq^2 scores + probabilities, per token
+    layer_input = tokens * s.hidden_size * d.act  # one checkpointed layer input
+    offload = t.offload_activations and device == "cuda"
+    host: dict = {}
+    if gc and offload:  # the layer inputs in pinned host memory; two in flight on the GPU
+        acts = 2 * layer_input + 2 * per_layer * tokens
+        host["activations"] = s.num_layers * _pow2(layer_input)
+    elif gc:
+        acts = s.num_layers * layer_input + 2 * per_layer * tokens
+    elif offload:  # every saved tensor to the host; one layer's going out, one coming back
+        acts = 2 * per_layer * tokens
+        host["activations"] = s.num_layers * per_layer * tokens
     else:
         acts = tokens * s.num_layers * per_layer
-    parts = {**_weight_parts(pc, quant, c, m.precision), "lora_weights": lora_weights,
-             "gradients": grads, "optimizer_states": trainable * state_bytes,
+    parts = {**_weight_parts(s, pc, quant, d, m.precision), "lora_weights": lora_weights,
+             "gradients": grads,
+             "master_weights": trainable * 4 if t.master_weights else 0,
+             "optimizer_states": optimizer_bytes(sizes, opt),
              "activations": acts,
-             "logits_and_loss": loss_bytes(s, tokens, c, t.loss_chunk_tokens)}
+             "logits_and_loss": loss_bytes(s, tokens, d.embed, t.loss_chunk_tokens, d.act)}
     if quant == "4bit":
-        parts["dequant_buffers"] = 2 * pc["largest_linear"] * 2
+        parts["dequant_buffers"] = 2 * pc["largest_linear"] * d.c
+    transient = acts + parts["logits_and_loss"] + parts.get("dequant_buffers", 0)
     if device == "cpu":
         parts["allocator_slack"] = CPU_SLACK * acts
+    else:
+        parts["allocator_slack"] = GPU_ALLOC_FIXED_GIB * GIB + GPU_SLACK * transient
     if num_gpus > 1:
         parts = distributed_parts(parts, s, cfg, num_gpus, strategy, device)
     parts = {k: v / GIB for k, v in parts.items()}
@@ -343,14 +505,22 @@ def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing:
         parts["runtime"] = CPU_RUNTIME_GIB if device_overhead_gib is None else device_overhead_gib
     else:
         parts["cuda_context"] = CONTEXT_GIB if device_overhead_gib is None else device_overhead_gib
-    return {"parts_gib": parts, "total_gib": sum(parts.values()), "seq_len": seq_len,
+    host = {k: v / GIB for k, v in host.items()}
+    total = sum(parts.values())
+    return {"parts_gib": parts, "total_gib": total,
+            "allocator_gib": total - parts.get("cuda_context", 0.0),
+            "host_parts_gib": host, "host_gib": sum(host.values()), "seq_len": seq_len,
             "tokens_per_micro_batch": tokens, "gradient_checkpointing": gc,
             "trainable_params": trainable, "optimizer": opt, "device": device,
+            "dtypes": d.__dict__,
             "activation_bytes_per_token_per_layer": per_layer, "num_gpus": num_gpus,
             "strategy": strategy if num_gpus > 1 else None}
 
 
-SHARDED = ("weights_", "lora_weights", "gradients", "optimizer_states")  # FSDP divides these
+# FSDP divides these (emergent.train.distributed.shard_model). Not the quantization constants:
+# bitsandbytes rebuilds each gathered 4-bit weight's quant state from its module, so every rank
+# keeps all of them; nor lm_head, which is outside the sharded decoder and stays whole
+SHARDED = ("weights_", "lora_weights", "gradients", "master_weights", "optimizer_states")
 
 
 def distributed_parts(parts: dict, s: ModelShape, cfg, n: int, strategy: str,
@@ -360,7 +530,13 @@ def distributed_parts(parts: dict, s: ModelShape, cfg, n: int, strategy: str,
         return {**parts, "ddp_grad_buckets": ddp_bucket_bytes(parts["gradients"], s, cfg)}
     if strategy != "fsdp":
         raise UserError(f"strategy must be ddp or fsdp, got {strategy!r}")
-    out = {k: v / n if k.startswith(SHARDED) else v for k, v in parts.items()}
+    check_fsdp(cfg)  # what emergent train refuses to shard is not estimated either
+    pc, d = param_counts(s), dtypes(cfg, device)
+    head_b = d.c if cfg.model.quantization == "none" else d.embed
+    head_key = f"weights_{_dtype_name(head_b, cfg.model.precision)}"
+    head = pc["lm_head"] * head_b  # untied lm_head: whole on every rank
+    out = {k: (v - (head if k == head_key else 0)) / n + (head if k == head_key else 0)
+           if k.startswith(SHARDED) else v for k, v in parts.items()}
     out["fsdp_gathered"] = fsdp_gathered_bytes(s, cfg, device)
     return out
 
@@ -377,18 +553,22 @@ def ddp_bucket_bytes(grad_bytes: float, s: ModelShape, cfg) -> float:
 
 
 def fsdp_gathered_bytes(s: ModelShape, cfg, device: str = "cuda") -> float:
-    """FSDP's unsharded parameters at the peak: the root unit (embeddings, lm_head, final
-    norm) + two decoder layers, in their stored bytes per parameter; + one layer's gradient
-    in the compute dtype when every weight trains."""
-    pc, c, L = param_counts(s), _dtype_bytes(cfg.model.precision, device), s.num_layers
+    """FSDP's unsharded parameters at the peak: the root unit (embeddings, final norm; an
+    untied lm_head is never sharded, so never gathered) + two decoder layers, in their stored
+    bytes per parameter (`_weight_parts`; a 4-bit layer's quantization constants are resident
+    on every rank already, so only its packed NF4 payload is gathered). LoRA only: emergent
+    train refuses full fine-tunes under FSDP (distributed.check_fsdp)."""
+    pc, d, L = param_counts(s), dtypes(cfg, device), s.num_layers
     quant = cfg.model.quantization
-    linear_b = c if quant == "none" else {"4bit": BYTES_4BIT, "8bit": BYTES_8BIT}[quant]
-    other_b = c if quant == "none" else 4
-    layer_linear, layer_other = pc["linear"] / L, (pc["other"] - s.hidden_size) / L
-    layer = layer_linear * linear_b + layer_other * other_b
-    root = (pc["embedding"] + pc["lm_head"] + s.hidden_size) * other_b
-    grad = (layer_linear + layer_other) * c if cfg.lora.full_finetune else 0
-    return root + 2 * layer + grad
+    if quant == "none":
+        layer = (pc["linear"] + pc["other"] - s.hidden_size) / L * d.c
+        root = (pc["embedding"] + s.hidden_size) * d.c
+    else:
+        w = _weight_parts(s, pc, quant, d, cfg.model.precision)
+        linear = w.get("weights_nf4", w.get("weights_int8", 0))
+        layer = (linear + (pc["norms"] - s.hidden_size) * d.norms + pc["biases"] * d.bias) / L
+        root = pc["embedding"] * d.embed + s.hidden_size * d.norms
+    return root + 2 * layer
 
 
 # ------------------------------------------------------------------ data, steps, time
@@ -530,7 +710,8 @@ def estimate(cfg, *, config_json=None, examples: int | None = None,
     rep = {"model": cfg.model.name, "shape": shape.__dict__, "params": param_counts(shape),
            "lora_params": 0 if cfg.lora.full_finetune else lora_params(shape, cfg.lora),
            "quantization": cfg.model.quantization, "precision": cfg.model.precision,
-           "gradient_checkpointing": gc, "data": data, "memory": mem, "need_gib": worst,
+           "gradient_checkpointing": gc, "switches": switches(cfg), "data": data,
+           "memory": mem, "need_gib": worst,
            "gpu_gib": gpu_gib, "fits": worst <= gpu_gib, "device": device, **multi}
     if data and data.get("train_examples") and data.get("mean_tokens"):
         steps = steps_for(data["train_examples"], cfg.train)
@@ -544,6 +725,15 @@ def estimate(cfg, *, config_json=None, examples: int | None = None,
                                     num_gpus, strategy),
                    flops_per_token=flops_per_token(shape, cfg, data["mean_tokens"]))
     return rep
+
+
+def switches(cfg) -> dict:
+    """The recipe's memory switches, as the report prints them."""
+    m, t = cfg.model, cfg.train
+    return {"model.upcast_frozen": m.upcast_frozen if m.quantization != "none" else "n/a",
+            "train.adapter_dtype": t.adapter_dtype, "train.master_weights": t.master_weights,
+            "train.offload_activations": t.offload_activations,
+            "train.loss_chunk_tokens": t.loss_chunk_tokens}
 
 
 def _check_gpus(num_gpus: int, strategy: str | None, device: str) -> str:
@@ -569,6 +759,9 @@ def format_report(rep: dict, label: str) -> str:
              f"training: {rep['precision']}, quantization {rep['quantization']}, "
              f"LoRA params {rep['lora_params'] / 1e6:.1f}M, gradient checkpointing "
              f"{'on' if rep['gradient_checkpointing'] else 'off'}"]
+    sw = rep.get("switches")
+    if sw:
+        lines.append("memory switches: " + ", ".join(f"{k} {v}" for k, v in sw.items()))
     d = rep["data"]
     if d is None:
         lines.append("data: file not found (run `emergent data fetch`, or give --examples and "
@@ -580,9 +773,7 @@ def format_report(rep: dict, label: str) -> str:
     cpu, n = rep.get("device") == "cpu", rep.get("num_gpus", 1)
     head = "CPU peak RSS (GiB)" if cpu else "GPU memory (GiB)" if n == 1 else "GPU memory per GPU (GiB)"
     if n > 1:
-        lines.append(f"{n} GPUs, {rep['strategy']}: memory per GPU, time of the {n} together"
-                     + ("; emergent train does not run FSDP: what an FSDP run would hold"
-                        if rep["strategy"] == "fsdp" else ""))
+        lines.append(f"{n} GPUs, {rep['strategy']}: memory per GPU, time of the {n} together")
     lines.append(f"{head:<26}" + "  ".join(f"{h:>18}" for h in _mem_heads(rep)))
     keys = list(next(iter(rep["memory"]["max_length"].values()))["parts_gib"])
     cols = [(where, gc) for where in rep["memory"] for gc in (False, True)]
@@ -590,6 +781,20 @@ def format_report(rep: dict, label: str) -> str:
         vals = [rep["memory"][w][gc]["total_gib"] if k == "total"
                 else rep["memory"][w][gc]["parts_gib"][k] for w, gc in cols]
         lines.append(f"  {k:<24}" + "  ".join(f"{v:18.2f}" for v in vals))
+    if not cpu:
+        vals = [rep["memory"][w][gc]["allocator_gib"] for w, gc in cols]
+        lines.append(f"  {'(torch allocator)':<24}" + "  ".join(f"{v:18.2f}" for v in vals))
+    host = sorted({k for w, gc in cols for k in rep["memory"][w][gc].get("host_parts_gib", {})})
+    for k in host:
+        vals = [rep["memory"][w][gc]["host_parts_gib"].get(k, 0.0) for w, gc in cols]
+        lines.append(f"  {'host: ' + k:<24}" + "  ".join(f"{v:18.2f}" for v in vals))
+    dt = next(iter(rep["memory"]["max_length"].values())).get("dtypes")
+    if dt:
+        lines.append(f"  (bytes/element: compute {dt['c']}, activations {dt['act']}, adapter "
+                     f"{dt['adapter']}, embeddings/lm_head {dt['embed']}, norms {dt['norms']}; "
+                     "torch allocator = total - cuda_context"
+                     + ("; host: pinned CPU memory of train.offload_activations" if host else "")
+                     + ")")
     verdict = "YES" if rep["fits"] else "NO"
     lines.append(f"fits {rep['gpu_gib']:g} GB{' RAM' if cpu else ' per GPU' if n > 1 else ''}: {verdict} "
                  f"(needs ~{rep['need_gib']:.1f} GiB with "
