@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -87,4 +88,7 @@ def smollm2_dir() -> Path:
         except metadata.PackageNotFoundError:
             pytest.skip(str(e))
         raise
-    return import_cached(gguf_file, persistent_cache_root() / "smollm2")
+    root = persistent_cache_root() / "smollm2"
+    root.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".convert.lock")):  # one conversion when test workers run in parallel
+        return import_cached(gguf_file, root)
