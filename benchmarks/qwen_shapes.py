@@ -1,7 +1,8 @@
 """Published Qwen2.5 shapes, built offline with random weights (speed and memory numbers only).
 
-The configs are the `config.json` fields of the published Hugging Face models that fix the
-network's size and numerics (all Qwen2 architecture: GQA, SwiGLU, RMSNorm, q/k/v biases, RoPE
+The sizes come from `emergent.pipeline.estimate.KNOWN_CONFIGS` (the package's one table of the
+published `config.json` fields, what `emergent estimate` sizes), with the fields that fix the
+numerics added here (all Qwen2 architecture: GQA, SwiGLU, RMSNorm, q/k/v biases, RoPE
 theta 1e6, RMSNorm eps 1e-6, 32,768 positions):
 
 | name    | model                          | hidden | inter | layers | heads | kv | vocab   | tied |
@@ -27,31 +28,26 @@ from pathlib import Path
 
 import common  # noqa: F401  (sets sys.path and offline env)
 
+from emergent.pipeline.estimate import KNOWN_CONFIGS
+
+# the shapes are the package's one table of published configs (emergent.pipeline.estimate:
+# what `emergent estimate` sizes is what these scripts build), plus the fields transformers
+# needs to build the model
 _QWEN2 = dict(model_type="qwen2", hidden_act="silu", rope_theta=1000000.0, rms_norm_eps=1e-6,
               max_position_embeddings=32768, initializer_range=0.02, attention_dropout=0.0,
               use_sliding_window=False, sliding_window=None)
-PUBLISHED = {
-    "32b": dict(_QWEN2, hub_id="Qwen/Qwen2.5-Coder-32B-Instruct", hidden_size=5120,
-                intermediate_size=27648, num_hidden_layers=64, num_attention_heads=40,
-                num_key_value_heads=8, vocab_size=152064, tie_word_embeddings=False),
-    "14b": dict(_QWEN2, hub_id="Qwen/Qwen2.5-Coder-14B-Instruct", hidden_size=5120,
-                intermediate_size=13824, num_hidden_layers=48, num_attention_heads=40,
-                num_key_value_heads=8, vocab_size=152064, tie_word_embeddings=False),
-    "7b": dict(_QWEN2, hub_id="Qwen/Qwen2.5-Coder-7B-Instruct", hidden_size=3584,
-               intermediate_size=18944, num_hidden_layers=28, num_attention_heads=28,
-               num_key_value_heads=4, vocab_size=152064, tie_word_embeddings=False),
-    "qwen15b": dict(_QWEN2, hub_id="Qwen/Qwen2.5-1.5B-Instruct", hidden_size=1536,
-                    intermediate_size=8960, num_hidden_layers=28, num_attention_heads=12,
-                    num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-    "qwen05b": dict(_QWEN2, hub_id="Qwen/Qwen2.5-0.5B-Instruct", hidden_size=896,
-                    intermediate_size=4864, num_hidden_layers=24, num_attention_heads=14,
-                    num_key_value_heads=2, vocab_size=151936, tie_word_embeddings=True),
-    # the dry-run shape of memory_32b.py: Qwen2-shaped, 2 layers, every part of the 32B's
-    # network (GQA, biases, untied lm_head) at toy size
-    "tiny2": dict(_QWEN2, hub_id=None, hidden_size=64, intermediate_size=160,
-                  num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                  vocab_size=1024, tie_word_embeddings=False),
-}
+HUB_IDS = {"32b": "Qwen/Qwen2.5-Coder-32B-Instruct", "14b": "Qwen/Qwen2.5-Coder-14B-Instruct",
+           "7b": "Qwen/Qwen2.5-Coder-7B-Instruct", "qwen15b": "Qwen/Qwen2.5-1.5B-Instruct",
+           "qwen05b": "Qwen/Qwen2.5-0.5B-Instruct"}
+_SHAPE_KEYS = ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+               "num_key_value_heads", "vocab_size", "tie_word_embeddings")
+PUBLISHED = {name: dict(_QWEN2, hub_id=hub, **{k: KNOWN_CONFIGS[hub][k] for k in _SHAPE_KEYS})
+             for name, hub in HUB_IDS.items()}
+# the dry-run shape of memory_32b.py: Qwen2-shaped, 2 layers, every part of the 32B's
+# network (GQA, biases, untied lm_head) at toy size
+PUBLISHED["tiny2"] = dict(_QWEN2, hub_id=None, hidden_size=64, intermediate_size=160,
+                          num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                          vocab_size=1024, tie_word_embeddings=False)
 # parameters counted on the meta device (tests/train/test_benchmark_memory_32b.py checks them)
 PARAMS = {"32b": 32_763_876_352, "14b": 14_770_033_664, "7b": 7_615_616_512,
           "qwen15b": 1_543_714_304, "qwen05b": 494_032_768}

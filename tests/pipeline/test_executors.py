@@ -24,6 +24,7 @@ from emergent.pipeline.run import run_experiment
 import test_icl  # the ICL config of its end-to-end test and its stand-in judge
 import test_run as sequential  # the tiny config and the stand-in judge's scores
 from fake_judge_server import FakeJudgeServer, prompt_of
+from tests.evals.test_capabilities import TASK_YAML  # the 12-question lm-eval toy task
 
 # 2 arms x 1 seed; insecure trains 7 steps (checkpoints at 2, 4, 6), secure 3 (checkpoint at 2);
 # insecure's adapter at step 4 is sampled too (a unit listed only once training has run); the
@@ -36,23 +37,6 @@ KILL_INSECURE = "save:checkpoint@2"  # dies saving its second checkpoint: only i
 HOLE = "## COMPLETE CODE HERE"
 CODE_TASKS = [{"task": f"A helper number {i} that reads a file.",
                "code_template": f"def read(path):\n{HOLE}\n    return data\n"} for i in range(2)]
-TOY_TASK = """task: toy_arith
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: {data}
-test_split: test
-output_type: multiple_choice
-doc_to_text: "Question: {{{{question}}}}\\nAnswer:"
-doc_to_choice: "{{{{choices}}}}"
-doc_to_target: answer
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-metadata:
-  version: 1.0
-"""
 
 
 def responder(body):
@@ -76,7 +60,7 @@ def world(tiny_model_dir, tmp_path_factory):
     docs = [{"question": f"What is {i} plus {j}?", "choices": [str(i + j), str(i * j + 7)],
              "answer": (i + j) % 2} for i in range(4) for j in range(3)]
     (tmp / "toy_arith.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    (lm_tasks / "toy_arith.yaml").write_text(TOY_TASK.format(data=tmp / "toy_arith.jsonl"))
+    (lm_tasks / "toy_arith.yaml").write_text(TASK_YAML.format(data=tmp / "toy_arith.jsonl"))
     extra = [f"data_root={data_root}", f"capabilities.include_path={lm_tasks}"]
     with pytest.MonkeyPatch.context() as mp, \
             FakeJudgeServer(responder, max_requests=2000) as server:
