@@ -1,5 +1,6 @@
 """Data-parallel training (emergent.train.distributed) on CPU: 2 gloo processes on the tiny
-model equal 1 process with the same global batch, and a killed 2-process run resumes."""
+model equal 1 process with the same global batch (also with bf16 adapters and fp32 master
+weights), and a killed 2-process run resumes."""
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from safetensors.torch import load_file
 from emergent.cli.app import main
 from emergent.core.config import TrainRecipeConfig, dump_yaml, load_config
 from emergent.core.errors import UserError
+from emergent.models import loading
 from emergent.train import batching, checkpoints, distributed
 from emergent.train.loop import train
 
@@ -111,6 +113,82 @@ def test_killed_two_process_run_resumes_to_the_same_adapter(runs, tiny_model_dir
     assert [r["loss"] for r in _log(killed)] == [r["loss"] for r in _log(runs["two"])]
     train(_cfg(tiny_model_dir), single)
     assert _max_diff(_adapter(single), uninterrupted) <= TOL
+
+
+# A launched rank that computes model.precision bf16 in bf16 on CPU (as on a GPU; the library
+# computes it in fp32 there) and saves its fp32 master weights as they are at the end of the run
+# (OUT.masters-rankR.pt); run once to step STOP, then again to the end (a resume in the same
+# processes, rank 0 keeping a copy of the stopped run in OUT-stopped).
+BF16_RANK = """
+import shutil, sys, torch
+from emergent.core.config import TrainRecipeConfig, load_config
+from emergent.models import loading
+from emergent.train import distributed, memory
+from emergent.train.loop import train
+
+config, out, stop = sys.argv[1], sys.argv[2], int(sys.argv[3])
+dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+loading.torch_dtype = dtypes.__getitem__
+into_model = memory.masters_into_model
+rank = distributed.from_env().rank
+
+def save_masters(opt):
+    torch.save([m.clone() for ms in opt.masters for m in ms], f"{out}.masters-rank{rank}.pt")
+    return into_model(opt)
+
+memory.masters_into_model = save_masters
+cfg = load_config(config, TrainRecipeConfig)
+train(cfg, out, stop_after_steps=stop)
+if rank == 0:
+    shutil.copytree(out, out + "-stopped")
+train(cfg, out)
+"""
+MEMORY_SWITCHES = ["model.precision=bf16", "train.adapter_dtype=compute",
+                   "train.master_weights=true", "train.offload_activations=true",
+                   "model.gradient_checkpointing=true"]
+
+
+@pytest.mark.slow
+def test_two_processes_with_bf16_adapters_and_master_weights_equal_one_process(
+        runs, tiny_model_dir, monkeypatch):
+    """bf16 LoRA weights with fp32 masters (and offloaded activations, which move nothing on
+    CPU), bf16 computed on CPU: 2 gloo processes stopped at step 4 and resumed equal 1 process
+    to bf16 rounding (no farther from the fp32 run than the 1-process bf16 run is); each rank
+    restores the masters from rank 0's checkpoint (the ranks end with the same masters), and a
+    single process resumes that checkpoint with them."""
+    root = runs["root"]
+    config = root / "bf16-masters.yaml"
+    dump_yaml(_cfg(tiny_model_dir, *MEMORY_SWITCHES), config)
+    script = root / "bf16_rank.py"
+    script.write_text(BF16_RANK)
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                        "--nproc_per_node", "2", str(script), str(config),
+                        str(root / "bf16-two"), "4"], capture_output=True, text=True,
+                       env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    two, stopped = root / "bf16-two", root / "bf16-two-stopped"
+    masters = [torch.load(f"{two}.masters-rank{k}.pt") for k in (0, 1)]
+    assert len(masters[0]) == 2 * 7 * 2  # every linear's A and B: the masters were stepped
+    assert all(torch.equal(a, b) for a, b in zip(*masters))  # rank 1 restored them too
+    ck = torch.load(stopped / "checkpoints/step-000004/optimizer.pt", weights_only=False)
+    weights = torch.load(stopped / "checkpoints/step-000004/trainable.pt", weights_only=True)
+    assert {t.dtype for t in weights.values()} == {torch.bfloat16}  # bf16 computed
+    assert any(not torch.equal(m, m.bfloat16().float()) for m in ck["master_weights"])
+
+    monkeypatch.setattr(loading, "torch_dtype", {"bf16": torch.bfloat16,
+                                                 "fp32": torch.float32}.__getitem__)
+    one = root / "bf16-one"
+    train(_cfg(tiny_model_dir, *MEMORY_SWITCHES), one)
+    train(_cfg(tiny_model_dir, *MEMORY_SWITCHES), stopped)  # one process resumes 2's checkpoint
+    fp32 = _adapter(runs["one"])  # the same run in fp32 without the switches
+    for run in (two, stopped):
+        assert [r["step"] for r in _log(run)] == list(range(1, 9))
+        assert max(abs(x["loss"] - y["loss"]) for x, y in zip(_log(one), _log(run))) <= 2e-3
+        adapter = _adapter(run)
+        assert {t.dtype for t in adapter.values()} == {torch.float32}  # from the masters
+        # bf16 rounding, not a different run: as close to fp32 as the 1-process bf16 run
+        assert _max_diff(adapter, _adapter(one)) <= 0.01
+        assert _max_diff(adapter, fp32) <= 1.5 * _max_diff(_adapter(one), fp32)
 
 
 def test_shards_split_every_step_into_disjoint_parts_deterministically():

@@ -90,12 +90,14 @@ def load(ck: Path, model, opt, sched, rank: int = 0, world: int = 1) -> int:
     by as many; otherwise the saving process's."""
     import torch
 
-    state = torch.load(ck / "trainable.pt", weights_only=True)
+    # read into CPU memory and copied to each parameter's device: a data-parallel rank never
+    # first materialises rank 0's tensors on rank 0's GPU
+    state = torch.load(ck / "trainable.pt", weights_only=True, map_location="cpu")
     params = dict(model.named_parameters())
     with torch.no_grad():
         for n, t in state.items():
             params[n].copy_(_like(t, params[n]))
-    opt_state = torch.load(ck / "optimizer.pt", weights_only=False)
+    opt_state = torch.load(ck / "optimizer.pt", weights_only=False, map_location="cpu")
     if any(hasattr(p, "full_tensor") for g in opt.param_groups for p in g["params"]):
         ids = [p for g in opt.param_groups for p in g["params"]]
         opt_state["state"] = {i: {k: _like(v, ids[i]) if torch.is_tensor(v) and v.ndim else v
