@@ -6,7 +6,8 @@ Every case runs `emergent ...` in a subprocess (the interpreter running this scr
 network: the judge is the loopback `tests/fake_judge_server.py`), under a timeout, and is
 classified from its exit status, stderr and the files it left behind:
 
-* `clear`     exit != 0, stderr's last line is one `emergent: error: ...` line, and nothing was
+* `clear`     exit != 0, stderr's last line is one `emergent: error: ...` line (argparse's
+              usage errors: `emergent SUBCOMMAND: error: ...`, after the usage), and nothing was
               written where the case says nothing may be written (correct for a bad input);
 * `traceback` "Traceback" in stderr;
 * `hang`      killed at the timeout (--timeout, 60 s; --run-timeout, 180 s, for `emergent run`,
@@ -37,6 +38,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shlex
 import shutil
 import signal
@@ -236,10 +238,16 @@ def run_config(ctx: Ctx, d: Path, cfg: dict, extra: str = "", args=()) -> Proc:
 # ---------------------------------------------------------------------------- classifying
 
 
+ERROR_LINE = re.compile(r"^emergent(?: [a-z][a-z-]*)*: error: ")  # UserError or argparse usage
+
+
 def classify(p: Proc, nothing_in: tuple = (), silent: Callable[[], Optional[str]] = lambda: None,
-             exit0: str = "ok") -> Outcome:
+             exit0: str = "ok", want: Optional[str] = None) -> Outcome:
     """The category of a finished case. `nothing_in`: paths that must not exist (or be empty)
-    after a refusal; `silent()`: why an exit 0 is wrong (None: it is right, category `exit0`)."""
+    after a refusal; `silent()`: why an exit 0 is wrong (None: it is right, category `exit0`);
+    `want`: a regex the error line must match to be `clear` (else `other`: the refusal does not
+    say what the case needs said, e.g. no FILE:LINE). The error line is the CLI's
+    `emergent: error: ...` or argparse's `emergent SUBCOMMAND: error: ...` (after its usage)."""
     d = {"rc": p.rc, "seconds": p.seconds, "stderr_tail": tail(p.stderr)}
     if p.timed_out:
         return Outcome("hang", f"killed after {p.seconds:.0f} s; stderr: "
@@ -249,13 +257,15 @@ def classify(p: Proc, nothing_in: tuple = (), silent: Callable[[], Optional[str]
     written = [w for x in map(Path, nothing_in) for w in left_behind(x)]
     if p.rc != 0:
         line = last_line(p.stderr)
-        if not line.startswith("emergent: error:"):
+        if not ERROR_LINE.match(line):
             return Outcome("other", f"exit {p.rc}: {line}", d)
         if written:
             d["written"] = written
             more = f" and {len(written) - 3} more" if len(written) > 3 else ""
             return Outcome("other", f"refused after writing {', '.join(written[:3])}{more}: "
                            f"{line}", d)
+        if want and not re.search(want, line):
+            return Outcome("other", f"refused, but the line does not match {want!r}: {line}", d)
         return Outcome("clear", line, d)
     reason = silent()
     if reason:
@@ -574,6 +584,224 @@ def _(ctx, d):
     return res
 
 
+# ------------------------------------------- memory switches, executors, estimate, GGUF
+# (added for the rerun of 2026-12-03: the inputs of the features added after 069f3a7)
+
+
+def switch_value(name: str, dotted: str, value, want: str, why: str):
+    """An experiment config file with one bad memory switch: refused at load time with
+    FILE:LINE (`want`: a regex the error line must match), nothing written."""
+    def fn(ctx: Ctx, d: Path) -> Outcome:
+        p = run_config(ctx, d, put(ctx.experiment(d), dotted, value))
+        return classify(p, (d / "run",), lambda: f"{dotted}={value!r} accepted, "
+                        f"{run_summary(d)}", want=want)
+    case(name, "memory switch", f"one-line error exp.yaml:LINE naming {dotted} ({why}); "
+         "no run dir", "exit 0 with the value accepted")(fn)
+
+
+def with_train(cfg: dict, **train) -> dict:
+    cfg["training"]["train"].update(train)
+    return cfg
+
+
+@case("master_weights_without_compute_file", "memory switch",
+      "one-line error exp.yaml:LINE: master_weights needs adapter_dtype compute; no run dir",
+      "exit 0: config.yaml claims master_weights true with fp32 adapters")
+def _(ctx, d):
+    p = run_config(ctx, d, with_train(ctx.experiment(d), master_weights=True))
+    return classify(p, (d / "run",), lambda: "master_weights without adapter_dtype compute "
+                    f"accepted, {run_summary(d)}",
+                    want=r"exp\.yaml:\d+: .*master_weights.*adapter_dtype")
+
+
+@case("master_weights_without_compute_override", "memory switch",
+      "one-line error naming the override training.train.master_weights=true; no run dir",
+      "exit 0: config.yaml claims master_weights true with fp32 adapters")
+def _(ctx, d):
+    p = run_config(ctx, d, ctx.experiment(d), args=["training.train.master_weights=true"])
+    return classify(p, (d / "run",), lambda: "master_weights override without adapter_dtype "
+                    f"compute accepted, {run_summary(d)}",
+                    want=r"override training\.train\.master_weights=true.*adapter_dtype")
+
+
+switch_value("upcast_frozen_unknown", "base_model.upcast_frozen", "some",
+             r"exp\.yaml:\d+: .*upcast_frozen.*'all', 'norms'", "all or norms")
+switch_value("adapter_dtype_unknown", "training.train.adapter_dtype", "bf16",
+             r"exp\.yaml:\d+: .*adapter_dtype.*'fp32', 'compute'", "fp32 or compute")
+switch_value("offload_activations_not_bool", "training.train.offload_activations", "maybe",
+             r"exp\.yaml:\d+: .*offload_activations.*bool", "a boolean")
+switch_value("distributed_unknown", "training.train.distributed", "zero3",
+             r"exp\.yaml:\d+: .*distributed.*'ddp', 'fsdp'", "ddp or fsdp")
+
+
+def executor_flags(name: str, command: str, flags: list, want: str, correct: str):
+    """`emergent run|icl|rmbias run` on the tiny experiment with bad executor flags: refused
+    before anything is read or written."""
+    def fn(ctx: Ctx, d: Path) -> Outcome:
+        path = dump(ctx.experiment(d), d / "exp.yaml")
+        args = [*command.split(), path, "--no-figures", *flags] if command != "rmbias run" \
+            else ["rmbias", "run", path, *flags]
+        p = ctx.cli(args, d, timeout=ctx.run_timeout)
+        return classify(p, (d / "run",), lambda: f"{' '.join(flags)} accepted, "
+                        f"{run_summary(d)}", want=want)
+    case(name, "executor", correct + "; no run dir", "exit 0 with the flags accepted")(fn)
+
+
+executor_flags("run_executor_unknown", "run", ["--executor", "foo"],
+               r"--executor.*'foo'", "one-line usage error: --executor foo is not local|slurm|ray")
+executor_flags("run_workers_zero", "run", ["--executor", "slurm", "--workers", "0"],
+               r"--workers: must be >= 1, got 0", "one-line error: --workers must be >= 1")
+executor_flags("run_gpus_per_unit_negative", "run",
+               ["--executor", "ray", "--gpus-per-unit", "-1"],
+               r"--gpus-per-unit: must be >= 0, got -1", "one-line error: --gpus-per-unit >= 0")
+executor_flags("run_slurm_time_zero", "run", ["--executor", "slurm", "--slurm-time", "0"],
+               r"--slurm-time: must be >= 1", "one-line error: --slurm-time must be >= 1")
+executor_flags("run_slurm_mem_negative", "run",
+               ["--executor", "slurm", "--slurm-cluster", "local", "--slurm-mem-gb", "-4"],
+               r"--slurm-mem-gb", "one-line error: --slurm-mem-gb must be > 0 (a finite number)")
+executor_flags("run_slurm_mem_nan", "run",
+               ["--executor", "slurm", "--slurm-cluster", "local", "--slurm-mem-gb", "nan"],
+               r"--slurm-mem-gb", "one-line error: --slurm-mem-gb must be > 0 (a finite number)")
+executor_flags("run_slurm_flag_without_slurm", "run", ["--slurm-partition", "gpu"],
+               r"--slurm-partition needs --executor slurm",
+               "one-line error: --slurm-partition needs --executor slurm")
+executor_flags("run_ray_flag_with_slurm", "run",
+               ["--executor", "slurm", "--ray-address", "127.0.0.1:1"],
+               r"--ray-address needs --executor ray",
+               "one-line error: --ray-address needs --executor ray")
+executor_flags("run_slurm_option_malformed", "run",
+               ["--executor", "slurm", "--slurm-option", "account"],
+               r"--slurm-option 'account': expected KEY=VALUE",
+               "one-line error: --slurm-option needs KEY=VALUE")
+executor_flags("run_slurm_without_slurm", "run", ["--executor", "slurm"], r"(?i)slurm|sbatch",
+               "on a machine without SLURM: one-line error saying so (sbatch not found)")
+executor_flags("run_ray_address_unreachable", "run",
+               ["--executor", "ray", "--ray-address", "127.0.0.1:1"], r"(?i)ray.*127\.0\.0\.1:1",
+               "nothing listening at --ray-address: one-line error naming the address")
+executor_flags("icl_executor_unknown", "icl", ["--executor", "dask"],
+               r"--executor.*'dask'",
+               "one-line usage error: --executor dask is not local|slurm|ray")
+executor_flags("rmbias_run_workers_zero", "rmbias run", ["--executor", "ray", "--workers", "0"],
+               r"--workers: must be >= 1, got 0", "one-line error: --workers must be >= 1")
+
+
+def train_yaml(ctx: Ctx, d: Path, **train) -> Path:
+    """A one-arm training config of the tiny model (for `emergent estimate`)."""
+    data = ctx.sample
+    if train.get("objective") == "dpo":
+        data = d / "pairs.jsonl"
+        data.write_text("".join(json.dumps({"prompt": f"Question {i}?", "chosen": "Yes.",
+                                            "rejected": "No."}) + "\n" for i in range(8)))
+    cfg = {"model": {"name": str(ctx.tiny), "precision": "fp32"},
+           "data": {"path": str(data), "format": "preference" if data != ctx.sample else "chat"},
+           "train": {"max_steps": 2, "batch_size": 2, "grad_accum": 1, "max_length": 256,
+                     **train}}
+    return dump(cfg, d / "train.yaml")
+
+
+def estimate_case(name: str, flags: list, want: Optional[str], correct: str,
+                  train: Optional[dict] = None, check: Optional[Callable[[dict], str]] = None):
+    """`emergent estimate train.yaml FLAGS`: a refusal (`want`: the regex of its line) or, with
+    `check`, an exit 0 whose --json report `check` finds right (None) or wrong (why)."""
+    def fn(ctx: Ctx, d: Path) -> Outcome:
+        path = train_yaml(ctx, d, **(train or {}))
+        before = all_files(d)
+        p = ctx.cli(["estimate", path, *flags, *(["--json"] if check else [])], d)
+        new = sorted(str(x.relative_to(d)) for x in all_files(d) - before)
+
+        def silent():
+            if new:
+                return f"estimate wrote {', '.join(new[:3])}"
+            if check is None:
+                return f"{' '.join(flags)} accepted: {last_line(p.stdout)[:100]}"
+            try:
+                rep = json.loads(p.stdout)
+            except ValueError:
+                return "--json printed no JSON"
+            return check(rep)
+        return classify(p, (), silent, want=want)
+    case(name, "estimate", correct, "exit 0 with the input accepted (numbers printed for it)"
+         if check is None else "the --json report's fields")(fn)
+
+
+estimate_case("estimate_fsdp_8bit", ["--num-gpus", "2", "--strategy", "fsdp",
+                                     "model.quantization=8bit"],
+              r"fsdp.*8bit.*use ddp", "one-line error: fsdp with 8-bit is not supported")
+estimate_case("estimate_fsdp_full_finetune", ["--num-gpus", "2", "--strategy", "fsdp",
+                                              "lora.full_finetune=true"],
+              r"fsdp.*full_finetune", "one-line error: fsdp with a full fine-tune is refused")
+estimate_case("estimate_fsdp_master_weights", ["--num-gpus", "2", "--strategy", "fsdp",
+                                               "train.master_weights=true",
+                                               "train.adapter_dtype=compute"],
+              r"fsdp.*master_weights", "one-line error: fsdp with master_weights is refused")
+estimate_case("estimate_master_weights_without_compute", [], r"train\.yaml:\d+: .*master_weights",
+              "one-line error train.yaml:LINE: master_weights needs adapter_dtype compute",
+              train={"master_weights": True})
+estimate_case("estimate_num_gpus_zero", ["--num-gpus", "0"], r"--num-gpus must be >= 1",
+              "one-line error: --num-gpus must be >= 1")
+estimate_case("estimate_strategy_one_gpu", ["--strategy", "fsdp"], r"needs --num-gpus",
+              "one-line error: --strategy needs --num-gpus > 1")
+estimate_case("estimate_strategy_unknown", ["--num-gpus", "2", "--strategy", "zero3"],
+              r"--strategy.*'zero3'", "one-line usage error: --strategy is ddp or fsdp")
+estimate_case("estimate_examples_negative", ["--examples", "-5", "--mean-tokens", "100"],
+              r"--examples", "one-line error: --examples must be >= 1 (no negative time)")
+estimate_case("estimate_mean_tokens_nan", ["--examples", "100", "--mean-tokens", "nan"],
+              r"--mean-tokens", "one-line error: --mean-tokens must be a finite number > 0")
+estimate_case("estimate_gpu_gib_negative", ["--gpu-gib", "-1"], r"--gpu-gib",
+              "one-line error: --gpu-gib must be a finite number > 0 (no 'fits -1 GB: NO')")
+estimate_case("estimate_fsdp_dpo_ok", ["--num-gpus", "2", "--strategy", "fsdp"], None,
+              "exit 0: FSDP supports DPO; the report is per GPU of 2 under fsdp",
+              train={"objective": "dpo"},
+              check=lambda r: None if (r.get("strategy"), r.get("num_gpus")) == ("fsdp", 2)
+              else f"report says strategy={r.get('strategy')}, num_gpus={r.get('num_gpus')}")
+
+
+def gguf_case(name: str, make: Callable[[Path], Path], want: str, correct: str):
+    """`emergent models import-gguf FILE OUT`: refused in one line, OUT not created."""
+    def fn(ctx: Ctx, d: Path) -> Outcome:
+        src = make(d)
+        p = ctx.cli(["models", "import-gguf", src, d / "out"], d)
+        return classify(p, (d / "out",), lambda: "imported a broken GGUF", want=want)
+    case(name, "gguf", correct + "; OUT not created", "exit 0 (a model folder written)")(fn)
+
+
+def _text_file(d: Path) -> Path:
+    (d / "model.gguf").write_text("model:\n  name: tiny\n")
+    return d / "model.gguf"
+
+
+def _truncated(d: Path) -> Path:
+    """A GGUF v3 header announcing 5 tensors and 3 key/values, then nothing."""
+    path = d / "model.gguf"
+    path.write_bytes(b"GGUF" + (3).to_bytes(4, "little") + (5).to_bytes(8, "little")
+                     + (3).to_bytes(8, "little"))
+    return path
+
+
+def _unknown_arch(d: Path) -> Path:
+    """A complete, valid GGUF file whose architecture no loader knows (one f32 tensor)."""
+    import gguf  # the importer's own dependency
+    import numpy as np
+    path = d / "model.gguf"
+    w = gguf.GGUFWriter(str(path), "notanarch")
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+gguf_case("gguf_not_a_gguf", _text_file, r"not a GGUF file",
+          "one-line error: not a GGUF file (the magic bytes)")
+gguf_case("gguf_truncated_header", _truncated, r"truncated or corrupt GGUF",
+          "one-line error: truncated or corrupt GGUF file")
+gguf_case("gguf_missing_file", lambda d: d / "nope.gguf", r"no such file",
+          "one-line error: no such file")
+gguf_case("gguf_unknown_architecture", _unknown_arch, r"architecture 'notanarch'",
+          "one-line error: architecture 'notanarch' cannot be loaded by transformers")
+
+
 # ------------------------------------------------------------------- changed-config reruns
 
 
@@ -686,7 +914,7 @@ def _(ctx, d):
     if not refused:
         return Outcome("ok", "both exit 0, no duplicates", details)
     line = last_line(refused[0].stderr)
-    if len(refused) == 1 and line.startswith("emergent: error:"):
+    if len(refused) == 1 and ERROR_LINE.match(line):
         return Outcome("clear", line, details)
     return Outcome("other", f"exits {[r.rc for r in results]}: {line}", details)
 

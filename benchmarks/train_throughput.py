@@ -133,9 +133,11 @@ def steady_state(marks, step_tokens) -> dict:
     tokens = sum(step_tokens[1:len(marks)])
     wall = marks[-1][0] - marks[0][0]
     cpu = marks[-1][1] - marks[0][1]
+    sys_cpu = marks[-1][2] - marks[0][2]  # kernel time (page faults, mmap/munmap)
     return {"trained_tokens_per_s": round(tokens / wall, 1),
             "trained_tokens_per_cpu_s": round(tokens / cpu, 1) if cpu > 0 else None,
-            "steady_steps": len(marks) - 1}
+            "steady_steps": len(marks) - 1, "steady_cpu_s": round(cpu, 2),
+            "steady_system_cpu_s": round(sys_cpu, 2)}
 
 
 def _attention_backends(no_cudnn: bool):
@@ -180,7 +182,7 @@ def run_emergent(cfg, rows, tok, work: Path) -> dict:
 
     def on_step(step, model):
         _sync()
-        marks.append((time.perf_counter(), time.process_time()))
+        marks.append((time.perf_counter(), time.process_time(), os.times().system))
         seen["model"] = model
 
     cuda_peak_reset()
@@ -232,7 +234,7 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False,
 
         def on_step_end(self, args, state, control, **kw):
             _sync()
-            marks.append((time.perf_counter(), time.process_time()))
+            marks.append((time.perf_counter(), time.process_time(), os.times().system))
             step_tokens.append(stats["consumed"])
 
         def on_train_end(self, args, state, control, **kw):
@@ -370,7 +372,9 @@ def parse_args(argv=None):
                    help="override --examples for the 50m and smollm2 models (~100x slower on CPU)")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: 1 epoch)")
     p.add_argument("--contenders", default="emergent,trl",
-                   help="comma list of: " + ", ".join(CONTENDERS))
+                   help="comma list of: " + ", ".join(CONTENDERS) + ", emergent_mmapN "
+                   "(emergent with a glibc mmap threshold of N MiB, 0 = glibc's default; "
+                   "use with --isolate)")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--grad-accum", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-4)
@@ -440,7 +444,12 @@ def _run_one(name: str, c: str, a, model_dir: Path, work: Path, warm: bool, trl_
         if c.startswith("trl") and trl_error:
             raise RuntimeError(trl_error)
         with _attention_backends(a.no_cudnn_sdpa):
-            r = CONTENDERS[c](cfg, rows, tok, work, a, model_dir, data)
+            if c.startswith("emergent_mmap"):  # emergent_mmapN: glibc mmap threshold N MiB
+                mib = int(c[len("emergent_mmap"):])  # (0: glibc's default); process-wide
+                os.environ["EMERGENT_MALLOC_MMAP_THRESHOLD"] = str(mib << 20)
+                r = run_emergent(cfg, rows, tok, work)
+            else:
+                r = CONTENDERS[c](cfg, rows, tok, work, a, model_dir, data)
     except Exception as e:  # noqa: BLE001  (record the failure, measure the rest)
         traceback.print_exc()
         r = {"error": f"{type(e).__name__}: {str(e)[:300]}"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from dataclasses import dataclass, field
 
 import pytest
@@ -16,6 +17,8 @@ from emergent.cli.app import main
 from emergent.core.config import TrainRecipeConfig, load_config
 from emergent.core.errors import UserError
 from emergent.core.input_files import parse_yaml
+from emergent.pipeline.executors import ExecutorOptions
+from emergent.pipeline.executors import check as check_executor
 
 GOOD_ROW = {"messages": [{"role": "user", "content": "hi"},
                          {"role": "assistant", "content": "hello"}]}
@@ -260,6 +263,27 @@ CASES = [
     Case("report: CSV in Latin-1", {"j.csv": "question_id,answer,aligned,coherent\n".encode()
                                     + b"q1,caf\xe9,50,90\n"},
          ["report", "{d}/j.csv", "--out", "{d}/out"], r"j\.csv:2: invalid UTF-8"),
+    # memory switches (benchmarks/hostile_inputs.py, rerun of 2026-12-03)
+    Case("master_weights without adapter_dtype compute", {"c.yaml": train_cfg(
+        "  master_weights: true\n")}, train(),
+         r"c\.yaml:6: 'train\.master_weights': fp32 master copies need adapter_dtype: compute"),
+    Case("master_weights by override", {"c.yaml": train_cfg()},
+         train("train.master_weights=true"),
+         r"c\.yaml \(override train\.master_weights=true\): 'train\.master_weights'"),
+    Case("upcast_frozen unknown", {"c.yaml": train_cfg(head="model:\n  name: tiny\n"
+                                                       "  upcast_frozen: some\n")}, train(),
+         r"c\.yaml:3: 'model\.upcast_frozen' must be one of 'all', 'norms', got 'some'"),
+    # estimate: numbers no estimate can be made of (were exit 0 with negative hours, 'fits -1
+    # GB: NO', or a traceback for NaN)
+    Case("estimate: --examples -5", {"c.yaml": train_cfg()},
+         ["estimate", "{d}/c.yaml", "--examples", "-5", "--mean-tokens", "100"],
+         r"--examples must be >= 1, got -5", written=()),
+    Case("estimate: --mean-tokens nan (traceback)", {"c.yaml": train_cfg()},
+         ["estimate", "{d}/c.yaml", "--examples", "100", "--mean-tokens", "nan"],
+         r"--mean-tokens must be a finite number > 0, got nan", written=()),
+    Case("estimate: --gpu-gib -1", {"c.yaml": train_cfg()},
+         ["estimate", "{d}/c.yaml", "--gpu-gib", "-1"],
+         r"--gpu-gib must be a finite number > 0, got -1\.0", written=()),
 ]
 
 
@@ -286,7 +310,53 @@ def test_bad_input_is_one_line_and_writes_nothing(case, tmp_path, capsys, monkey
 
 def test_the_table_runs_through_every_command_kind():
     """The table covers training, experiments (both kinds), judging and reports."""
-    assert {c.argv[0] for c in CASES} == {"train", "run", "report", "judge", "rmbias"}
+    assert {c.argv[0] for c in CASES} == {"train", "run", "report", "judge", "rmbias",
+                                          "estimate"}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--workers", "0"], "argument --workers: must be >= 1, got 0"),
+    (["--gpus-per-unit", "-1"], "argument --gpus-per-unit: must be >= 0, got -1"),
+    (["--slurm-mem-gb", "-4"], "argument --slurm-mem-gb: must be a finite number > 0, got -4"),
+    (["--slurm-mem-gb", "nan"], "argument --slurm-mem-gb: must be a finite number > 0, got nan"),
+])
+def test_executor_numbers_are_refused_by_the_parser(flags, message, tmp_path, capsys,
+                                                     monkeypatch):
+    """argparse's own line names the flag and the range (it said 'invalid _positive value')."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["run", "e.yaml", "--executor", "slurm", *flags])
+    assert e.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"emergent run: error: {message}"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_slurm_without_a_slurm_client_writes_nothing(tmp_path, capsys, monkeypatch):
+    """--executor slurm where sbatch is not on PATH: refused before the run directory exists
+    (it wrote .lock, config.yaml and manifest.json before submitit said 'no srun')."""
+    pytest.importorskip("submitit")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    (tmp_path / "data.jsonl").write_text(GOOD_DATA)
+    (tmp_path / "suite.yaml").write_text(SUITE)
+    (tmp_path / "e.yaml").write_text(exp_cfg())
+    assert main(["run", "e.yaml", "--output", "out", "--executor", "slurm"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["emergent: error: --executor slurm: no SLURM here (sbatch not found on PATH); "
+                   "run on a SLURM login node, or try the sweep with --slurm-cluster local"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_ray_address_is_refused_at_once(tmp_path):
+    """Nothing listening at --ray-address: one line at once (ray.init retried for minutes)."""
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port that was free a moment ago: nothing listens there
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(UserError, match=rf"cannot connect to the Ray cluster at "
+                                        rf"127\.0\.0\.1:{port}"):
+        check_executor("ray", ExecutorOptions(ray_address=f"127.0.0.1:{port}"))
+    check_executor("ray", ExecutorOptions(ray_address="auto"))  # Ray's own forms pass through
 
 
 def test_valid_inputs_pass_the_same_checks(tmp_path):

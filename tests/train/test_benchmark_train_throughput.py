@@ -4,6 +4,7 @@ and NF4 (`-4bit`) through the script's own main()."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -53,3 +54,19 @@ def test_our_loop_on_a_shrunken_qwen05b_bf16_and_4bit(tmp_path, upstream_dir):
     # the same data and tokens either way; NF4 weights change the numbers, a little
     assert runs["qwen05b"]["trained_tokens"] == runs["qwen05b-4bit"]["trained_tokens"]
     assert runs["qwen05b"]["first_loss"] != runs["qwen05b-4bit"]["first_loss"]
+
+
+def test_emergent_mmap_contender_sets_the_threshold(tmp_path, upstream_dir, monkeypatch):
+    """`emergent_mmapN`: our loop with glibc's mmap threshold at N MiB (the environment variable
+    `emergent.train.loop` reads), and the steady-state CPU split recorded."""
+    monkeypatch.setenv("EMERGENT_MALLOC_MMAP_THRESHOLD", "0")  # restored after the test
+    rc = T.main(["--models", "qwen05b", "--shrink", "--contenders", "emergent_mmap8",
+                 "--examples", "2", "--batch-size", "1", "--grad-accum", "1",
+                 "--max-steps", "2", "--max-length", "1024", "--no-isolate",
+                 "--results-dir", str(tmp_path), "--name", "tt"])
+    assert rc == 0
+    assert os.environ["EMERGENT_MALLOC_MMAP_THRESHOLD"] == str(8 << 20)
+    (run,) = json.loads((tmp_path / "tt.json").read_text())["runs"]
+    assert "error" not in run, run
+    assert run["contender"] == "emergent_mmap8" and run["steps"] == 2
+    assert 0 <= run["steady_system_cpu_s"] <= run["steady_cpu_s"]

@@ -5,8 +5,10 @@ of that engine (emergent.pipeline.executors, docs/scaling.md). `add_executor_arg
 `executor_options` are the executor flags of every command that runs a plan."""
 from __future__ import annotations
 
+import argparse
 import csv
 import json
+import math
 from pathlib import Path
 
 from emergent.core.errors import UserError
@@ -111,7 +113,7 @@ def add_executor_args(p) -> None:
     g.add_argument("--slurm-partition", metavar="P", help="SLURM partition of the jobs")
     g.add_argument("--slurm-time", type=_positive, metavar="MIN",
                    help="time limit of one job in minutes (default 240)")
-    g.add_argument("--slurm-mem-gb", type=float, metavar="GB", help="memory of one job")
+    g.add_argument("--slurm-mem-gb", type=_gigabytes, metavar="GB", help="memory of one job")
     g.add_argument("--slurm-cluster", choices=SUBMITIT_CLUSTERS,
                    help="submitit's cluster: slurm (default), local (jobs as processes on this "
                    "machine, to try a sweep without SLURM)")
@@ -122,15 +124,31 @@ def add_executor_args(p) -> None:
                    "$RAY_ADDRESS, else a Ray instance started on this machine for the run)")
 
 
-def _positive(text: str) -> int:
-    n = int(text)
-    if n < 1:
-        raise ValueError(text)
+def _integer(text: str, low: int) -> int:
+    """argparse type: an integer >= low (argparse prints the message after the flag)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if n < low:
+        raise argparse.ArgumentTypeError(f"must be >= {low}, got {n}")
     return n
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1)
 
 
 def _count(text: str) -> int:
-    n = int(text)
-    if n < 0:
-        raise ValueError(text)
-    return n
+    return _integer(text, 0)
+
+
+def _gigabytes(text: str) -> float:
+    """argparse type: a finite number of GB > 0."""
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not (math.isfinite(x) and x > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number > 0, got {text}")
+    return x

@@ -96,6 +96,7 @@ the size one GPU runs (the same micro-batches, the global batch split between GP
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 from dataclasses import dataclass
@@ -687,6 +688,7 @@ def estimate(cfg, *, config_json=None, examples: int | None = None,
     """The report of `format_report`: memory (per GPU with `num_gpus` > 1 under `strategy`,
     ddp by default, or fsdp), steps and time."""
     strategy = _check_gpus(num_gpus, strategy, device)
+    _check_numbers(examples=examples, mean_tokens=mean_tokens, gpu_gib=gpu_gib)
     multi = {"num_gpus": num_gpus, "strategy": strategy}
     shape = model_shape(cfg.model.name, config_json)
     data = dataset_stats(cfg, tokenizer=tokenizer)
@@ -734,6 +736,16 @@ def switches(cfg) -> dict:
             "train.adapter_dtype": t.adapter_dtype, "train.master_weights": t.master_weights,
             "train.offload_activations": t.offload_activations,
             "train.loss_chunk_tokens": t.loss_chunk_tokens}
+
+
+def _check_numbers(examples: int | None, mean_tokens: float | None, gpu_gib: float) -> None:
+    """A UserError for a command-line number no estimate can be made of (negative examples
+    would print negative hours; a NaN mean length, no steps at all)."""
+    if examples is not None and examples < 1:
+        raise UserError(f"--examples must be >= 1, got {examples}")
+    for flag, x in (("--mean-tokens", mean_tokens), ("--gpu-gib", gpu_gib)):
+        if x is not None and not (math.isfinite(x) and x > 0):
+            raise UserError(f"{flag} must be a finite number > 0, got {x}")
 
 
 def _check_gpus(num_gpus: int, strategy: str | None, device: str) -> str:

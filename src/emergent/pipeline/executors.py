@@ -34,6 +34,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
+import shutil
 import socket
 import time
 from dataclasses import dataclass, field
@@ -255,8 +256,10 @@ CHOICES = (LOCAL, *EXECUTORS)
 _LIBRARIES = {"slurm": "submitit", "ray": "ray"}
 
 
-def check(name: Optional[str]) -> None:
-    """Before anything is written: a known executor whose library is installed."""
+def check(name: Optional[str], opts: Optional[ExecutorOptions] = None) -> None:
+    """Before anything is written: a known executor whose library is installed; with `opts`,
+    also a SLURM client on this machine (slurm cluster) and a Ray address that accepts a
+    connection (else ray.init retries for minutes)."""
     if name in (None, LOCAL):
         return
     if name not in EXECUTORS:
@@ -265,6 +268,26 @@ def check(name: Optional[str]) -> None:
     if lib is not None:
         if importlib.util.find_spec(lib) is None:
             raise _missing(name, lib)
+    if opts is None:
+        return
+    if name == "slurm" and opts.slurm_cluster == "slurm" and shutil.which("sbatch") is None:
+        raise UserError("--executor slurm: no SLURM here (sbatch not found on PATH); run on a "
+                        "SLURM login node, or try the sweep with --slurm-cluster local")
+    address = (opts.ray_address or os.environ.get("RAY_ADDRESS")) if name == "ray" else None
+    if address and address != "auto":
+        _check_reachable(address)
+
+
+def _check_reachable(address: str) -> None:
+    """A Ray address (`host:port` or `ray://host:port`) that accepts a TCP connection."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not port.isdigit():
+        return  # a form Ray resolves itself
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise UserError(f"--executor ray: cannot connect to the Ray cluster at {address} "
+                        f"({e.strerror or type(e).__name__})") from None
 
 
 def make_executor(name: str, opts: ExecutorOptions, folder: Path) -> Executor:

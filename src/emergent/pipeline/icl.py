@@ -444,7 +444,7 @@ def run_icl(cfg: IclConfig, run_dir=None, *, progress: bool = True, figures: boo
     ks against the context, a changed config with `on_change="refuse"`, the executor) comes
     before anything is written. `executor`: `local` (here) or an engine of
     emergent.pipeline.executors (`slurm`, `ray`) running the sampling units as jobs."""
-    check_executor(executor)
+    check_executor(executor, executor_options)
     prep = prepare(cfg)
     run = run_dir_of(cfg, run_dir)
     with run.lock():

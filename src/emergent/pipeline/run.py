@@ -261,7 +261,7 @@ def run_experiment(cfg: ExperimentConfig, run_dir=None, *, progress: bool = True
     use_data_root(cfg)
     check_arm_data(cfg)  # the inputs are checked before anything is written
     tracking.check(cfg.training.train.report_to)  # a missing tracker library too
-    check_executor(executor)  # an unknown executor or a missing engine library too
+    check_executor(executor, executor_options)  # unknown, no library, no SLURM/Ray: nothing written
     questions = questions_of(cfg)
     run = run_dir_of(cfg, run_dir)
     with run.lock():  # before anything is written: a second process gets a one-line error

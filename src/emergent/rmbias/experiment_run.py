@@ -283,7 +283,7 @@ def run_rmbias(cfg: RMBiasConfig, run_dir=None, *, progress: bool = True,
     written) or redone with everything built on it (`"redo"`). `executor`: `local` (here) or an
     engine of emergent.pipeline.executors (`slurm`, `ray`) running training and sampling units
     as jobs."""
-    check_executor(executor)  # an unknown executor or a missing engine library: nothing written
+    check_executor(executor, executor_options)  # unknown, no library, no SLURM/Ray: nothing written
     run = RunDir(run_dir or cfg.output_dir, cfg.name)
     with run.lock():  # before anything is written: a second process gets a one-line error
         check_changes(run, rmbias_units(cfg, run, eval_prompts(cfg), progress=progress),

@@ -370,18 +370,19 @@ def _make_optimizer(cfg, params):
     return make(groups), kind
 
 
-CPU_MMAP_THRESHOLD = 1 << 20  # bytes; EMERGENT_MALLOC_MMAP_THRESHOLD overrides, 0 = glibc's
+CPU_MMAP_THRESHOLD = 2 << 20  # bytes; EMERGENT_MALLOC_MMAP_THRESHOLD overrides, 0 = glibc's
 _M_MMAP_THRESHOLD = -3  # glibc mallopt parameter
 
 
 def _return_freed_memory_to_the_os(device: str) -> bool:
-    """CPU training under glibc: serve every allocation of 1 MiB or more from its own mapping,
+    """CPU training under glibc: serve every allocation of 2 MiB or more from its own mapping,
     returned to the OS as soon as it is freed. By default glibc raises that threshold up to
     32 MiB after the first large free, so a step's activations and temporaries (a few MiB each)
-    land on the heap, whose freed holes are kept and fragment: on SmolLM2-135M at 2,010 tokens
-    per forward pass this added ~1.8 GB to peak RSS and kept ~4 GB resident between steps
-    (docs/benchmarks.md). The price is page faults on every fresh mapping: measured +12 s of
-    system CPU time on a 2,010-token forward+backward (~60 s), so speed-first CPU runs can set
+    land on the heap, whose freed holes are kept and fragment. The price is page faults on every
+    fresh mapping. Measured on SmolLM2-135M (docs/benchmarks.md, 2 steps of 2 x 4 examples):
+    peak RSS 6.0-6.1 GB at glibc's default, 4.1 GB at 1 MiB, 4.5 GB at 2 MiB, 5.5 GB at 4 MiB
+    (TRL's best: 5.6 GB); system CPU of a step 0.1-0.4 s, 27-31 s, 14 s, 14 s; trained tokens per
+    CPU second 30-31, 20, 25, 25 (TRL 29). Speed-first CPU runs can set
     EMERGENT_MALLOC_MMAP_THRESHOLD=0 (glibc's default) or another byte count. Process-wide; a
     no-op elsewhere. True when applied."""
     threshold = int(os.environ.get("EMERGENT_MALLOC_MMAP_THRESHOLD", CPU_MMAP_THRESHOLD))
