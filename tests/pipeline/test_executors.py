@@ -1,6 +1,7 @@
 """Executors (emergent.pipeline.executors) on the tiny model, 2 local workers each, judged by the
-coordinator, one kind per engine run (a worker job costs seconds of imports; every kind goes
-through the same coordinator): `emergent run` on submitit's local cluster (training, sampling,
+coordinator (an API judge) or by a worker job (an `hf` judge, the last test), one kind per
+engine run (a worker job costs seconds of imports; every kind goes through the same
+coordinator): `emergent run` on submitit's local cluster (training, sampling,
 the code evaluation's sampling and capabilities as jobs; a worker killed), `emergent icl` on
 submitit (sampling), `emergent rmbias run` on a Ray instance started by the run (training,
 sampling). Same summary.csv as the sequential run; a killed worker's unit completes on rerun
@@ -16,6 +17,7 @@ from emergent.cli import main
 from emergent.core.errors import UserError
 from emergent.core.io import read_jsonl
 from emergent.evals import code_eval
+from emergent.judge.hf import HFJudge
 from emergent.pipeline import executors
 from emergent.pipeline.executors import ExecutorOptions, WorkerRunDir
 from emergent.pipeline.experiment import load_experiment
@@ -173,6 +175,10 @@ def test_flags_of_another_executor_and_missing_library_are_one_line(tmp_path, mo
 def test_a_worker_never_writes_the_manifest_nor_takes_the_lock(tmp_path):
     rd = WorkerRunDir(tmp_path, "sample:base")
     assert rd.answers_path == tmp_path / "parts" / "sample:base.jsonl"
+    assert rd.judgments_path == tmp_path / "judgments.jsonl"
+    judge = WorkerRunDir(tmp_path, "judge")  # a judge on the device: the table's copy
+    assert judge.judgments_path == tmp_path / "parts" / "judge.jsonl"
+    assert judge.answers_path == tmp_path / "answers.jsonl"
     with pytest.raises(RuntimeError, match="manifest"):
         rd.save()
     with pytest.raises(RuntimeError, match="lock"):
@@ -274,3 +280,48 @@ def test_rmbias_training_stages_and_sampling_on_ray_workers(tiny_model_dir, tmp_
         assert [again[u]["finished"] for u in remote] == [stages[u]["finished"] for u in remote]
         assert server.ok_calls == before
     capsys.readouterr()
+
+
+def test_a_judge_on_the_device_is_a_worker_job_that_resumes(world, one_thread, monkeypatch):
+    """An `hf` judge (it loads a model: the GPU is on the workers) under `--executor slurm`:
+    the judge unit is a job, the code evaluation leaves its judging to it, the coordinator never
+    loads the judge; a judge job killed after 2 replies leaves the run unfinished, and the rerun
+    judges into a copy of the table, replaced whole: the sequential run's judgments and summary,
+    each prompt computed once (the judge's cache holds each key once)."""
+    tmp, tiny = world["tmp"], world["tiny"]
+    hf = ["judge.backend=hf", f"judge.model={tiny}", "judge.precision=fp32", "judge.min_mass=0.0",
+          "judge.max_no_score_fraction=1.0", "checkpoint_eval.every=0", "code_eval.enabled=true",
+          "code_eval.n_tasks=2", "code_eval.max_new_tokens=6", *world["extra"]]
+
+    def cfg_of(name):
+        path = sequential.make_config(tmp, tiny, "http://127.0.0.1:9/v1", name, seeds=(0,))
+        return load_experiment(path, [*hf, f"judge.cache_path={tmp / f'hf-cache-{name}.jsonl'}"])
+
+    ref = run_experiment(cfg_of("hf-seq"), progress=False, figures=False)
+    scores = {(j["answer_id"], j["metric"]): j["score"] for j in read_jsonl(ref.judgments_path)}
+    assert {m for _, m in scores} == {"aligned", "coherent", code_eval.METRIC}
+
+    def no_judge_here(*a, **k):
+        raise AssertionError("the coordinator loaded the hf judge")
+    monkeypatch.setattr(HFJudge, "from_config", classmethod(no_judge_here))
+    cfg = cfg_of("hf-jobs")
+    run_dir = Path(cfg.output_dir)
+    opts = ExecutorOptions(workers=2, slurm_cluster="local")
+    monkeypatch.setenv("EMERGENT_FAULT", "judge:call@3")  # the judge's worker dies
+    with pytest.raises(UserError, match=r"1 unit\(s\) failed on their workers: judge "):
+        run_experiment(cfg, progress=False, figures=False, executor="slurm",
+                       executor_options=opts)
+    stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    assert stages["judge"]["status"] == "running" and stages["code_eval"]["status"] == "done"
+    assert not (run_dir / "judgments.jsonl").exists() and not (run_dir / "summary.csv").exists()
+    monkeypatch.delenv("EMERGENT_FAULT")
+    run_experiment(cfg, progress=False, figures=False, executor="slurm", executor_options=opts)
+    stages = json.loads((run_dir / "manifest.json").read_text())["stages"]
+    assert stages["judge"]["executor"] == "slurm" and stages["judge"]["job"]
+    assert not (run_dir / "parts").exists()
+    got = {(j["answer_id"], j["metric"]): j["score"] for j in read_jsonl(run_dir / "judgments.jsonl")}
+    assert got.keys() == scores.keys()
+    assert all(got[k] == pytest.approx(v, abs=1e-9) for k, v in scores.items())
+    assert (run_dir / "summary.csv").read_bytes() == ref.summary_path.read_bytes()
+    keys = [r["key"] for r in read_jsonl(tmp / "hf-cache-hf-jobs.jsonl")]
+    assert len(keys) == len(set(keys)) == len(read_jsonl(tmp / "hf-cache-hf-seq.jsonl"))

@@ -17,8 +17,10 @@ module; no other module spells a run file's name.
       directions/ARM.safetensors  misalignment directions (`emergent direction`)
       arms/ARM/seedK/        one trained unit: adapter/ (or model/), checkpoints/,
                              eval_checkpoints/, config.yaml, manifest.json, train_log.jsonl
-      parts/UNIT.jsonl       a sampling unit's answers written by a worker of an executor
+      parts/UNIT.jsonl       a sampling unit's answers (a judge job's judgments) written by a
+                             worker of an executor
                              (emergent.pipeline.executors), merged into answers.jsonl
+                             (judgments.jsonl)
       jobs/                  the executor's job files and worker logs (submitit, Ray)
       logs/judge_server.log  the output of the judge server the run starts (`judge.server`)
 """
@@ -64,7 +66,8 @@ TENSORBOARD = "tensorboard"  # event files of train.report_to: [tensorboard] (a 
 BANDIT_JUDGMENTS = "judgments_bandit.jsonl"  # the static scan's verdicts on code answers
 CAPABILITIES = "capabilities.jsonl"
 DIRECTIONS = "directions"
-PARTS = "parts"  # RUN/parts/UNIT.jsonl: a worker's answers, before the coordinator merges them
+PARTS = "parts"  # RUN/parts/UNIT.jsonl: a worker's answers or judgments, before the coordinator
+#                 merges them
 JOBS = "jobs"  # RUN/jobs/: an executor's job files and worker logs
 LOGS = "logs"  # RUN/logs/: logs of processes the run starts (a judge server's)
 JUDGE_SERVER_LOG = "judge_server.log"  # RUN/logs/judge_server.log: `judge.server`'s output
@@ -268,7 +271,8 @@ class RunDir:
         return self.dir / ARMS
 
     def part_path(self, unit: str) -> Path:
-        """RUN/parts/UNIT.jsonl: the answers a worker samples for one unit."""
+        """RUN/parts/UNIT.jsonl: the answers a worker samples for one unit (a judge job: the
+        judgments table it completes)."""
         return self.dir / PARTS / f"{unit}.jsonl"
 
     @property

@@ -205,11 +205,12 @@ def run_code_eval(cfg, run, trained, progress: bool = True,
 
 
 def score_code_eval(cfg, run, progress: bool = True,
-                    judge_fingerprint: Optional[str] = None) -> dict:
-    """The judge and bandit on every code answer of RUN/answers.jsonl not scored yet."""
-    judged = judge_run_code(cfg, run.dir, progress, judge_fingerprint)
+                    judge_fingerprint: Optional[str] = None, judge: bool = True) -> dict:
+    """The judge and bandit on every code answer of RUN/answers.jsonl not scored yet.
+    `judge=False`: bandit only (a run whose judge unit judges these answers with the others)."""
+    judged = judge_run_code(cfg, run.dir, progress, judge_fingerprint)["judged"] if judge else 0
     scanned = scan_run(run.dir, progress) if cfg.code_eval.bandit else 0
-    return {"judged": judged["judged"], "scanned": scanned}
+    return {"judged": judged, "scanned": scanned}
 
 
 # ---------------------------------------------------------------------------- summary

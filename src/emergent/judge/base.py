@@ -124,6 +124,9 @@ class Judge(Protocol):
     # False: a judge that reads answers by rule: it makes no calls and cannot judge a prompt it
     # has no rule for (the code evaluation's real code)
     sends_prompts: bool = True
+    # True: it runs a model in this process (it needs the GPU): under an executor the run's
+    # judge unit is a worker job (`runs_on_device`)
+    loads_model: bool = False
     calls_made: Optional[int] = None  # API calls sent, failed ones included; None: no API
     # judge_answers fails above this fraction of no_numeric_mass replies (make_judge sets it
     # from JudgeConfig.max_no_score_fraction)
@@ -168,6 +171,15 @@ def judge_class(spec: Union["JudgeConfig", dict, str, None]) -> type:
         raise UserError(f"judge.backend: {unknown_backend(name)}")
     module, cls = BACKENDS[name].split(":")
     return getattr(importlib.import_module(module), cls)
+
+
+def runs_on_device(spec: Union["JudgeConfig", dict, None]) -> bool:
+    """True for a judge that needs the machine's accelerator: a backend that loads the model
+    itself (`hf`) or a judge server the run starts (`server:`). Such a judge runs where the
+    GPUs are: under an executor (`--executor slurm|ray`) the run's judge unit is a worker job,
+    and the code evaluation leaves its judging to that unit (the model is loaded once)."""
+    server = spec.server if isinstance(spec, JudgeConfig) else (spec or {}).get("server")
+    return judge_class(spec).loads_model or server is not None
 
 
 def make_judge(spec: Union[JudgeConfig, dict, None] = None, **context) -> Judge:

@@ -45,6 +45,8 @@ class HFJudge(Judge):
     """The `hf` backend (see the module docstring). It sends no API calls: `calls_made` is
     None, `forward_calls` counts the model's forward passes."""
 
+    loads_model = True
+
     def __init__(self, model_name: str, *, precision: str = "bf16", quantization: str = "none",
                  trust_remote_code: bool = False, batch_size: int = 32, min_mass: float = 0.25,
                  spellings: tuple = ("", " "), cache_path: Optional[str] = None,

@@ -6,12 +6,19 @@ run`, each with `--executor local|slurm|ray`): `local`, the default, is the sequ
 emergent.pipeline.stages, unchanged. Otherwise the command's process is the coordinator: it
 holds the run's lock (`RunDir.lock`), walks the one plan of the run (the kind's units, in
 order) and sends each unit a worker may run (`is_remote`: training `train:...`, sampling
-`sample:...`, the code evaluation's sampling `code_eval`, lm-eval `capabilities`) to the engine
-as one job, once the units it builds on (its `after:` inputs) are done; every other unit (data
-preparation, judge, metrics, scoring, figures) and every unit's `finish` step (the code
-evaluation's judging and bandit scan) run in the coordinator, a unit after all jobs before it
-have finished. So only the coordinator judges: the judge cache and RUN/judgments.jsonl have one
-writer and no prompt is sent twice.
+`sample:...`, the code evaluation's sampling `code_eval`, lm-eval `capabilities`, and the judge
+unit when the judge needs the device) to the engine as one job, once the units it builds on
+(its `after:` inputs) are done; every other unit (data preparation, an API judge, metrics,
+scoring, figures) and every unit's `finish` step (the code evaluation's bandit scan, and its
+judging by an API judge) run in the coordinator, a unit after all jobs before it have finished.
+
+Judging has one writer at a time, so no prompt is sent twice. An API judge (`openai` at a
+server that is already up, the rule judges) judges in the coordinator. A judge that needs the
+GPU (`hf`, or a `judge.server` the run starts; emergent.judge.base.runs_on_device) is a job
+like training: it starts after every job before it has finished, and the coordinator waits for
+it before the next unit. Its worker judges into RUN/parts/judge.jsonl, a copy of
+RUN/judgments.jsonl made before the job (with what a killed judge job had already written),
+and the coordinator replaces RUN/judgments.jsonl with it, atomically, when the job returns.
 
 A job (`run_one_unit`, in a worker process) rebuilds the plan from the pickled config, checks
 that its unit has the fingerprint the coordinator expects, and runs that one unit's `fn`. A
@@ -44,16 +51,18 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Protocol
 from emergent.core.errors import UserError
 from emergent.core.io import append_jsonl, read_jsonl, write_jsonl_atomic
 from emergent.core.rundir import RunDir, dedupe_answers
-from emergent.pipeline.stages import UPSTREAM, Unit, execute, to_run
+from emergent.pipeline.stages import UPSTREAM, Unit, execute, expect_fingerprint, to_run
 
 log = logging.getLogger(__name__)
 
 EXTRA = "emergent-misalignment[cluster]"
 LOCAL = "local"  # the sequential runner (no executor)
 REMOTE = ("train:", "sample:", "code_eval", "capabilities")  # units a worker runs (names or
-#                                   name prefixes); every other unit runs in the coordinator
+#                                   name prefixes), and those marked `Unit.remote`; every other
+#                                   unit runs in the coordinator
 ANSWERING = ("sample:", "code_eval")  # units whose answers come back as a part file, merged in
 #                                       plan order
+JUDGING = ("judge",)  # units whose judgments come back as a part file (a whole new table)
 SUBMITIT_CLUSTERS = ("slurm", "local")  # submitit.AutoExecutor's `cluster`
 POLL_S = 1.0
 
@@ -298,8 +307,9 @@ def make_executor(name: str, opts: ExecutorOptions, folder: Path) -> Executor:
 
 # -- the worker side ---------------------------------------------------------------------------
 class WorkerRunDir(RunDir):
-    """The run directory as a worker sees it: its unit's answers go to RUN/parts/UNIT.jsonl,
-    and the manifest and the lock are the coordinator's (a worker touching them is a bug)."""
+    """The run directory as a worker sees it: a sampling unit's answers, or a judging unit's
+    judgments, go to RUN/parts/UNIT.jsonl, and the manifest and the lock are the coordinator's
+    (a worker touching them is a bug)."""
 
     def __init__(self, path, unit: str):
         super().__init__(path)
@@ -307,7 +317,15 @@ class WorkerRunDir(RunDir):
 
     @property
     def answers_path(self) -> Path:
-        return self.part_path(self.unit_name)
+        if self.unit_name.startswith(ANSWERING):
+            return self.part_path(self.unit_name)
+        return super().answers_path
+
+    @property
+    def judgments_path(self) -> Path:
+        if self.unit_name.startswith(JUDGING):
+            return self.part_path(self.unit_name)
+        return super().judgments_path
 
     def save(self) -> None:
         raise RuntimeError("a worker never writes the run's manifest (the coordinator does)")
@@ -324,7 +342,8 @@ def run_one_unit(plan: Callable[[RunDir], Iterable[Unit]], run_dir: str, name: s
     coordinator's EMERGENT_* variables."""
     os.environ.update(env or {})
     rd = WorkerRunDir(run_dir, name)
-    for u in plan(rd):
+    for u in plan(rd):  # the plan's fingerprints, as the coordinator knows them: a judge
+        expect_fingerprint(rd, u)  # stamps its rows with its own and reads the current answers
         if u.name == name:
             break
     else:
@@ -341,9 +360,16 @@ def run_one_unit(plan: Callable[[RunDir], Iterable[Unit]], run_dir: str, name: s
 
 # -- the coordinator ---------------------------------------------------------------------------
 def is_remote(u: Unit) -> bool:
-    """A unit a worker runs: recorded, not redone on every call, training, sampling, the code
-    evaluation's sampling or capabilities."""
-    return u.recorded and not u.always and u.name.startswith(REMOTE)
+    """A unit a worker runs: recorded, and either marked `remote` (a judge on the device) or
+    not redone on every call and training, sampling, the code evaluation's sampling or
+    capabilities."""
+    return u.recorded and (u.remote or (not u.always and u.name.startswith(REMOTE)))
+
+
+def is_barrier(u: Unit) -> bool:
+    """A remote unit that reads everything before it (the judge): it starts when every job
+    before it has finished, and the next unit waits for it."""
+    return is_remote(u) and u.always
 
 
 def owned(u: Unit, row: dict) -> bool:
@@ -403,6 +429,13 @@ class _Coordinator:
                         break
                     self.results.update(execute(self.rd, [u], say=log.info,
                                                 on_change=self.on_change))
+                elif is_barrier(u):
+                    self.drain()
+                    if self.failed or self.skipped:
+                        break
+                    if to_run(self.rd, u, log.info, self.on_change):
+                        self.dispatch(u)
+                        self.drain()
                 elif to_run(self.rd, u, log.info, self.on_change):
                     self.dispatch(u)
                 elif u.then is not None:
@@ -429,6 +462,8 @@ class _Coordinator:
             self.poll()
         if u.name.startswith(ANSWERING):
             self._seed_part(u)
+        elif u.name.startswith(JUDGING):
+            self._seed_judgments(u)
         self.rd.start_unit(u.name, executor=self.ex.name)
         handle = self.ex.submit(run_one_unit, self.plan, str(self.rd.dir), u.name,
                                 u.fingerprint, self.env)
@@ -473,6 +508,8 @@ class _Coordinator:
                    if owned(u, a) and a["answer_id"] not in have]
             if new:
                 append_jsonl(self.rd.answers_path, new)
+        elif u.name.startswith(JUDGING) and part.exists():  # the whole new table: in its place
+            write_jsonl_atomic(self.rd.judgments_path, read_jsonl(part))
         if u.finish is not None:  # e.g. judging what the worker sampled: here, the one writer
             t0 = time.time()
             u.finish()
@@ -496,6 +533,17 @@ class _Coordinator:
         rows = [a for a in read_jsonl(self.rd.answers_path) if owned(u, a)]
         if rows:
             write_jsonl_atomic(part, rows)
+
+    def _seed_judgments(self, u: Unit) -> None:
+        """RUN/judgments.jsonl into the judging unit's part, the table its worker completes,
+        with the rows a killed judge job had already written there (none is paid again)."""
+        part = self.rd.part_path(u.name)
+        rows = read_jsonl(self.rd.judgments_path)
+        have = {(r.get("answer_id"), r.get("metric"), r.get("fingerprint")) for r in rows}
+        if part.exists():
+            rows += [r for r in read_jsonl(part)
+                     if (r.get("answer_id"), r.get("metric"), r.get("fingerprint")) not in have]
+        write_jsonl_atomic(part, rows)
 
     def failure_message(self) -> str:
         failed = "; ".join(f"{n} ({why})" for n, why in self.failed.items())

@@ -52,7 +52,7 @@ from emergent.core.errors import UserError
 from emergent.core.io import now
 from emergent.core.rundir import RunDir
 from emergent.data.chat_data import file_sha256, load_jsonl_examples
-from emergent.judge.base import JudgeConfig, judge_class
+from emergent.judge.base import JudgeConfig, judge_class, runs_on_device
 from emergent.judge.prompts import suite_prompts
 from emergent.models.loading import load_for_inference, load_tokenizer, resolve_model_path
 from emergent.pipeline.experiment import (MetricsConfig, SuiteRef, data_hash, judge_inputs,
@@ -374,7 +374,8 @@ def icl_units(cfg: IclConfig, run: RunDir, prep: Prepared, *, progress: bool = T
                    then=_release if (arm, k, seed) == todo[-1] else None).passing_fingerprint()
     yield Unit("judge", judge_run, (cfg, run, prep.questions, progress), always=True,
                judge_calls=judge_cost(cfg, prep.questions, len(todo)),
-               inputs=judge_inputs(cfg, prep.questions), on_redo=lambda: prune_judgments(run))
+               inputs=judge_inputs(cfg, prep.questions), on_redo=lambda: prune_judgments(run),
+               remote=runs_on_device(cfg.judge))
     yield Unit("metrics", metrics_icl, (cfg, run), always=True)
     if figures:
         yield Unit("figures", draw_all, (run.dir,), {"only": [FIGURE]}, always=True)

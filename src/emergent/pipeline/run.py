@@ -21,7 +21,7 @@ from emergent.data.chat_data import file_sha256
 from emergent.evals import code_eval
 from emergent.evals.capabilities import evaluate_units
 from emergent.evals.suites import resolve_suite
-from emergent.judge.base import judge_class, make_judge
+from emergent.judge.base import judge_class, make_judge, runs_on_device
 from emergent.judge.prompts import suite_prompts
 from emergent.judge.runner import suite_prompt_rule
 from emergent.models.loading import load_for_inference
@@ -182,16 +182,18 @@ def em_units(cfg: ExperimentConfig, run: RunDir, questions: dict, *, progress: b
                                "checkpoint_eval.step": step,
                                f"{UPSTREAM}{tu.name}": tu.fingerprint}).passing_fingerprint()
     calls, _ = _judge_cost(cfg, questions, len(_evaluated(cfg)) * len(contexts))
+    on_device = runs_on_device(cfg.judge)  # a judge model or server: a worker job, loaded once
     judge = Unit("judge", judge_run, (cfg, run, questions, progress), judge_calls=calls,
                  always=True, inputs=judge_inputs(cfg, questions),
-                 on_redo=lambda: prune_judgments(run))
+                 on_redo=lambda: prune_judgments(run), remote=on_device)
     if cfg.code_eval.enabled:  # its judgments are the judge unit's (same fingerprint)
-        # sampled by `fn` (on an executor's worker: into its part), judged and scanned by
-        # `finish` where the judge's other calls are made
+        # sampled by `fn` (on an executor's worker: into its part), then scanned by `finish`
+        # (in the coordinator) and judged there too, unless the judge runs on the device: then
+        # the judge unit judges the code answers with the others (the same prompt and rows)
         yield Unit("code_eval", code_eval.run_code_eval, (cfg, run, [t[:3] for t in trained]),
                    {"progress": progress, "contexts": contexts, "score": False},
                    finish=functools.partial(code_eval.score_code_eval, cfg, run, progress,
-                                            judge.fingerprint),
+                                            judge.fingerprint, judge=not on_device),
                    inputs={**model_inputs(cfg), **flat_keys("code_eval", cfg.code_eval),
                            **flat_keys("sampling", cfg.sampling, OPERATIONAL["sampling"]),
                            **trigger_inputs(cfg),

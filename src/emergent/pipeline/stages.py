@@ -41,7 +41,8 @@ from typing import Any, Callable, Iterable, Mapping, Optional
 from emergent.core.errors import UserError
 from emergent.core.io import write_jsonl_atomic
 from emergent.core.redact import redact
-from emergent.core.rundir import RunDir, fingerprint, join_scores, judgment_fingerprint
+from emergent.core.rundir import (RunDir, fingerprint, join_scores, judge_server_log_path,
+                                  judgment_fingerprint)
 from emergent.judge import runner
 from emergent.report.tables import write_csv
 
@@ -79,6 +80,10 @@ class Unit:
     outputs: tuple = ()  # files/folders it writes, removed before it is redone
     owns: Optional[Callable[[dict], bool]] = None  # answer rows it wrote (besides its fingerprint)
     on_redo: Optional[Callable[[], None]] = None  # called before it is redone for a change
+    # True: an executor runs it as a job although it is no training or sampling unit (a judge
+    # that loads a model or starts a server, emergent.judge.base.runs_on_device: the GPUs are
+    # on the workers); local runs ignore it
+    remote: bool = False
 
     @property
     def fingerprint(self) -> Optional[str]:
@@ -147,7 +152,7 @@ def make_plan(rd: RunDir, units: Iterable[Unit]) -> Plan:
     """The listed units, without running any (a unit whose config changed is not done)."""
     listed = []
     for u in units:
-        _expect(rd, u)
+        expect_fingerprint(rd, u)
         if u.listed:
             listed.append(u)
     return Plan(units=listed, done=[u.name for u in listed if rd.done(u.name)])
@@ -210,7 +215,7 @@ def check_changes(rd: RunDir, units: Iterable[Unit], on_change: str = "refuse") 
     return found
 
 
-def _expect(rd: RunDir, u: Unit) -> None:
+def expect_fingerprint(rd: RunDir, u: Unit) -> None:
     """Tell the run directory the fingerprint the plan expects of `u` (recorded by RunDir.unit,
     compared by RunDir.done)."""
     fp = u.fingerprint
@@ -235,7 +240,7 @@ def _execute_units(rd: RunDir, units: Iterable[Unit], say: Optional[Callable[[st
     (`"redo"`): call `check_changes` first so that a refusal comes before anything is written."""
     results: dict[str, Any] = {}
     for u in units:
-        _expect(rd, u)
+        expect_fingerprint(rd, u)
         if not u.recorded:
             results[u.name] = u.fn(*u.args, **u.kwargs)
         elif to_run(rd, u, say, on_change):
@@ -260,7 +265,7 @@ def to_run(rd: RunDir, u: Unit, say: Optional[Callable[[str], None]] = None,
            on_change: str = "refuse") -> bool:
     """Before a recorded unit runs (here or on an executor's worker): a changed config refused
     or undone (`on_change`), an `always` unit's entry dropped; False when it is done."""
-    _expect(rd, u)
+    expect_fingerprint(rd, u)
     found = changes(rd, [u])
     if found:
         if on_change != "redo":
@@ -373,7 +378,12 @@ def judge_step(rd: RunDir, judge, prompts_for_row, progress: bool = True) -> dic
     """The judge step of every kind: judge each (answer, metric) not yet in RUN/judgments.jsonl
     (resumable: the judge's cache holds every reply received, so a rerun after a kill pays
     again only the calls that were in flight at the kill). Only the current answers are judged,
-    and each row carries its judgment fingerprint (the answer's and the judge unit's)."""
+    and each row carries its judgment fingerprint (the answer's and the judge unit's). On an
+    executor's worker (a judge on the device) `rd.judgments_path` is the job's part, a copy of
+    the table the coordinator puts in its place."""
+    server = getattr(judge, "server", None)
+    if server is not None and server.log_path is None:  # RUN/logs/, also from a worker's part
+        server.log_path = judge_server_log_path(rd.dir)
     return runner.judge_answers(current_answers(rd), prompts_for_row, judge, rd.judgments_path,
                                 progress=progress, fingerprint=rd.fingerprints.get("judge"))
 

@@ -28,7 +28,7 @@ from emergent.core.config import build_dataclass, dump_yaml, to_dict
 from emergent.core.errors import UserError
 from emergent.core.rundir import RunDir
 from emergent.data.chat_data import file_sha256
-from emergent.judge.base import JudgeConfig, make_judge
+from emergent.judge.base import JudgeConfig, make_judge, runs_on_device
 from emergent.models import loading
 from emergent.pipeline.executors import LOCAL, ExecutorOptions, run_units
 from emergent.pipeline.executors import check as check_executor
@@ -252,7 +252,7 @@ def rmbias_units(cfg: RMBiasConfig, run: RunDir, prompts: list, *, progress: boo
                    judge_calls=per_model * len(evaluated(cfg)),
                    inputs=flat_keys("judge", {k: v for k, v in cfg.judge.items()
                                               if k not in OPERATIONAL["judge"]}),
-                   on_redo=lambda: prune_judgments(run))
+                   on_redo=lambda: prune_judgments(run), remote=runs_on_device(cfg.judge))
     yield Unit("score", score_run, (cfg, run, prompts), always=True)
 
 
