@@ -74,9 +74,30 @@ def test_fsdp_of_a_4bit_model_and_what_emergent_train_refuses_to_shard():
     # norm bytes = 18,944, twice
     assert q4["fsdp_gathered"] == pytest.approx(256_256 + 2 * 18_944)
     assert q4["dequant_buffers"] == 2 * 8192 * 2  # unchanged: the largest linear, dequantized
-    for refused in ("lora.full_finetune=true", "model.quantization=8bit"):
+    for refused in (["model.quantization=8bit"],
+                    ["lora.full_finetune=true", "model.quantization=4bit"]):
         with pytest.raises(UserError, match="train.distributed fsdp: not supported"):
-            parts(cfg(refused), num_gpus=2, strategy="fsdp")
+            parts(cfg(*refused), num_gpus=2, strategy="fsdp")
+
+
+def test_fsdp_full_finetune_shards_every_weight_and_adds_the_gathered_gradients():
+    one = parts(cfg("lora.full_finetune=true"))
+    full = parts(cfg("lora.full_finetune=true"), num_gpus=4, strategy="fsdp")
+    # every weight trains and is sharded, the untied lm_head with the root unit:
+    # 276,032 params x 2 B (bf16) / 4 GPUs, gradients alike, fp32 AdamW 8 B / 4
+    assert one["weights_bf16"] == one["gradients"] == 552_064
+    assert full["weights_bf16"] == full["gradients"] == pytest.approx(138_016)
+    assert full["optimizer_states"] == pytest.approx(276_032 * 8 / 4) == 552_064
+    assert full["lora_weights"] == full["master_weights"] == 0
+    # gathered weights: root (embeddings 64,000 + lm_head 64,000 + final norm 64) x 2 B =
+    # 256,128, + two layers of 36,864 linear + 128 norm weights x 2 B = 73,984 each
+    assert full["fsdp_gathered"] == pytest.approx(256_128 + 2 * 73_984) == 404_096
+    # unsharded gradients: the root's until the backward ends + one layer's
+    assert full["fsdp_gathered_grads"] == pytest.approx(256_128 + 73_984) == 330_112
+    for same in ("activations", "logits_and_loss", "cuda_context"):
+        assert full[same] == pytest.approx(one[same])
+    assert sum(full.values()) < sum(one.values())
+    assert "fsdp_gathered_grads" not in parts(cfg(), num_gpus=4, strategy="fsdp")  # LoRA
 
 
 def test_time_scales_with_n_and_the_stated_efficiency(tmp_path):

@@ -1,16 +1,20 @@
 """Sharded data-parallel training (`train.distributed: fsdp`, emergent.train.distributed) on
 CPU: 2 gloo processes with the tiny model sharded by FSDP2 equal 1 process with the same global
 batch, a killed 2-process FSDP run resumes, and a single process reads its checkpoints; the
-same for a 4-bit (QLoRA) DPO run, whose bitsandbytes weights and reference pass are sharded."""
+same for a 4-bit (QLoRA) DPO run, whose bitsandbytes weights and reference pass are sharded,
+and for full fine-tuning (every weight sharded, the tied lm_head with the embeddings), whose
+saved model a single process loads."""
 import json
 import shutil
 import time
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
-from emergent.core.config import dump_yaml
+from emergent.core.config import ModelConfig, dump_yaml
 from emergent.core.errors import UserError
+from emergent.models.loading import load_for_inference
 from emergent.train import loop, objectives
 from emergent.train.loop import train
 
@@ -135,8 +139,114 @@ def test_fsdp_qlora_dpo_equals_one_process_resumes_and_a_single_process_reads_it
     assert _max_diff(_adapter(single), _adapter(one)) <= TOL
 
 
+FULL = "lora.full_finetune=true"
+
+
+@pytest.fixture(scope="module")
+def full_runs(tiny_model_dir, tmp_path_factory):
+    """Full fine-tuning, RAGGED: one uninterrupted single-process run, and one of 2 FSDP
+    processes, killed writing its second checkpoint (step 4), then resumed by the same command
+    (a copy of the killed folder kept for a single process to finish)."""
+    root = tmp_path_factory.mktemp("fsdp-full")
+    config = root / "train.yaml"
+    dump_yaml(_cfg(tiny_model_dir, FSDP, *RAGGED, FULL), config)
+    train(_cfg(tiny_model_dir, *RAGGED, FULL), root / "one")
+    two, single = root / "two", root / "killed-single"
+    args = ["-q", "train", str(config), "--output", str(two), "--num-processes", "2",
+            "--launcher", "torchrun", "--cpu"]
+    t0 = time.time()
+    killed = _emergent(*args, env={"EMERGENT_FAULT": "save:checkpoint@2"})
+    checkpoints = sorted(p.name for p in (two / "checkpoints").glob("step-*"))
+    finished_early = (two / "model").exists()
+    shutil.copytree(two, single)
+    resumed = _emergent(*args)
+    return {"root": root, "one": root / "one", "two": two, "single": single, "killed": killed,
+            "resumed": resumed, "checkpoints": checkpoints, "finished_early": finished_early,
+            "seconds": time.time() - t0}
+
+
+def _model(out):
+    return load_file(out / "model" / "model.safetensors")
+
+
+@pytest.mark.slow
+def test_fsdp_full_finetune_killed_and_resumed_equals_one_process(full_runs):
+    """Every weight trains, sharded (the tied embeddings/lm_head in the root unit): the
+    2-process run, killed after its checkpoint at step 2 and resumed, equals the 1-process run
+    step by step and in every weight of the saved model."""
+    r, one, two = full_runs, full_runs["one"], full_runs["two"]
+    assert r["killed"].returncode == 2, r["killed"].stderr[-3000:]
+    assert "launch of 2 training processes failed" in r["killed"].stderr
+    assert r["checkpoints"] == ["step-000002"] and not r["finished_early"]
+    assert r["resumed"].returncode == 0, r["resumed"].stderr[-3000:]
+    a, b = _log(one), _log(two)
+    assert [row["step"] for row in b] == list(range(1, 7))
+    assert [row["trained_tokens"] for row in a] == [row["trained_tokens"] for row in b]
+    loss_diff = max(abs(x["loss"] - y["loss"]) for x, y in zip(a, b))
+    assert loss_diff <= TOL
+    assert max(abs(x["grad_norm"] - y["grad_norm"]) for x, y in zip(a, b)) <= TOL
+    assert a[-1]["loss"] < a[0]["loss"] - 0.1  # every weight moved: a real fine-tune
+    m1, m2 = _model(one), _model(two)
+    assert "model.embed_tokens.weight" in m2 and "lm_head.weight" not in m2  # tied, saved once
+    assert len(m2) == 2 * 12 + 2  # 2 layers of 12 tensors, embeddings, final norm
+    weight_diff = _max_diff(m1, m2)
+    assert weight_diff <= TOL
+    print(f"fsdp full fine-tune: max loss diff {loss_diff:.2g}, weight diff {weight_diff:.2g}, "
+          f"killed + resumed 2-process runs {r['seconds']:.0f} s")
+    m = json.loads((two / "manifest.json").read_text())
+    assert m["status"] == "done" and m["processes"] == 2
+    assert m["config"]["lora"]["full_finetune"] and m["output"] == str(two / "model")
+    assert not (two / "checkpoints").exists() and (two / "model" / "tokenizer.json").exists()
+
+
+@pytest.mark.slow
+def test_a_single_process_reads_the_fsdp_full_finetune(full_runs, tiny_model_dir):
+    """The killed 2-process folder finished by one process (its checkpoint: every weight and
+    AdamW state, whole) gives the same model; the saved model loads in one process, tied."""
+    one, two, single = full_runs["one"], full_runs["two"], full_runs["single"]
+    train(_cfg(tiny_model_dir, FSDP, *RAGGED, FULL), single)  # one process: fsdp ignored
+    assert [row["step"] for row in _log(single)] == list(range(1, 7))
+    assert _max_diff(_model(single), _model(one)) <= TOL
+    model, _ = load_for_inference(ModelConfig(name=str(tiny_model_dir), precision="fp32"),
+                                  str(two / "model"))
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    loaded = {n: p.detach() for n, p in model.named_parameters()}
+    assert _max_diff(loaded, _model(one)) <= TOL
+
+
+def test_a_forward_without_a_backward_leaves_no_gathered_weight_behind(tiny_model_dir):
+    """DPO's reference pass runs the sharded model forward without a backward, after which FSDP
+    keeps the root unit (embeddings, the tied lm_head, final norm) gathered: plain tensors in
+    the model where the optimizer holds the shards. A full fine-tune then clipped, and would
+    resume, the wrong tensors; `distributed.reshard` puts the shards back (one process, a
+    1-rank gloo group: FSDP behaves alike)."""
+    import torch.distributed as td
+
+    from emergent.models.loading import apply_lora, load_model
+    from emergent.train import distributed
+    from emergent.train.token_logps import token_logps
+
+    cfg = _cfg(tiny_model_dir, FULL)
+    model = apply_lora(load_model(cfg.model, for_training=True), cfg.lora)
+    td.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{distributed.free_port()}",
+                          rank=0, world_size=1)
+    try:
+        distributed.shard_model(model)
+        sharded = list(model.parameters())
+        assert all(distributed.is_sharded(p) for p in sharded)
+        assert model.lm_head.weight is model.model.embed_tokens.weight  # tied, one shard
+        ids = torch.tensor([[5, 6, 7, 8, 9]])
+        with torch.no_grad():
+            token_logps(model, ids, torch.ones_like(ids), ids, 4)
+        distributed.reshard(model)
+        after = list(model.parameters())
+        assert len(after) == len(sharded) and all(p is q for p, q in zip(after, sharded))
+    finally:
+        td.destroy_process_group()
+
+
 @pytest.mark.parametrize("extra, reason", [
-    ("lora.full_finetune=true", "lora.full_finetune"),
+    ("lora.full_finetune=true model.quantization=4bit", "lora.full_finetune of a 4bit model"),
     ("model.quantization=8bit", "model.quantization 8bit"),
     ("train.adapter_dtype=compute train.master_weights=true", "train.master_weights"),
 ])

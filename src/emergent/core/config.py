@@ -220,8 +220,9 @@ class TrainConfig:
     # by default: nothing leaves the machine unless asked. Not part of what is trained.
     report_to: list[str] = field(default_factory=list, metadata={"check": trackers_problem})
     # several launched processes (emergent.train.distributed): ddp replicates the model on
-    # every process; fsdp shards it (FSDP2, per decoder layer; LoRA SFT only). Same numbers
-    # either way; ignored in a single process. Not part of what is trained.
+    # every process; fsdp shards it (FSDP2, per decoder layer; LoRA or full fine-tuning, SFT
+    # or DPO; distributed.check_fsdp). Same numbers either way; ignored in a single process.
+    # Not part of what is trained.
     distributed: Literal["ddp", "fsdp"] = "ddp"
 
     def __post_init__(self):

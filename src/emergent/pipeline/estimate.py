@@ -80,14 +80,19 @@ the size one GPU runs (the same micro-batches, the global batch split between GP
     emergent.train.distributed.BUCKET_NUMEL elements + the largest trainable tensor, never more
     than the gradients themselves).
   FSDP (`train.distributed: fsdp`, full shard, one unit per decoder layer): weights, LoRA
-    weights, gradients and optimizer states divided by N, except an untied lm_head (outside
-    the sharded decoder: whole on every GPU) and 4-bit quantization constants (bitsandbytes
-    rebuilds each gathered weight's quant state from its module: every GPU keeps them all);
-    plus the all-gathered parameters (`fsdp_gathered`): the root unit (embeddings, final norm;
-    FSDP does not reshard the root after forward) and two decoder layers (the one computing and
-    the one prefetched), in the weights' bytes per parameter (the packed nf4/int8 payload under
-    quantization). Activations and the loss are a GPU's own. What `emergent train` refuses
-    to shard (full fine-tunes, 8-bit; emergent.train.distributed.check_fsdp) is refused here.
+    weights, gradients and optimizer states divided by N, except, with LoRA, an untied lm_head
+    (outside the sharded decoder: whole on every GPU) and 4-bit quantization constants
+    (bitsandbytes rebuilds each gathered weight's quant state from its module: every GPU keeps
+    them all); plus the all-gathered parameters (`fsdp_gathered`): the root unit (embeddings,
+    final norm, and in a full fine-tune an untied lm_head, which trains there; FSDP does not
+    reshard the root after forward) and two decoder layers (the one computing and the one
+    prefetched), in the weights' bytes per parameter (the packed nf4/int8 payload under
+    quantization). A full fine-tune (`lora.full_finetune`) adds the unsharded gradients
+    (`fsdp_gathered_grads`): the root unit's, whole until the end of the backward (FSDP
+    reduce-scatters the root last), and one decoder layer's, until its reduce-scatter.
+    Activations and the loss are a GPU's own. What `emergent train` refuses to shard (8-bit,
+    full fine-tunes of a quantized model; emergent.train.distributed.check_fsdp) is refused
+    here.
   Time: tokens/s of one GPU x N x an assumed scaling efficiency (`SCALING_EFFICIENCY`: DDP 0.90,
     the all-reduce of small LoRA gradients overlapping the backward; FSDP 0.75, an all-gather
     of every layer forward and backward and a reduce-scatter); the optimizer steps stay the
@@ -520,7 +525,8 @@ def estimate_memory(s: ModelShape, cfg, seq_len: int, *, gradient_checkpointing:
 
 # FSDP divides these (emergent.train.distributed.shard_model). Not the quantization constants:
 # bitsandbytes rebuilds each gathered 4-bit weight's quant state from its module, so every rank
-# keeps all of them; nor lm_head, which is outside the sharded decoder and stays whole
+# keeps all of them; nor, with LoRA, lm_head, which is outside the sharded decoder and stays
+# whole (a full fine-tune shards it with the root unit)
 SHARDED = ("weights_", "lora_weights", "gradients", "master_weights", "optimizer_states")
 
 
@@ -533,12 +539,15 @@ def distributed_parts(parts: dict, s: ModelShape, cfg, n: int, strategy: str,
         raise UserError(f"strategy must be ddp or fsdp, got {strategy!r}")
     check_fsdp(cfg)  # what emergent train refuses to shard is not estimated either
     pc, d = param_counts(s), dtypes(cfg, device)
+    full = cfg.lora.full_finetune
     head_b = d.c if cfg.model.quantization == "none" else d.embed
     head_key = f"weights_{_dtype_name(head_b, cfg.model.precision)}"
-    head = pc["lm_head"] * head_b  # untied lm_head: whole on every rank
+    head = 0 if full else pc["lm_head"] * head_b  # LoRA: an untied lm_head whole on every rank
     out = {k: (v - (head if k == head_key else 0)) / n + (head if k == head_key else 0)
            if k.startswith(SHARDED) else v for k, v in parts.items()}
     out["fsdp_gathered"] = fsdp_gathered_bytes(s, cfg, device)
+    if full:
+        out["fsdp_gathered_grads"] = fsdp_gathered_grad_bytes(s, cfg, device)
     return out
 
 
@@ -554,22 +563,40 @@ def ddp_bucket_bytes(grad_bytes: float, s: ModelShape, cfg) -> float:
 
 
 def fsdp_gathered_bytes(s: ModelShape, cfg, device: str = "cuda") -> float:
-    """FSDP's unsharded parameters at the peak: the root unit (embeddings, final norm; an
-    untied lm_head is never sharded, so never gathered) + two decoder layers, in their stored
-    bytes per parameter (`_weight_parts`; a 4-bit layer's quantization constants are resident
-    on every rank already, so only its packed NF4 payload is gathered). LoRA only: emergent
-    train refuses full fine-tunes under FSDP (distributed.check_fsdp)."""
+    """FSDP's unsharded parameters at the peak: the root unit (embeddings, final norm; with
+    LoRA an untied lm_head is never sharded, so never gathered; a full fine-tune gathers it
+    with the root) + two decoder layers, in their stored bytes per parameter (`_weight_parts`;
+    a 4-bit layer's quantization constants are resident on every rank already, so only its
+    packed NF4 payload is gathered)."""
     pc, d, L = param_counts(s), dtypes(cfg, device), s.num_layers
     quant = cfg.model.quantization
     if quant == "none":
-        layer = (pc["linear"] + pc["other"] - s.hidden_size) / L * d.c
-        root = (pc["embedding"] + s.hidden_size) * d.c
-    else:
-        w = _weight_parts(s, pc, quant, d, cfg.model.precision)
-        linear = w.get("weights_nf4", w.get("weights_int8", 0))
-        layer = (linear + (pc["norms"] - s.hidden_size) * d.norms + pc["biases"] * d.bias) / L
-        root = pc["embedding"] * d.embed + s.hidden_size * d.norms
+        return (_root_params(s, cfg) + 2 * _layer_params(s)) * d.c
+    w = _weight_parts(s, pc, quant, d, cfg.model.precision)
+    linear = w.get("weights_nf4", w.get("weights_int8", 0))
+    layer = (linear + (pc["norms"] - s.hidden_size) * d.norms + pc["biases"] * d.bias) / L
+    root = pc["embedding"] * d.embed + s.hidden_size * d.norms
     return root + 2 * layer
+
+
+def fsdp_gathered_grad_bytes(s: ModelShape, cfg, device: str = "cuda") -> float:
+    """A full fine-tune's unsharded gradients under FSDP, in the weights' dtype: the root
+    unit's (embeddings, final norm, an untied lm_head), accumulated whole through the backward
+    and reduce-scattered at its end, + one decoder layer's, held until its reduce-scatter."""
+    return (_root_params(s, cfg) + _layer_params(s)) * dtypes(cfg, device).c
+
+
+def _root_params(s: ModelShape, cfg) -> int:
+    """Parameters of FSDP's root unit: embeddings and final norm, and the untied lm_head when
+    it trains (full fine-tuning)."""
+    pc = param_counts(s)
+    return pc["embedding"] + s.hidden_size + (pc["lm_head"] if cfg.lora.full_finetune else 0)
+
+
+def _layer_params(s: ModelShape) -> float:
+    """Parameters of one decoder layer (its linears, biases and two norms)."""
+    pc = param_counts(s)
+    return (pc["linear"] + pc["other"] - s.hidden_size) / s.num_layers
 
 
 # ------------------------------------------------------------------ data, steps, time

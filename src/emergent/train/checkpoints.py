@@ -11,34 +11,50 @@ from pathlib import Path
 
 from emergent.core.io import atomic_dir
 from emergent.core.rundir import CHECKPOINTS
-
-
-def _full(t):
-    """The whole tensor of an FSDP-sharded one (gathered: every rank calls it), else `t`."""
-    return t.full_tensor() if hasattr(t, "full_tensor") else t
+from emergent.train.distributed import is_sharded
 
 
 def trainable_state(model) -> dict:
-    """CPU copies of the parameters that train (the LoRA weights, or all in full fine-tuning);
-    FSDP-sharded ones gathered whole, so every rank must call it when the model is sharded."""
-    return {n: _full(p.detach()).cpu().clone() for n, p in model.named_parameters()
-            if p.requires_grad}
+    """CPU copies of the parameters that train (the LoRA weights, or all in full fine-tuning;
+    a tied weight once, under its first name) of a model in one process."""
+    return {n: p.detach().cpu().clone() for n, p in model.named_parameters() if p.requires_grad}
 
 
-def optimizer_state(opt) -> dict:
-    """The optimizer's state dict as a single process holds it: FSDP-sharded state tensors
-    gathered whole (every rank must call it when the model is sharded)."""
-    sd = opt.state_dict()
-    state = {i: {k: _full(v).cpu() if hasattr(v, "full_tensor") else v for k, v in st.items()}
-             for i, st in sd["state"].items()}
-    return {**sd, "state": state}
+def _whole(**options):
+    """torch.distributed.checkpoint's options for a whole (unsharded) state dict."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions
+
+    return StateDictOptions(full_state_dict=True, **options)
 
 
-def gathered(model, opt) -> tuple[dict, dict]:
-    """(trainable weights, optimizer state) whole, for rank 0 to write (`save(state=...)`):
-    the checkpoint of a sharded (FSDP) run is the one a single process writes and reads.
-    A collective when sharded: every rank calls it, in step."""
-    return trainable_state(model), optimizer_state(opt)
+def gathered(model, opt=None) -> tuple[dict, dict | None]:
+    """(trainable weights, optimizer state) of an FSDP-sharded model whole, in the format a
+    single process writes and reads (`trainable_state`, `opt.state_dict()`), on rank 0 in CPU
+    memory; empty on the other ranks (torch.distributed.checkpoint.state_dict's
+    get_model_state_dict / get_optimizer_state_dict, full_state_dict with cpu_offload: a
+    tensor at a time is gathered, and only rank 0 keeps it). The optimizer state is None
+    without `opt`. A collective: every rank calls it, in step."""
+    from torch.distributed.checkpoint.state_dict import (get_model_state_dict,
+                                                         get_optimizer_state_dict)
+
+    options = _whole(cpu_offload=True, ignore_frozen_params=True)
+    weights = get_model_state_dict(model, options=options)
+    opt_state = None if opt is None else get_optimizer_state_dict(model, opt, options=options)
+    if not weights:  # not rank 0
+        return {}, None if opt is None else {}
+    names = [n for n, p in model.named_parameters() if p.requires_grad]  # a tied weight once
+    weights = {n: weights[n] for n in names}
+    if opt_state is None:
+        return weights, None
+    # keyed by parameter name -> by position in the optimizer's groups, as opt.state_dict()
+    order = [f for g in opt_state["param_groups"] for f in g["params"]]
+    index = {f: i for i, f in enumerate(order)}
+    groups, k = [], 0
+    for g in opt_state["param_groups"]:
+        groups.append({**g, "params": list(range(k, k + len(g["params"])))})
+        k += len(g["params"])
+    return weights, {"state": {index[f]: st for f, st in opt_state["state"].items()},
+                     "param_groups": groups}
 
 
 def save(out: Path, step: int, model, opt, sched, keep: int,
@@ -46,7 +62,8 @@ def save(out: Path, step: int, model, opt, sched, keep: int,
     """Write the checkpoint of `step`; keep the newest `keep` (0: all). `rank_rng`: every
     rank's RNG state of a data-parallel run (emergent.train.distributed), kept beside this
     process's own, which is what a single-process run restores. `state`: the weights and
-    optimizer state already gathered (`gathered`, a sharded model); else taken here."""
+    optimizer state already gathered (`gathered`, rank 0 of a sharded model); else taken
+    here."""
     import torch
 
     weights, opt_state = state if state is not None else (trainable_state(model),
@@ -67,17 +84,6 @@ def save(out: Path, step: int, model, opt, sched, keep: int,
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _like(t, param):
-    """`t` (a whole tensor) placed as `param` is: on its device and dtype, and split as an
-    FSDP-sharded param is (each rank keeps its own part)."""
-    if hasattr(param, "full_tensor"):
-        from torch.distributed.tensor import distribute_tensor
-
-        return distribute_tensor(t.to(param.device, param.dtype), param.device_mesh,
-                                 param.placements)
-    return t.to(param.device, param.dtype)
-
-
 def latest(out: Path) -> Path | None:
     """The newest complete checkpoint directory of a run, or None."""
     cks = sorted((out / CHECKPOINTS).glob("step-*"))
@@ -85,25 +91,24 @@ def latest(out: Path) -> Path | None:
 
 
 def load(ck: Path, model, opt, sched, rank: int = 0, world: int = 1) -> int:
-    """Restore weights, optimizer, scheduler and RNG from `ck`; returns its step. Rank `rank`
+    """Restore weights, optimizer, scheduler and RNG from `ck`; returns its step. An
+    FSDP-sharded model takes its shards of them (`_load_sharded`, a collective). Rank `rank`
     of `world` data-parallel processes takes its own RNG state when the checkpoint was saved
     by as many; otherwise the saving process's."""
     import torch
 
-    # read into CPU memory and copied to each parameter's device: a data-parallel rank never
-    # first materialises rank 0's tensors on rank 0's GPU
-    state = torch.load(ck / "trainable.pt", weights_only=True, map_location="cpu")
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for n, t in state.items():
-            params[n].copy_(_like(t, params[n]))
-    opt_state = torch.load(ck / "optimizer.pt", weights_only=False, map_location="cpu")
-    if any(hasattr(p, "full_tensor") for g in opt.param_groups for p in g["params"]):
-        ids = [p for g in opt.param_groups for p in g["params"]]
-        opt_state["state"] = {i: {k: _like(v, ids[i]) if torch.is_tensor(v) and v.ndim else v
-                                  for k, v in st.items()}
-                              for i, st in opt_state["state"].items()}
-    opt.load_state_dict(opt_state)
+    if any(is_sharded(p) for p in model.parameters()):
+        _load_sharded(ck, model, opt, rank)
+    else:
+        # read into CPU memory and copied to each parameter's device: a data-parallel rank
+        # never first materialises rank 0's tensors on rank 0's GPU
+        state = torch.load(ck / "trainable.pt", weights_only=True, map_location="cpu")
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for n, t in state.items():
+                params[n].copy_(t.to(params[n].device, params[n].dtype))
+        opt.load_state_dict(torch.load(ck / "optimizer.pt", weights_only=False,
+                                       map_location="cpu"))
     sched.load_state_dict(torch.load(ck / "scheduler.pt", weights_only=False))
     rng = torch.load(ck / "rng.pt", weights_only=False)
     if world > 1 and len(rng.get("ranks", ())) == world:
@@ -112,3 +117,25 @@ def load(ck: Path, model, opt, sched, rank: int = 0, world: int = 1) -> int:
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
     return json.loads((ck / "state.json").read_text())["step"]
+
+
+def _load_sharded(ck: Path, model, opt, rank: int) -> None:
+    """Rank 0 reads the checkpoint's weights and optimizer state (a single process's format)
+    and every rank takes its shards of them (set_model_state_dict / set_optimizer_state_dict,
+    broadcast from rank 0: the other ranks never read these files). A collective."""
+    import torch
+    from torch.distributed.checkpoint.state_dict import (set_model_state_dict,
+                                                         set_optimizer_state_dict)
+
+    weights, opt_state = {}, {}
+    if rank == 0:
+        weights = torch.load(ck / "trainable.pt", weights_only=True, map_location="cpu")
+        saved = torch.load(ck / "optimizer.pt", weights_only=False, map_location="cpu")
+        names = {id(p): n for n, p in model.named_parameters()}
+        order = [names[id(p)] for g in opt.param_groups for p in g["params"]]
+        opt_state = {"state": {order[i]: st for i, st in saved["state"].items()},
+                     "param_groups": [{**g, "params": [order[i] for i in g["params"]]}
+                                      for g in saved["param_groups"]]}
+    options = _whole(broadcast_from_rank0=True, strict=False)  # the frozen weights stay
+    set_model_state_dict(model, weights, options=options)
+    set_optimizer_state_dict(model, opt, opt_state, options=options)

@@ -24,12 +24,20 @@ run reads them, and a resume with the same number of processes continues every r
 stream exactly.
 
 `train.distributed: fsdp` shards the model instead of replicating it (FSDP2 per decoder layer,
-`shard_model`; the loss normalised the same way, `fsdp_step_loss`; checkpoints gathered whole
-to rank 0, emergent.train.checkpoints.gathered). LoRA only, SFT or DPO (every rank computes
-its share of DPO's reference log-probabilities at once, emergent.train.dpo.reference_logps), of
-an unquantized or a 4-bit model (`check_fsdp`): FSDP2 shards a bitsandbytes `Params4bit` like
-any weight (stored in the compute dtype, `bnb_4bit_quant_storage`), and bitsandbytes' Linear4bit
-restores the quantization state the gathered weight lacks from its module."""
+then the root unit: embeddings and final norm, and lm_head when it trains; `shard_model`). Each
+rank weights its loss by its share of the step's normaliser (`fsdp_step_loss`), so FSDP's
+average of the ranks' gradients is the single-process gradient. Checkpoints and the final
+weights are gathered whole to rank 0 alone (emergent.train.checkpoints.gathered,
+torch.distributed.checkpoint's full state dicts, in a single process's format) and loaded by
+broadcast from it (`checkpoints.load`), so a single process, DDP or another number of FSDP
+processes resumes them. Supported (`check_fsdp`): LoRA, SFT or DPO (every rank computes its share
+of DPO's reference log-probabilities at once, emergent.train.dpo.reference_logps), of an
+unquantized or a 4-bit model: FSDP2 shards a bitsandbytes `Params4bit` like any weight (stored
+in the compute dtype, `bnb_4bit_quant_storage`), and bitsandbytes' Linear4bit restores the
+quantization state the gathered weight lacks from its module; and full fine-tuning
+(`lora.full_finetune`) of an unquantized model, every weight sharded, a tied lm_head kept tied
+(the embeddings' weight, one shared parameter of the root unit). Refused: 8-bit models, full
+fine-tunes of quantized ones, `train.master_weights`, checkpoint evaluation during training."""
 from __future__ import annotations
 
 import os
@@ -178,68 +186,40 @@ def step_loss(d: Dist, objective, model, micro: list, step: list, n_trained: int
 
 
 def check_fsdp(cfg, on_step=None) -> None:
-    """`train.distributed: fsdp` supports LoRA (SFT or DPO) of an unquantized or 4-bit model;
-    anything else is refused with one line (docs/scaling.md says why)."""
+    """`train.distributed: fsdp` supports LoRA (SFT or DPO) of an unquantized or 4-bit model and
+    full fine-tuning (`lora.full_finetune`) of an unquantized one; anything else is refused with
+    one line (docs/scaling.md says why)."""
     why = None
-    if cfg.lora.full_finetune:
-        why = "lora.full_finetune (the tied/untied lm_head would stay outside the shards)"
-    elif cfg.model.quantization == "8bit":
+    if cfg.model.quantization == "8bit":
         why = ("model.quantization 8bit (FSDP2 replaces bitsandbytes' Int8Params by a plain "
                "sharded tensor, which loses its CB/SCB quantization state; 4bit works)")
+    elif cfg.lora.full_finetune and cfg.model.quantization != "none":
+        why = (f"lora.full_finetune of a {cfg.model.quantization} model (its quantized "
+               "weights cannot train; full fine-tuning needs model.quantization none)")
     elif cfg.train.master_weights:
-        why = "train.master_weights (fp32 copies of sharded parameters: untested)"
+        why = ("train.master_weights (its fp32 copies live in the optimizer, outside the "
+               "shards and the gathered checkpoints)")
     elif on_step is not None:
         why = "checkpoint evaluation during training (rank 0 alone cannot run a sharded model)"
     if why:
         raise UserError(f"train.distributed fsdp: not supported with {why}; use ddp")
 
 
-class GradWeight:
-    """A weight on the gradient that flows back from the decoder's output (a forward hook on
-    it, identity forward): every trainable weight of a sharded model lies inside the decoder,
-    so this scales this rank's whole contribution to the step's gradient before FSDP reduces it
-    (0: a padding pass that only keeps the ranks' collectives in step)."""
-
-    def __init__(self):
-        self.value = 1.0
-
-    def hook(self, module, args, output):
-        h = output["last_hidden_state"] if isinstance(output, dict) else output[0]
-        scaled = _grad_scale().apply(h, self)
-        if isinstance(output, dict):
-            output["last_hidden_state"] = scaled
-            return output
-        return (scaled, *output[1:])
+_HEAD = "_emergent_lm_head"  # where a trainable lm_head sits in the decoder while it is sharded
 
 
-_GRAD_SCALE: dict = {}
-
-
-def _grad_scale():
-    if "fn" not in _GRAD_SCALE:
-        import torch
-
-        class GradScale(torch.autograd.Function):
-            @staticmethod
-            def forward(ctx, x, weight):
-                ctx.value = weight.value
-                return x.view_as(x)
-
-            @staticmethod
-            def backward(ctx, g):
-                return g * ctx.value, None
-
-        _GRAD_SCALE["fn"] = GradScale
-    return _GRAD_SCALE["fn"]
-
-
-def shard_model(model) -> GradWeight:
+def shard_model(model) -> None:
     """FSDP2 (`torch.distributed.fsdp.fully_shard`): every decoder layer (the model's
-    `_no_split_modules`) one unit, the rest of the decoder (embeddings, final norm) the root
-    unit, so parameters, gradients and optimizer state of the trainable (LoRA) weights and the
-    frozen base are split across the ranks; lm_head stays whole on each (frozen). Every rank
-    must hold the same weights before (rank 0's, `broadcast_params`). Returns the gradient
-    weight the loop sets per pass (`fsdp_step_loss`)."""
+    `_no_split_modules`) one unit, then the rest of the decoder (embeddings, final norm) the
+    root unit, so parameters, gradients and optimizer state of the trainable weights and the
+    frozen base are split across the ranks. When lm_head trains (full fine-tuning) its weight
+    joins the root unit (registered in the decoder while FSDP collects the unit's weights):
+    sharded like the rest, gathered with the embeddings before the decoder runs and kept
+    gathered through the backward (FSDP does not reshard the root after forward), so both the
+    model's forward and the chunked loss (emergent.train.token_logps), which reads lm_head's
+    weight itself, find it whole; a tied lm_head is the embeddings' weight, one shared
+    parameter of that unit, and stays tied. With LoRA lm_head stays whole on each rank
+    (frozen). Every rank must hold the same weights before (rank 0's, `broadcast_params`)."""
     from torch.distributed.fsdp import fully_shard
 
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -251,14 +231,32 @@ def shard_model(model) -> GradWeight:
                         "layers (_no_split_modules) to shard; use ddp")
     for layer in layers:
         fully_shard(layer)
-    fully_shard(decoder)
+    head = base.get_output_embeddings() if hasattr(base, "get_output_embeddings") else None
+    trains = head is not None and any(p.requires_grad for p in head.parameters())
+    if trains and not any(m is head for m in decoder.modules()):
+        decoder.add_module(_HEAD, head)
+        try:
+            fully_shard(decoder)
+        finally:
+            del decoder._modules[_HEAD]
+    else:
+        fully_shard(decoder)
     loose = [n for n, p in model.named_parameters() if p.requires_grad and not is_sharded(p)]
     if loose:
-        raise UserError(f"train.distributed fsdp: trainable weights outside the decoder layers "
+        raise UserError(f"train.distributed fsdp: trainable weights outside the sharded units "
                         f"({', '.join(loose[:3])}); use ddp")
-    weight = GradWeight()
-    decoder.register_forward_hook(weight.hook)
-    return weight
+
+
+def reshard(model) -> None:
+    """Every FSDP unit of `model` back to its shards. FSDP keeps the root unit gathered after a
+    forward pass (for the backward), so a forward without one (DPO's reference pass) leaves the
+    gathered weights standing in the model for the sharded parameters the optimizer steps, and
+    the trainable list, the clipping and a checkpoint's load would take the wrong tensors."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for m in model.modules():
+        if isinstance(m, FSDPModule):
+            m.reshard()
 
 
 def is_sharded(t) -> bool:
@@ -266,31 +264,27 @@ def is_sharded(t) -> bool:
     return hasattr(t, "full_tensor")
 
 
-def fsdp_step_loss(d: Dist, objective, model, weight: GradWeight, micro: list, step: list,
-                   n_trained: int, device: str, real: int, padded: int, passes: int,
-                   pad_pass) -> tuple:
+def fsdp_step_loss(d: Dist, objective, model, micro: list, step: list, n_trained: int,
+                   device: str, real: int, padded: int, passes: int, pad_pass) -> tuple:
     """`step_loss` of a sharded model: the ranks exchange their shares' normalisers first,
-    then each runs its passes with its gradient weighted by its normaliser over the step's
-    total (FSDP averages the ranks' gradients, hence x world), so the reduced gradient is the
-    single-process gradient of the step. Every rank runs `passes` forward+backward passes (the
-    most any rank has in this step; FSDP's collectives run per pass): a rank with fewer adds
-    passes of `pad_pass` (a collated micro-batch and its example indices) weighted 0."""
+    then each runs its passes with its loss weighted by its normaliser over the step's total
+    (FSDP averages the ranks' gradients, hence x world; `Objective.step_loss`'s `weight`), so
+    the reduced gradient is the single-process gradient of the step, every trainable weight's
+    (lm_head's included) alike. Every rank runs `passes` forward+backward passes (the most any
+    rank has in this step; FSDP's collectives run per pass): a rank with fewer adds passes of
+    `pad_pass` (a collated micro-batch and its example indices) weighted 0."""
     norm = objective.normaliser(step, n_trained) if micro else 0
     counts = gather_objects(d, (norm, n_trained, real, padded))
     total = sum(c[0] for c in counts)
     loss, extra = 0.0, {}
-    try:
-        if micro:
-            weight.value = d.world * norm / total
-            loss, extra = objective.step_loss(model, micro, step, n_trained, device)
-        if len(micro) < passes:
-            batch, idx = pad_pass
-            k = passes - len(micro)
-            weight.value = 0.0
-            n_pad = max(1, int((batch[2][:, 1:] != -100).sum())) * k
-            objective.step_loss(model, [batch] * k, [idx] * k, n_pad, device)
-    finally:
-        weight.value = 1.0
+    if micro:
+        loss, extra = objective.step_loss(model, micro, step, n_trained, device,
+                                          weight=d.world * norm / total)
+    if len(micro) < passes:
+        batch, idx = pad_pass
+        k = passes - len(micro)
+        n_pad = max(1, int((batch[2][:, 1:] != -100).sum())) * k
+        objective.step_loss(model, [batch] * k, [idx] * k, n_pad, device, weight=0.0)
     parts = gather_objects(d, {"loss": float(loss), "extra": extra})
     return _combined(parts, [c[0] for c in counts], total, counts)
 

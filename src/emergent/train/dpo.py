@@ -147,9 +147,11 @@ def _saved_reference(path: Path, n_pairs: int):
     return None
 
 
-def step_loss(model, micro_batches, refs, beta: float, n_pairs: int, loss_chunk_tokens: int = 0):
+def step_loss(model, micro_batches, refs, beta: float, n_pairs: int, loss_chunk_tokens: int = 0,
+              weight: float = 1.0):
     """Forward+backward one optimizer step of DPO; `micro_batches` from collate_pairs (already
-    on the device), `refs` the matching (n, 2) reference rows. Returns (mean loss, stats)."""
+    on the device), `refs` the matching (n, 2) reference rows; the gradient that of `weight` x
+    the loss (an FSDP rank's share). Returns (mean loss, stats)."""
     import torch
     import torch.nn.functional as F
 
@@ -160,7 +162,7 @@ def step_loss(model, micro_batches, refs, beta: float, n_pairs: int, loss_chunk_
         ref = ref.to(lp.device)
         margin = beta * ((lp[:n] - ref[:, 0]) - (lp[n:] - ref[:, 1]))
         loss_sum = -F.logsigmoid(margin).sum()
-        (loss_sum / n_pairs).backward()
+        (loss_sum / n_pairs * weight).backward()
         total += loss_sum.item()
         correct += float((margin > 0).sum())
         margin_sum += float(margin.detach().sum())

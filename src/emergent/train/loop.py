@@ -77,12 +77,8 @@ class _Session:
     dist: distributed.Dist = distributed.SINGLE
     shard: list = field(default_factory=list)  # this rank's micro-batches of every step
     trackers: tracking.Trackers = field(default_factory=tracking.Trackers)  # train.report_to
-    grad_weight: object = None  # train.distributed fsdp across processes (distributed.GradWeight)
+    sharded: bool = False  # train.distributed fsdp across processes (distributed.shard_model)
     passes: list = field(default_factory=list)  # fsdp: forward passes of every step on each rank
-
-    @property
-    def sharded(self) -> bool:
-        return self.grad_weight is not None
 
 
 def train(cfg: TrainRecipeConfig, output_dir: str | Path | None = None, *,
@@ -205,13 +201,15 @@ def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
     model.train()
     distributed.broadcast_params(dist, [p for p in model.parameters() if p.requires_grad])
     fsdp = dist.enabled and cfg.train.distributed == "fsdp"
-    grad_weight = distributed.shard_model(model) if fsdp else None  # before the optimizer
+    if fsdp:  # before the optimizer
+        distributed.shard_model(model)
     dev = device()
     opt, opt_kind = _make_optimizer(cfg, model.named_parameters())
     sched = get_scheduler(cfg.train.scheduler, opt, num_warmup_steps=cfg.train.warmup_steps,
                           num_training_steps=len(data.plan))
     if fsdp:  # a sharded model's forward is a collective: every rank prepares at once
         objective.prepare(model, data.rows, data.tok.pad_token_id, out, dev, dist)
+        distributed.reshard(model)  # DPO's reference pass left the root unit gathered
     else:
         for turn in (True, False) if dist.enabled else (True,):
             if dist.main == turn:
@@ -222,7 +220,7 @@ def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
               for r in (range(dist.world) if fsdp else (dist.rank,))]
     passes = [max(len(sh[k]) for sh in shards) for k in range(len(data.plan))] if fsdp else []
     return _Session(cfg, out, objective, data, model, opt, sched, opt_kind, dev, trainable,
-                    dist=dist, shard=shards[dist.rank if fsdp else 0], grad_weight=grad_weight,
+                    dist=dist, shard=shards[dist.rank if fsdp else 0], sharded=fsdp,
                     passes=passes)
 
 
@@ -291,8 +289,8 @@ def _optimizer_step(s: _Session, step_idx: int, t_last: float) -> dict:
             pad_pass = (s.objective.collate([data.rows[i] for i in first], data.tok.pad_token_id),
                         first)
             loss, extra, n_trained, real, padded = distributed.fsdp_step_loss(
-                s.dist, s.objective, s.model, s.grad_weight, micro, step_plan, n_trained, s.dev,
-                real, padded, s.passes[step_idx], pad_pass)
+                s.dist, s.objective, s.model, micro, step_plan, n_trained, s.dev, real, padded,
+                s.passes[step_idx], pad_pass)
         elif s.dist.enabled:  # this rank's share; the whole step's gradient, loss and counts
             loss, extra, n_trained, real, padded = distributed.step_loss(
                 s.dist, s.objective, s.model, micro, step_plan, n_trained, s.dev, s.trainable,
@@ -321,7 +319,7 @@ def _finish(s: _Session, final_dir: Path, manifest: dict) -> Path:
     the others wait for it."""
     cfg, out = s.cfg, s.out
     memory.masters_into_model(s.opt)  # train.master_weights: the fp32 weights are the result
-    weights = checkpoints.trainable_state(s.model) if s.sharded else None  # every rank
+    weights = checkpoints.gathered(s.model)[0] if s.sharded else None  # all ranks; on rank 0
     if not s.dist.main:
         distributed.barrier(s.dist)
         return final_dir

@@ -15,9 +15,11 @@ then asks it:
 * `prepare(model, rows, pad_id, out, device, dist)`: state taken from the model before any
   checkpoint is loaded (DPO: the frozen reference log-probabilities, saved as
   OUT/dpo_reference.pt); `dist` given when the model is FSDP-sharded: every rank prepares at once;
-* `step_loss(model, micro, step, n_trained, device) -> (loss, stats)`: forward+backward of one
-  optimizer step's collated micro-batches (`step`: their example indices, `n_trained`: their
-  trained tokens); `stats` are extra train-log fields (DPO: reward accuracy and margin);
+* `step_loss(model, micro, step, n_trained, device, weight=1.0) -> (loss, stats)`:
+  forward+backward of one optimizer step's collated micro-batches (`step`: their example
+  indices, `n_trained`: their trained tokens), the gradient that of `weight` x the loss (an
+  FSDP rank's share of the step, emergent.train.distributed.fsdp_step_loss; the returned loss
+  is not weighted); `stats` are extra train-log fields (DPO: reward accuracy and margin);
 * `normaliser(step, n_trained)`: what `step_loss` divided the step's summed loss by (SFT: the
   trained tokens, DPO: the pairs); data-parallel training (emergent.train.distributed) sums it
   over the ranks' shares of a step to weight each rank's gradient;
@@ -75,7 +77,7 @@ class Objective:
         ranks of a sharded model, which all call this at once."""
 
     def step_loss(self, model, micro: list, step: list[list[int]], n_trained: int,
-                  device: str) -> tuple:
+                  device: str, weight: float = 1.0) -> tuple:
         raise NotImplementedError
 
     def normaliser(self, step: list[list[int]], n_trained: int) -> int:
@@ -99,8 +101,9 @@ class SFT(Objective):
     def collate(self, rows, pad_id):
         return collate(rows, pad_id)
 
-    def step_loss(self, model, micro, step, n_trained, device):
-        loss = sft.step_loss(model, micro, n_trained, device, self.cfg.train.loss_chunk_tokens)
+    def step_loss(self, model, micro, step, n_trained, device, weight=1.0):
+        loss = sft.step_loss(model, micro, n_trained, device, self.cfg.train.loss_chunk_tokens,
+                             weight)
         return loss, {}
 
 
@@ -132,12 +135,12 @@ class DPO(Objective):
                                                  self.cfg.train.batch_size,
                                                  self.cfg.train.loss_chunk_tokens, dist)
 
-    def step_loss(self, model, micro, step, n_trained, device):
+    def step_loss(self, model, micro, step, n_trained, device, weight=1.0):
         t = self.cfg.train
         with attention_kernels(device):
             return dpo.step_loss(model, [tuple(x.to(device) for x in m) for m in micro],
                                  [self.reference[mb] for mb in step], t.dpo_beta,
-                                 sum(map(len, step)), t.loss_chunk_tokens)
+                                 sum(map(len, step)), t.loss_chunk_tokens, weight)
 
     def normaliser(self, step, n_trained):
         """DPO averages over the step's pairs."""

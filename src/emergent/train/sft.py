@@ -33,8 +33,10 @@ def tokenize_dataset(cfg, tokenizer, examples):
     return rows, counts
 
 
-def step_loss(model, micro_batches, n_trained: int, device: str, loss_chunk_tokens: int = 0):
-    """Forward+backward one optimizer step; loss normalised by the step's trained tokens.
+def step_loss(model, micro_batches, n_trained: int, device: str, loss_chunk_tokens: int = 0,
+              weight: float = 1.0):
+    """Forward+backward one optimizer step; loss normalised by the step's trained tokens (the
+    gradient that of `weight` x that loss: an FSDP rank's share, 0 for a padding pass).
 
     `loss_chunk_tokens` > 0 (train.loss_chunk_tokens): the decoder's hidden states of the trained
     positions go through lm_head + log-softmax that many at a time, forward and backward
@@ -51,7 +53,7 @@ def step_loss(model, micro_batches, n_trained: int, device: str, loss_chunk_toke
                 loss_sum = -token_logps(model, input_ids, attn, labels, loss_chunk_tokens)[0].sum()
             else:
                 loss_sum = _kept_logits_loss_sum(model, input_ids, attn, labels)
-        (loss_sum / n_trained).backward()
+        (loss_sum / n_trained * weight).backward()
         total += loss_sum.item()
         del loss_sum
     return torch.tensor(total / n_trained)
