@@ -6,8 +6,12 @@ labels"):
 * calibration.jsonl: written with the detectors; the detectors were tuned on it (in-sample);
 * heldout.jsonl: the DEV set, written and labelled blind (the labeller never saw the detectors
   nor ran them); measured once as it was, then used to change the detectors (in-sample since);
-* heldout_test.jsonl: the TEST set, written blind the same way by another labeller, never read
-  while the detectors were changed: its first measurement is the out-of-sample number.
+* heldout_test.jsonl: the TEST set, written blind the same way by a second labeller, never read
+  while the detectors were changed on DEV: its first measurement was out-of-sample; then used,
+  like DEV, to change the detectors (in-sample since);
+* heldout_final.jsonl: the FINAL set, written blind by a third labeller (about a third of it on
+  the public evaluation prompts), never read while the detectors were changed: its first
+  measurement is the out-of-sample number.
 
 `agree %` is over the rows where the detector gives a verdict; `agree % (None = miss)` counts
 an abstention (None) as a disagreement.
@@ -21,7 +25,8 @@ import argparse
 import common  # noqa: F401  (puts src/ on sys.path)
 from emergent.rmbias import calibration
 
-SETS = {"calibration": "calibration.jsonl", "dev": "heldout.jsonl", "test": "heldout_test.jsonl"}
+SETS = {"calibration": "calibration.jsonl", "dev": "heldout.jsonl", "test": "heldout_test.jsonl",
+        "final": "heldout_final.jsonl"}
 
 
 def measure(name: str) -> list[dict] | None:
@@ -38,7 +43,7 @@ def measure(name: str) -> list[dict] | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tag", required=True, help="result file suffix, e.g. before / after")
-    ap.add_argument("--sets", default="calibration,dev,test")
+    ap.add_argument("--sets", default="calibration,dev,test,final")
     args = ap.parse_args()
     payload = {}
     for name in args.sets.split(","):
