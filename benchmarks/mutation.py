@@ -697,7 +697,10 @@ def _run_modules(args, modules, work, runner, own_map, wider_map, judged, report
             continue
         # the unmutated module, through the same hook: tests failing there are deselected
         base_code = compile(ast.parse(source), str(modfile), "exec", dont_inherit=True)
-        common = ["-q", "-p", "no:cacheprovider", "-p", "no:randomly", "--no-header", "-rN"]
+        # addopts cleared: its `-n auto` (pytest-xdist) would run the tests in fresh worker
+        # interpreters, where this process's import hook does not serve the mutant
+        common = ["-q", "-o", "addopts=", "-p", "no:cacheprovider", "-p", "no:randomly",
+                  "--no-header", "-rN"]
         deselect: dict[str, list[str]] = {}
         base_s, order = {}, {}
         for kind, files in (("own", own), ("wider", wider)):

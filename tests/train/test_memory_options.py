@@ -238,6 +238,83 @@ def test_master_weights_step_fp32_copies_and_round_them_back(make):
     assert len(sd["master_weights"]) == 2 and sd["state"]
 
 
+def _two_params(gen):
+    return [torch.nn.Parameter(torch.randn(8, 4, generator=gen).bfloat16()),
+            torch.nn.Parameter(torch.randn(4, generator=gen).bfloat16())]
+
+
+def test_master_weights_optimizer_contract():
+    """What the loop and LR schedulers rely on besides `step`: the inner optimizer's defaults
+    and state seen through the wrapper, zero_grad clearing both copies (or zeroing them) and
+    letting the next step take fresh gradients, no closure, and `masters_into_model` only for
+    a master-weights optimizer."""
+    gen = torch.Generator().manual_seed(1)
+    ps = _two_params(gen)
+    opt = memory.master_weights([{"params": ps}], _adamw)
+    assert opt.defaults["lr"] == 1e-3 and opt.defaults == opt.inner.defaults
+    with pytest.raises(ValueError, match="no closure"):
+        opt.step(closure=lambda: 0.0)
+    for p in ps:
+        p.grad = torch.ones_like(p)
+    opt.move_grads()  # as clip_grad_norm does
+    opt.zero_grad(set_to_none=False)  # the masters' gradients zeroed in place, kept
+    assert all(m.grad is not None and not m.grad.any() for ms in opt.masters for m in ms)
+    for p in ps:  # a fresh backward after zero_grad: its gradients must be moved again
+        p.grad = torch.full_like(p, 2.0)
+    opt.step()
+    assert opt.state is opt.inner.state and len(opt.state) == 2
+    assert all(torch.equal(m.grad, torch.full_like(m, 2.0)) for ms in opt.masters for m in ms)
+    opt.zero_grad()  # set_to_none: both copies dropped
+    assert all(p.grad is None for p in ps)
+    assert all(m.grad is None for ms in opt.masters for m in ms)
+    assert memory.masters_into_model(opt) is True
+    assert all(p.dtype == torch.float32 for p in ps)  # the fp32 masters are the weights now
+    assert memory.masters_into_model(_adamw([torch.nn.Parameter(torch.zeros(2))])) is False
+
+
+def test_master_weights_state_dict_round_trip_and_mismatch():
+    """A checkpoint restores the fp32 masters, the model's rounded copies and the inner state;
+    the caller's dict is left as it was; a checkpoint without masters, or with another number
+    of them, is refused naming both counts."""
+    gen = torch.Generator().manual_seed(2)
+    ps = _two_params(gen)
+    opt = memory.master_weights([{"params": ps}], _adamw)
+    for _ in range(2):
+        for p in ps:
+            p.grad = torch.randn(p.shape, generator=gen).bfloat16()
+        opt.step()
+        opt.zero_grad()
+    sd = opt.state_dict()
+    fresh = _two_params(torch.Generator().manual_seed(3))
+    again = memory.master_weights([{"params": fresh}], _adamw)
+    again.load_state_dict(sd)
+    assert "master_weights" in sd  # not popped from the caller's dict
+    for (p, m), (q, n) in zip(opt._pairs(), again._pairs()):
+        assert torch.equal(m, n) and torch.equal(p.data, q.data)
+    assert again.state is again.inner.state and len(again.state) == 2
+    assert torch.equal(again.state[again.masters[0][0]]["exp_avg"],
+                       opt.state[opt.masters[0][0]]["exp_avg"])
+    plain = {k: v for k, v in sd.items() if k != "master_weights"}
+    with pytest.raises(ValueError, match="holds 0 fp32 master weights, the model 2"):
+        again.load_state_dict(plain)
+    with pytest.raises(ValueError, match="holds 1 fp32 master weights, the model 2"):
+        again.load_state_dict({**plain, "master_weights": sd["master_weights"][:1]})
+
+
+def test_offloader_threshold_and_counts():
+    """Saved tensors of MIN_OFFLOAD_BYTES (64 KiB) and more are offloaded, smaller ones stay;
+    a fresh Offloader counts from zero."""
+    assert memory.MIN_OFFLOAD_BYTES == 65536
+    off = memory.Offloader(copy_on_cpu=True)
+    assert (off.packed, off.offloaded, off.offloaded_bytes) == (0, 0, 0)
+    big = torch.ones(65536 // 4)  # exactly the threshold
+    small = torch.ones(65536 // 4 - 1)
+    assert off.pack(small) is small
+    packed = off.pack(big)
+    assert packed is not big and torch.equal(memory.Offloader.unpack(packed), big)
+    assert (off.packed, off.offloaded, off.offloaded_bytes) == (2, 1, 65536)
+
+
 def test_bf16_weights_without_master_weights_lose_small_updates():
     """Why master weights: AdamW's step is about lr per weight; in bf16 a weight of magnitude
     ~1 moves only by steps of 2^-8, so lr 1e-4 updates round away, and the masters keep them."""
