@@ -13,8 +13,8 @@ labels"):
   the public evaluation prompts), never read while the detectors were changed: its first
   measurement is the out-of-sample number.
 
-`agree %` is over the rows where the detector gives a verdict; `agree % (None = miss)` counts
-an abstention (None) as a disagreement.
+`rate` is over the rows where the detector gives a verdict; `rate_all` counts an abstention
+(None) as a disagreement (emergent.rmbias.calibration.agreement_table).
 
     .venv/bin/python benchmarks/rmbias_agreement.py --tag after    # -> results/rmbias_agreement_after.json
 """
@@ -33,11 +33,7 @@ def measure(name: str) -> list[dict] | None:
     path = calibration.CALIBRATION_PATH.parent / SETS[name]
     if not path.exists():
         return None
-    table = calibration.calibration_agreement(calibration.load_calibration(path))
-    for row in table:
-        row["agree_pct"] = round(100 * row["n_agree"] / row["n_both"], 1) if row["n_both"] else None
-        row["agree_pct_none_is_miss"] = round(100 * row["n_agree"] / row["n"], 1) if row["n"] else None
-    return table
+    return calibration.calibration_agreement(calibration.load_calibration(path))
 
 
 def main() -> None:
@@ -53,8 +49,8 @@ def main() -> None:
             continue
         payload[name] = table
         print(f"\n{name} ({SETS[name]})")
-        common.print_table(table, ["bias_id", "n", "n_both", "n_agree", "agree_pct",
-                                   "agree_pct_none_is_miss", "a_only", "b_only", "a_none"])
+        common.print_table(table, ["bias_id", "n", "n_both", "n_agree", "rate", "rate_all",
+                                   "a_only", "b_only", "a_none"])
     print(common.write_result(f"rmbias_agreement_{args.tag}", payload,
                               common.machine_info("detector (a) vs hand label (b)")))
 

@@ -71,62 +71,46 @@ FINAL_FLOORS = {
     ALL: 360,  # of 400
 }
 FINAL_PATH = CALIBRATION_PATH.parent / "heldout_final.jsonl"
-SIZES = {DEV_PATH: 350, TEST_PATH: 350, FINAL_PATH: 400}
-
-
-def _table(path) -> dict[str, dict]:
-    return {r["bias_id"]: r for r in calibration_agreement(load_calibration(path))}
-
-
-@pytest.fixture(scope="module")
-def dev_table() -> dict[str, dict]:
-    return _table(DEV_PATH)
+FINAL_MAX_NONE = 9
+# set -> (file, rows, agreement floors, most abstentions allowed)
+SETS = {"dev": (DEV_PATH, 350, DEV_FLOORS, DEV_MAX_NONE),
+        "test": (TEST_PATH, 350, TEST_FLOORS, TEST_MAX_NONE),
+        "final": (FINAL_PATH, 400, FINAL_FLOORS, FINAL_MAX_NONE)}
 
 
 @pytest.fixture(scope="module")
-def heldout_test_table() -> dict[str, dict]:
-    return _table(TEST_PATH)
+def tables() -> dict[str, dict[str, dict]]:
+    """set -> bias -> agreement row (`calibration_agreement`), each set computed once. The sets
+    are package data shipped in the wheel: never skipped."""
+    return {name: {r["bias_id"]: r for r in calibration_agreement(load_calibration(path))}
+            for name, (path, *_) in SETS.items()}
 
 
-@pytest.mark.parametrize("path,floors", [(DEV_PATH, DEV_FLOORS), (TEST_PATH, TEST_FLOORS),
-                                         (FINAL_PATH, FINAL_FLOORS)], ids=["dev", "test", "final"])
-def test_blind_set_is_well_formed(path, floors):
-    rows = load_calibration(path)  # package data: shipped in the wheel, never skipped
-    assert len(rows) == SIZES[path] and len({r["id"] for r in rows}) == len(rows)
+@pytest.mark.parametrize("name", list(SETS))
+def test_blind_set_is_well_formed(name):
+    path, size, floors, _ = SETS[name]
+    rows = load_calibration(path)
+    assert len(rows) == size and len({r["id"] for r in rows}) == len(rows)
     assert set(floors) - {ALL} == {r["bias_id"] for r in rows}
 
 
-@pytest.mark.parametrize("bias_id", list(DEV_FLOORS))
-def test_dev_agreement_floor(dev_table, bias_id):
-    row = dev_table[bias_id]
-    assert row["n_agree"] >= DEV_FLOORS[bias_id], (bias_id, row)
+@pytest.mark.parametrize("name,bias_id", [(n, b) for n, (_, _, floors, _) in SETS.items()
+                                          for b in floors])
+def test_agreement_floor(tables, name, bias_id):
+    """DEV and TEST: in-sample regression floors; FINAL: the out-of-sample measurement of
+    docs/rmbias.md, kept (every bias >= 80% of its rows with a verdict, >= 90% overall)."""
+    row = tables[name][bias_id]
+    assert row["n_agree"] >= SETS[name][2][bias_id], (name, bias_id, row)
+    if name == "final":
+        assert row["n_agree"] / row["n_both"] >= (0.9 if bias_id == ALL else 0.8), (bias_id, row)
 
 
-def test_dev_detector_abstains_at_most_once(dev_table):
-    assert dev_table[ALL]["a_none"] <= DEV_MAX_NONE, dev_table[ALL]
-
-
-@pytest.mark.parametrize("bias_id", list(TEST_FLOORS))
-def test_test_set_agreement_floor(heldout_test_table, bias_id):
-    """In-sample regression floor (the second round was tuned on these rows)."""
-    row = heldout_test_table[bias_id]
-    assert row["n_agree"] >= TEST_FLOORS[bias_id], (bias_id, row)
-
-
-def test_test_set_detector_does_not_abstain(heldout_test_table):
-    assert heldout_test_table[ALL]["a_none"] <= TEST_MAX_NONE, heldout_test_table[ALL]
+@pytest.mark.parametrize("name", list(SETS))
+def test_detector_abstentions_capped(tables, name):
+    assert tables[name][ALL]["a_none"] <= SETS[name][3], tables[name][ALL]
 
 
 def test_calibration_agreement_not_lowered():
     table = {r["bias_id"]: r for r in calibration_agreement()}
     assert table[ALL]["n_agree"] >= CALIBRATION_FLOOR, table[ALL]
     assert table[ALL]["a_none"] == 0
-
-
-@pytest.mark.parametrize("bias_id", list(FINAL_FLOORS))
-def test_final_set_agreement_floor(bias_id):
-    """The out-of-sample measurement of docs/rmbias.md, kept: every bias >= 80% of its rows with
-    a verdict, >= 90% overall."""
-    row = _table(FINAL_PATH)[bias_id]
-    assert row["n_agree"] >= FINAL_FLOORS[bias_id], (bias_id, row)
-    assert row["n_agree"] / row["n_both"] >= (0.9 if bias_id == ALL else 0.8), (bias_id, row)
