@@ -122,9 +122,14 @@ def test_fsdp_qlora_dpo_equals_one_process_resumes_and_a_single_process_reads_it
     a, b = _log(one), _log(two)
     assert [row["step"] for row in b] == [1, 2, 3]
     assert [row["trained_tokens"] for row in a] == [row["trained_tokens"] for row in b]
-    for key, tol in (("loss", TOL), ("grad_norm", TOL), ("reward_margin", TOL),
+    # relative to values above 1: gradients summed over 2 ranks in another float32 order, then
+    # Adam, move the adapter by 3.2e-6 by step 3 on some CPUs (bit-identical on others): the
+    # grad norm, 6.45, by 2.1e-5 (3.3e-6 relative); the reward margin, a difference of summed
+    # log-probabilities, by 1.1e-5. Weighting the ranks 1:1 instead moves the loss by 0.08.
+    for key, tol in (("loss", TOL), ("grad_norm", TOL), ("reward_margin", 3 * TOL),
                      ("reward_accuracy", 5e-5)):  # a rank's accuracy is logged to 4 digits
-        assert max(abs(x[key] - y[key]) for x, y in zip(a, b)) <= tol, key
+        assert max(abs(x[key] - y[key]) / max(1.0, abs(x[key])) for x, y in zip(a, b)) <= tol, \
+            (key, [(x[key], y[key]) for x, y in zip(a, b)])
     assert a[-1]["loss"] != a[0]["loss"]  # the weights moved
     assert _max_diff(_adapter(one), _adapter(two)) <= TOL
     ref_one, ref_two = (torch.load(d / "dpo_reference.pt", weights_only=True) for d in (one, two))

@@ -57,8 +57,9 @@ NOISY_WARNINGS = (
     (FutureWarning, r"`?gradient_checkpointing_enable`? is deprecated"),
 )
 # Loggers held at ERROR: bitsandbytes warns at import/first use when its optional `kernels`
-# package (CPU 4-bit kernels from the Hub) is missing.
-NOISY_LOGGERS = ("bitsandbytes",)
+# package (CPU 4-bit kernels from the Hub) is missing; `kernels` itself (a dependency of
+# transformers >= 5.25) warns that it skips its publisher check when the Hub is offline.
+NOISY_LOGGERS = ("bitsandbytes", "kernels")
 
 
 def filter_third_party_noise() -> None:
