@@ -329,12 +329,18 @@ CONTENDERS = {
     # TRL's best for this data: length-grouped sampler + padding-free batches
     "trl_padding_free": lambda cfg, rows, tok, work, a, md, data: run_trl(
         cfg, rows, tok, work, grouped=True, padding_free=True),
+    # our loop with packed rows (train.padding_free: no padding, position ids keep the
+    # examples apart, as TRL's padding-free batches)
+    "emergent_padding_free": lambda cfg, rows, tok, work, a, md, data: run_emergent(
+        make_cfg(md, data, a, extra=["train.padding_free=true"],
+                 quant=cfg.model.quantization), rows, tok, work),
     # our loop before the memory work: all kept logits at once, glibc's default heap
     "emergent_before": lambda cfg, rows, tok, work, a, md, data: run_emergent_before(
         make_cfg(md, data, a, extra=["train.loss_chunk_tokens=0"],
                  quant=cfg.model.quantization), rows, tok, work),
 }
 TRL_CONTENDERS = ("trl", "trl_grouped", "trl_padding_free")
+OURS = ("emergent", "emergent_padding_free")  # compared with TRL's contenders (ratios_for)
 
 
 def run_emergent_before(cfg, rows, tok, work: Path) -> dict:
@@ -372,9 +378,9 @@ def parse_args(argv=None):
                    help="override --examples for the 50m and smollm2 models (~100x slower on CPU)")
     p.add_argument("--max-steps", type=int, default=None, help="optimizer steps (default: 1 epoch)")
     p.add_argument("--contenders", default="emergent,trl",
-                   help="comma list of: " + ", ".join(CONTENDERS) + ", emergent_mmapN "
-                   "(emergent with a glibc mmap threshold of N MiB, 0 = glibc's default; "
-                   "use with --isolate)")
+                   help="comma list of: " + ", ".join(CONTENDERS) + "; an emergent* "
+                   "contender with _mmapN appended (e.g. emergent_mmap8): with a glibc mmap "
+                   "threshold of N MiB, 0 = glibc's default; use with --isolate")
     p.add_argument("--batch-size", type=int, default=2)
     p.add_argument("--grad-accum", type=int, default=8)
     p.add_argument("--lr", type=float, default=2e-4)
@@ -444,10 +450,10 @@ def _run_one(name: str, c: str, a, model_dir: Path, work: Path, warm: bool, trl_
         if c.startswith("trl") and trl_error:
             raise RuntimeError(trl_error)
         with _attention_backends(a.no_cudnn_sdpa):
-            if c.startswith("emergent_mmap"):  # emergent_mmapN: glibc mmap threshold N MiB
-                mib = int(c[len("emergent_mmap"):])  # (0: glibc's default); process-wide
-                os.environ["EMERGENT_MALLOC_MMAP_THRESHOLD"] = str(mib << 20)
-                r = run_emergent(cfg, rows, tok, work)
+            if c.startswith("emergent") and "_mmap" in c:  # CONTENDER_mmapN: glibc's mmap
+                ours, mib = c.rsplit("_mmap", 1)  # threshold N MiB (0: glibc's default),
+                os.environ["EMERGENT_MALLOC_MMAP_THRESHOLD"] = str(int(mib) << 20)  # process-wide
+                r = CONTENDERS[ours](cfg, rows, tok, work, a, model_dir, data)
             else:
                 r = CONTENDERS[c](cfg, rows, tok, work, a, model_dir, data)
     except Exception as e:  # noqa: BLE001  (record the failure, measure the rest)
@@ -506,7 +512,7 @@ def _ratio(e: dict, t: dict, name: str, vs: str) -> dict:
         return round(x / y, 3) if x and y else None
 
     return {
-        "model": name, "vs": vs,
+        "model": name, "ours": e["contender"], "vs": vs,
         "speedup_wall": div(e["trained_tokens_per_s"], t["trained_tokens_per_s"]),
         "speedup_cpu_time": div(e["trained_tokens_per_cpu_s"], t["trained_tokens_per_cpu_s"]),
         "speedup_end_to_end": div(e["trained_tokens_per_s_end_to_end"],
@@ -520,18 +526,18 @@ def _ratio(e: dict, t: dict, name: str, vs: str) -> dict:
 
 
 def ratios_for(results: list[dict]) -> list[dict]:
-    """emergent against each TRL contender present, and against the fastest of them."""
+    """Each of our contenders present (OURS) against each TRL contender present, and against
+    the fastest of them."""
     out = []
     for name in dict.fromkeys(r["model"] for r in results):
         by = {r["contender"]: r for r in results if r["model"] == name and "error" not in r}
-        if "emergent" not in by:
-            continue
         trl = [c for c in TRL_CONTENDERS if c in by]
-        for c in trl:
-            out.append(_ratio(by["emergent"], by[c], name, c))
-        if len(trl) > 1:
-            best = max(trl, key=lambda c: by[c]["trained_tokens_per_s"] or 0)
-            out.append(_ratio(by["emergent"], by[best], name, f"trl_best ({best})"))
+        for ours in (c for c in OURS if c in by):
+            for c in trl:
+                out.append(_ratio(by[ours], by[c], name, c))
+            if len(trl) > 1:
+                best = max(trl, key=lambda c: by[c]["trained_tokens_per_s"] or 0)
+                out.append(_ratio(by[ours], by[best], name, f"trl_best ({best})"))
     for r in out:
         r["meets_targets"] = bool(r["speedup_wall"] and r["speedup_wall"] >= TARGETS["speedup_vs_trl"]
                                   and r["padding_emergent"] < TARGETS["padding_fraction_max"]

@@ -270,6 +270,9 @@ CASES = [
     Case("master_weights by override", {"c.yaml": train_cfg()},
          train("train.master_weights=true"),
          r"c\.yaml \(override train\.master_weights=true\): 'train\.master_weights'"),
+    Case("padding_free with DPO", {"c.yaml": train_cfg(
+        "  objective: dpo\n  padding_free: true\n")}, train(),
+         r"c\.yaml:7: 'train\.padding_free': objective dpo trains on padded rows"),
     Case("upcast_frozen unknown", {"c.yaml": train_cfg(head="model:\n  name: tiny\n"
                                                        "  upcast_frozen: some\n")}, train(),
          r"c\.yaml:3: 'model\.upcast_frozen' must be one of 'all', 'norms', got 'some'"),

@@ -70,3 +70,22 @@ def test_emergent_mmap_contender_sets_the_threshold(tmp_path, upstream_dir, monk
     assert "error" not in run, run
     assert run["contender"] == "emergent_mmap8" and run["steps"] == 2
     assert 0 <= run["steady_system_cpu_s"] <= run["steady_cpu_s"]
+
+
+def test_each_of_our_contenders_is_compared_with_each_trl_contender_and_the_fastest():
+    def row(c, tps, rss):
+        return {"model": "m", "contender": c, "trained_tokens_per_s": tps,
+                "trained_tokens_per_cpu_s": tps, "trained_tokens_per_s_end_to_end": tps,
+                "padding_fraction": 0.0, "eval_loss": 1.0, "final_loss": 1.0,
+                "trained_tokens": 10, "peak_rss_mib": rss}
+
+    results = [row("emergent", 30.0, 100), row("emergent_padding_free", 45.0, 90),
+               row("trl", 20.0, 100), row("trl_padding_free", 30.0, 100),
+               {"model": "m", "contender": "trl_grouped", "error": "x"}]
+    got = {(r["ours"], r["vs"]): r for r in T.ratios_for(results)}
+    assert set(got) == {(o, v) for o in ("emergent", "emergent_padding_free")
+                        for v in ("trl", "trl_padding_free", "trl_best (trl_padding_free)")}
+    best = got[("emergent_padding_free", "trl_best (trl_padding_free)")]
+    assert best["speedup_wall"] == 1.5 and best["peak_rss_ratio"] == 0.9 and best["meets_targets"]
+    assert got[("emergent", "trl")]["speedup_wall"] == 1.5
+    assert not got[("emergent", "trl_best (trl_padding_free)")]["meets_targets"]  # 1.0x

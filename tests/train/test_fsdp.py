@@ -25,14 +25,17 @@ FSDP = "train.distributed=fsdp"
 # 3 micro-batches of 4 per step (no token packing): rank 0 runs 2 forward passes a step, rank 1
 # runs fewer (down to none) plus zero-weighted padding passes; 26 examples x 2 epochs: 6 steps, checkpoints 2, 4
 RAGGED = ("train.grad_accum=3", "train.micro_batch_tokens=0")
+# the LoRA SFT runs below train packed rows under FSDP (the single-process reference is padded)
+PACKED = "train.padding_free=true"
 
 
 @pytest.fixture(scope="module")
 def runs(tiny_model_dir, tmp_path_factory):
-    """One uninterrupted single-process run and one of 2 FSDP processes (torchrun)."""
+    """One uninterrupted single-process run (padded micro-batches) and one of 2 FSDP processes
+    (torchrun) training packed rows."""
     root = tmp_path_factory.mktemp("fsdp")
     config = root / "train.yaml"
-    dump_yaml(_cfg(tiny_model_dir, FSDP, *RAGGED), config)
+    dump_yaml(_cfg(tiny_model_dir, FSDP, *RAGGED, PACKED), config)
     train(_cfg(tiny_model_dir, *RAGGED), root / "one")
     t0 = time.time()
     r = _emergent("-q", "train", str(config), "--output", str(root / "two"),
@@ -57,16 +60,16 @@ def test_two_fsdp_processes_equal_one_process(runs, tiny_model_dir):
           f"2-process run {runs['seconds']:.0f} s")
     m2 = json.loads((two / "manifest.json").read_text())
     assert m2["status"] == "done" and m2["processes"] == 2
-    assert m2["config"]["train"]["distributed"] == "fsdp"
+    assert m2["config"]["train"]["distributed"] == "fsdp" and m2["padding_fraction"] == 0.0
     # the ranks' shares of some steps differ in forward passes: the padding passes ran
-    cfg = _cfg(tiny_model_dir, FSDP, *RAGGED)
+    cfg = _cfg(tiny_model_dir, FSDP, *RAGGED, PACKED)
     objective = objectives.make(cfg)
     data = loop._load_data(cfg, two, objective, write=False)
     passes = [[len(st) for st in loop._shard(cfg, objective, data, r, 2)] for r in (0, 1)]
     assert any(x > y for x, y in zip(*passes)) and 0 in passes[1]  # even a share of nothing
     # a single-process run (default ddp) reads the FSDP run's folder as its own, finished
     stamp = (two / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns
-    assert train(_cfg(tiny_model_dir, *RAGGED), two) == two / "adapter"
+    assert train(_cfg(tiny_model_dir, *RAGGED, PACKED), two) == two / "adapter"
     assert (two / "adapter" / "adapter_model.safetensors").stat().st_mtime_ns == stamp
 
 
@@ -89,7 +92,7 @@ def test_killed_fsdp_run_resumes_and_a_single_process_reads_its_checkpoint(runs,
     assert _max_diff(_adapter(killed), uninterrupted) <= TOL
     assert max(abs(x["loss"] - y["loss"]) for x, y in zip(_log(killed), _log(runs["two"]))) \
         <= TOL
-    train(_cfg(tiny_model_dir, FSDP, *RAGGED), single)  # one process reads the checkpoint
+    train(_cfg(tiny_model_dir, FSDP, *RAGGED, PACKED), single)  # one process reads the checkpoint
     assert _max_diff(_adapter(single), uninterrupted) <= TOL
 
 

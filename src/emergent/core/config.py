@@ -196,6 +196,11 @@ class TrainConfig:
     # grad_accum > 1 (never more than a configured micro-batch at full length), else off;
     # 0: off (every micro-batch holds batch_size examples)
     micro_batch_tokens: Optional[int] = field(default=None, metadata=at_least(0))
+    # sft: each micro-batch one row, its examples end to end with no padding, kept apart by
+    # position ids (transformers masks them block-diagonally; the model is checked to do so at
+    # loading); the token budget then counts real tokens. Same loss to float rounding; faster
+    # where padding would be large (docs/benchmarks.md). Not part of what is trained.
+    padding_free: bool = False
     # trained positions per chunk of the loss: lm_head + log-softmax run over this many of them
     # at a time, forward and backward, so full-vocabulary logits never exist for more (same
     # loss and gradients, emergent.train.token_logps); 0: all kept positions' logits at once
@@ -229,6 +234,10 @@ class TrainConfig:
         if self.loss_chunk_tokens < 0:
             raise ValueError("loss_chunk_tokens must be >= 0 (0 = off), "
                              f"got {self.loss_chunk_tokens}")
+        if self.padding_free and self.objective != "sft":
+            raise FieldProblem("padding_free", f"objective {self.objective} trains on padded "
+                               "rows (a pair's two sequences side by side); use objective sft "
+                               "or padding_free: false")
         if self.master_weights and self.adapter_dtype != "compute":
             raise FieldProblem("master_weights", "fp32 master copies need adapter_dtype: "
                                "compute (with adapter_dtype fp32 the weights are fp32 already)")

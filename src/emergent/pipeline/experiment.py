@@ -214,7 +214,7 @@ OPERATIONAL = {
     "model": {"gradient_checkpointing"},
     "train": {"checkpoint_every", "keep_checkpoints", "log_every", "micro_batch_tokens",
               "loss_chunk_tokens", "save_merged", "seed",  # seed: the unit's own
-              "report_to", "distributed", "offload_activations"},
+              "report_to", "distributed", "offload_activations", "padding_free"},
     "data": {"path", "max_examples"},  # the arm's: `arms.ARM.data` (its sha256), max_examples
     "judge": {"api_key_env", "concurrency", "max_retries", "timeout", "backoff_base",
               "backoff_max", "cache", "cache_path", "batch_size", "check_digits",

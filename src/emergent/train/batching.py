@@ -1,8 +1,13 @@
-"""Turning rendered examples into padded micro-batches that waste little padding.
+"""Turning rendered examples into micro-batches that waste little padding, or none.
 
 `length_grouped`: shuffle (seeded, per epoch), cut into mega-chunks, sort each chunk by length,
 slice into micro-batches, shuffle the micro-batches. Order is a pure function of
 (seed, epoch), which is what makes resume-after-kill exact.
+
+`train.padding_free`: a micro-batch is one row, its examples end to end (`collate_packed`),
+position ids restarting at each example, which the model uses to keep them apart (transformers
+masks packed sequences block-diagonally; emergent.train.sft.check_packing refuses a model that
+does not); a token budget then counts real tokens, not rows x longest row.
 
 `optimizer_steps` is the one definition of how many optimizer steps a run takes; the planners
 (`emergent estimate`, `emergent run --dry-run`, the reward-bias plan) call it too.
@@ -84,24 +89,32 @@ def plan(cfg, lengths: list[int], rows_per_example: int = 1) -> list[list[list[i
                         t.batching)
     steps = schedule(lengths, t.batch_size * t.grad_accum, 1, t.seed, t.epochs, t.max_steps,
                      t.batching)
-    return [pack_step(st[0], lengths, budget, rows_per_example) for st in steps]
+    return [pack_step(st[0], lengths, budget, rows_per_example, t.padding_free) for st in steps]
 
 
 def pack_step(step: list[int], lengths: list[int], max_tokens: int,
-              rows_per_example: int = 1) -> list[list[int]]:
+              rows_per_example: int = 1, padding_free: bool = False) -> list[list[int]]:
     """Split one optimizer step's examples into as few micro-batches as fit `max_tokens`
-    padded tokens each (rows x longest row), longest first. With `schedule(..., batch_size x
-    grad_accum, 1, ...)` a step's examples already have similar lengths (length-grouped), so
-    this adds little padding, and a step of many short examples costs a few forward passes
-    instead of grad_accum of them; the step's examples and its token-normalised loss are the
-    same. `rows_per_example` is 2 for preference pairs (chosen and rejected rows)."""
+    tokens each, longest first: padded tokens (rows x longest row), or with `padding_free` the
+    examples' own tokens (one packed row). With `schedule(..., batch_size x grad_accum, 1,
+    ...)` a step's examples already have similar lengths (length-grouped), so this adds little
+    padding, and a step of many short examples costs a few forward passes instead of
+    grad_accum of them; the step's examples and its token-normalised loss are the same.
+    `rows_per_example` is 2 for preference pairs (chosen and rejected rows)."""
     out: list[list[int]] = []
     for i in sorted(step, key=lambda i: -lengths[i]):
-        if out and (len(out[-1]) + 1) * rows_per_example * lengths[out[-1][0]] <= max_tokens:
+        if out and _tokens(out[-1] + [i], lengths, rows_per_example, padding_free) <= max_tokens:
             out[-1].append(i)
         else:
             out.append([i])
     return out
+
+
+def _tokens(mb: list[int], lengths: list[int], rows_per_example: int, padding_free: bool) -> int:
+    """Tokens of a forward pass over micro-batch `mb` (its examples longest first)."""
+    if padding_free:
+        return sum(lengths[i] for i in mb)
+    return len(mb) * rows_per_example * lengths[mb[0]]
 
 
 def collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
@@ -121,6 +134,23 @@ def collate(examples: list[tuple[list[int], list[int]]], pad_id: int):
     return input_ids, attn, labels
 
 
+def collate_packed(examples: list[tuple[list[int], list[int]]]):
+    """One row, the examples end to end without padding (`train.padding_free`): input_ids,
+    attention_mask (all ones), labels (-100 where not trained, and at every example's first
+    token: no position learns to predict the next example) and position_ids (0, 1, ... again
+    for each example), each of shape (1, total tokens). The trained tokens are those of
+    `collate`'s rows."""
+    import torch
+
+    ids, labels, positions = [], [], []
+    for seq, mask in examples:
+        ids += seq
+        labels += [-100] + [t if m else -100 for t, m in zip(seq[1:], mask[1:])]
+        positions += range(len(seq))
+    row = [torch.tensor([x], dtype=torch.long) for x in (ids, labels, positions)]
+    return row[0], torch.ones_like(row[0]), row[1], row[2]
+
+
 def padding_fraction(batch_lengths: list[list[int]]) -> float:
     real = sum(sum(b) for b in batch_lengths)
     total = sum(max(b) * len(b) for b in batch_lengths if b)
@@ -128,7 +158,8 @@ def padding_fraction(batch_lengths: list[list[int]]) -> float:
 
 
 def shard(plan: list[list[list[int]]], lengths: list[int], rank: int, world: int,
-          max_tokens: int = 0, rows_per_example: int = 1) -> list[list[list[int]]]:
+          max_tokens: int = 0, rows_per_example: int = 1,
+          padding_free: bool = False) -> list[list[list[int]]]:
     """Rank `rank`'s micro-batches of every optimizer step of `plan` (data-parallel training
     over `world` processes; emergent.train.distributed). Every rank computes the same global
     plan from the seed, then takes its part of each step, so the split is deterministic and the
@@ -144,7 +175,7 @@ def shard(plan: list[list[list[int]]], lengths: list[int], rank: int, world: int
     for step in plan:
         if max_tokens:
             mine = sorted((i for mb in step for i in mb), key=lambda i: -lengths[i])[rank::world]
-            out.append(pack_step(mine, lengths, max_tokens, rows_per_example))
+            out.append(pack_step(mine, lengths, max_tokens, rows_per_example, padding_free))
         else:
             out.append(step[rank::world])
     return out

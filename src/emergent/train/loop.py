@@ -12,7 +12,9 @@ Loss (SFT): sum of token cross-entropies over an optimizer step's accumulated mi
 divided by the number of trained tokens in that whole step (emergent.train.sft). AdamW (paged
 8-bit on CUDA), linear/cosine/constant schedule with warmup, gradient clipping, seeded
 length-grouped batching; with grad_accum > 1 a step's examples run in as few forward passes as
-fit `train.micro_batch_tokens` (batching.pack_step: same examples, same loss, fewer launches).
+fit `train.micro_batch_tokens` (batching.pack_step: same examples, same loss, fewer launches);
+with `train.padding_free` (SFT) each micro-batch is one row of its examples end to end
+(batching.collate_packed; SDPA per example, emergent.train.kernels.segment_sdpa).
 Checkpoints (adapter + optimizer + scheduler + RNG) every N steps; rerunning the same command
 resumes from the last one, and the result equals an uninterrupted run. Launched as several
 processes (accelerate launch, torchrun), it trains data-parallel (emergent.train.distributed):
@@ -148,8 +150,8 @@ def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
     """Write OUT/config.yaml and OUT/manifest.json (status running); returns the manifest.
     Data-parallel: `processes`, and `forward_passes` summed over the ranks' shares."""
     plan = data.plan
-    pad_frac = batching.padding_fraction([[data.lengths[i] for i in mb] for st in plan
-                                          for mb in st])
+    pad_frac = 0.0 if cfg.train.padding_free else batching.padding_fraction(
+        [[data.lengths[i] for i in mb] for st in plan for mb in st])
     trained_total = sum(objective.trained_tokens(data.rows[i]) for st in plan for mb in st
                         for i in mb)
     dump_yaml(cfg, out / "config.yaml")
@@ -177,7 +179,7 @@ def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
 def _shard(cfg: TrainRecipeConfig, objective, data: _Data, rank: int, world: int) -> list:
     """Rank `rank`'s micro-batches of every step (the whole plan in a single process)."""
     return batching.shard(data.plan, data.lengths, rank, world, micro_batch_tokens(cfg),
-                          objective.rows_per_example)
+                          objective.rows_per_example, cfg.train.padding_free)
 
 
 def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
@@ -280,9 +282,9 @@ def _optimizer_step(s: _Session, step_idx: int, t_last: float) -> dict:
     t, data, step_plan = s.cfg.train, s.data, s.shard[step_idx]
     micro = [s.objective.collate([data.rows[i] for i in mb], data.tok.pad_token_id)
              for mb in step_plan]
-    n_trained = int(sum((lab[:, 1:] != -100).sum() for _, _, lab in micro))
-    real = sum(int(a.sum()) for _, a, _ in micro)
-    padded = sum(a.numel() for _, a, _ in micro)
+    n_trained = int(sum((m[2][:, 1:] != -100).sum() for m in micro))  # m: ids, mask, labels
+    real = sum(int(m[1].sum()) for m in micro)
+    padded = sum(m[1].numel() for m in micro)
     with memory.offloading(t.offload_activations):  # saved activations to CPU memory
         if s.sharded:  # FSDP: every rank runs as many passes; FSDP reduces the gradient
             first = data.plan[step_idx][0][:1]

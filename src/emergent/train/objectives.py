@@ -11,7 +11,8 @@ then asks it:
 * `sequences(row)`: a row's `(ids, mask)` sequences, from which the loop takes a row's length
   (`row_length`, for length grouping) and trained tokens (`trained_tokens`); with a token budget a
   micro-batch plan counts `rows_per_example` padded rows per example (batching.pack_step);
-* `collate(rows, pad_id)`: one micro-batch's tensors `(input_ids, attention_mask, labels)`;
+* `collate(rows, pad_id)`: one micro-batch's tensors `(input_ids, attention_mask, labels)`
+  (SFT with `train.padding_free`: one packed row, and its position ids as a fourth tensor);
 * `prepare(model, rows, pad_id, out, device, dist)`: state taken from the model before any
   checkpoint is loaded (DPO: the frozen reference log-probabilities, saved as
   OUT/dpo_reference.pt); `dist` given when the model is FSDP-sharded: every rank prepares at once;
@@ -36,8 +37,8 @@ from pathlib import Path
 
 from emergent.core.errors import UserError
 from emergent.train import distributed, dpo, sft
-from emergent.train.batching import collate
-from emergent.train.kernels import attention_kernels
+from emergent.train.batching import collate, collate_packed
+from emergent.train.kernels import attention_kernels, use_segment_sdpa
 
 
 class Objective:
@@ -99,7 +100,14 @@ class SFT(Objective):
         return sft.tokenize_dataset(self.cfg, tokenizer, examples)
 
     def collate(self, rows, pad_id):
-        return collate(rows, pad_id)
+        return collate_packed(rows) if self.cfg.train.padding_free else collate(rows, pad_id)
+
+    def prepare(self, model, rows, pad_id, out, device, dist=distributed.SINGLE):
+        """`train.padding_free`: SDPA runs per packed example (kernels.use_segment_sdpa), and
+        the model must keep packed examples apart (sft.check_packing)."""
+        if self.cfg.train.padding_free:
+            use_segment_sdpa(model)
+            sft.check_packing(model, device)
 
     def step_loss(self, model, micro, step, n_trained, device, weight=1.0):
         loss = sft.step_loss(model, micro, n_trained, device, self.cfg.train.loss_chunk_tokens,

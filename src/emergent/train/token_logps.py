@@ -20,6 +20,7 @@ trains (full fine-tuning), the backward pass recomputes each chunk's logits inst
 from __future__ import annotations
 
 from emergent.core.errors import UserError
+from emergent.train.kernels import packed_kwargs
 
 # config attributes of final-logit transforms, and how they act on the logits
 _SCALE_MUL = "logit_scale"  # Cohere: logits * logit_scale
@@ -114,12 +115,14 @@ def trained_positions(labels):
     return mask, labels[:, 1:][mask]
 
 
-def token_logps(model, input_ids, attn, labels, chunk: int):
+def token_logps(model, input_ids, attn, labels, chunk: int, position_ids=None):
     """log p(token) of every trained token of a micro-batch, row-major (N,) fp32, and the
     (N,) row index of each: the decoder once, then lm_head + log-softmax `chunk` positions at a
-    time (module docstring)."""
+    time (module docstring). With `position_ids` (a packed row, emergent.train.batching.
+    collate_packed) the model is given those instead of the attention mask."""
     decoder, head, scale, softcap = lm_parts(model)
-    hidden = decoder(input_ids=input_ids, attention_mask=attn, use_cache=False).last_hidden_state
+    seen = {"attention_mask": attn} if position_ids is None else packed_kwargs(position_ids)
+    hidden = decoder(input_ids=input_ids, use_cache=False, **seen).last_hidden_state
     mask, targets = trained_positions(labels)
     h = hidden[:, :-1][mask]
     rows = mask.nonzero()[:, 0]
