@@ -78,6 +78,8 @@ def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped", e
         ov.append(f"train.max_steps={a.max_steps}")
     if a.loss_chunk_tokens is not None:
         ov.append(f"train.loss_chunk_tokens={a.loss_chunk_tokens}")
+    if a.micro_batch_tokens is not None:
+        ov.append(f"train.micro_batch_tokens={a.micro_batch_tokens}")
     return load_config(None, TrainRecipeConfig, ov + list(extra))
 
 
@@ -389,6 +391,8 @@ def parse_args(argv=None):
     p.add_argument("--max-length", type=int, default=2048)
     p.add_argument("--loss-chunk-tokens", type=int, default=None,
                    help="train.loss_chunk_tokens for our loop (default: the package's)")
+    p.add_argument("--micro-batch-tokens", type=int, default=None,
+                   help="train.micro_batch_tokens for our loop (default: the package's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared machine more threads spin "

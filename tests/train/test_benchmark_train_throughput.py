@@ -89,3 +89,15 @@ def test_each_of_our_contenders_is_compared_with_each_trl_contender_and_the_fast
     assert best["speedup_wall"] == 1.5 and best["peak_rss_ratio"] == 0.9 and best["meets_targets"]
     assert got[("emergent", "trl")]["speedup_wall"] == 1.5
     assert not got[("emergent", "trl_best (trl_padding_free)")]["meets_targets"]  # 1.0x
+
+
+def test_micro_batch_tokens_flag_sets_our_loops_budget(tmp_path):
+    """`--micro-batch-tokens N` is our loop's train.micro_batch_tokens; without it the package's
+    default (None: batch_size x max_length) is kept."""
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "a"}, '
+                    '{"role": "assistant", "content": "b"}]}\n')
+    given = T.make_cfg(tmp_path, data, T.parse_args(["--micro-batch-tokens", "512"]))
+    default = T.make_cfg(tmp_path, data, T.parse_args([]))
+    assert given.train.micro_batch_tokens == 512
+    assert default.train.micro_batch_tokens is None
