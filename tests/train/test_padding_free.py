@@ -119,8 +119,14 @@ def _log(out):
     return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
 
 
-def test_a_padding_free_run_trains_the_padded_runs_numbers(tiny_model_dir, tmp_path):
-    over = {"train.epochs": 2, "train.grad_accum": 4, "train.batch_size": 2}
+@pytest.mark.parametrize("model_over", [{}, {"model.gradient_checkpointing": "true"},
+                                        {"model.attn_implementation": "eager"}],
+                         ids=["sdpa", "checkpointed", "eager"])
+def test_a_padding_free_run_trains_the_padded_runs_numbers(tiny_model_dir, tmp_path, model_over):
+    """Whole runs: packed rows under per-example SDPA, with gradient checkpointing (the packed
+    keywords reach every recomputed layer), and under eager attention (masked by the position
+    ids) train the padded run's numbers."""
+    over = {"train.epochs": 2, "train.grad_accum": 4, "train.batch_size": 2, **model_over}
     train(cfg_for(tiny_model_dir, **over), tmp_path / "padded")
     train(cfg_for(tiny_model_dir, **over, **{"train.padding_free": "true"}), tmp_path / "packed")
     ma, mb = (json.loads((tmp_path / d / "manifest.json").read_text())
