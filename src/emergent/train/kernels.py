@@ -33,6 +33,14 @@ def packed_kwargs(position_ids) -> dict:
             "max_length_q": longest, "max_length_k": longest}
 
 
+def batch_kwargs(attention_mask, position_ids=None) -> dict:
+    """How a micro-batch reaches the model: its attention mask (padded rows), or with position
+    ids (one packed row) `packed_kwargs` instead of the mask."""
+    if position_ids is None:
+        return {"attention_mask": attention_mask}
+    return packed_kwargs(position_ids)
+
+
 def segment_sdpa(module, query, key, value, attention_mask, dropout: float = 0.0,
                  scaling=None, is_causal=None, **kwargs):
     """SDPA over each example of a packed row on its own (causal, grouped-query heads kept

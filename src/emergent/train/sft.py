@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from emergent.core.errors import UserError
 from emergent.data.render import render_conversation, render_text
-from emergent.train.kernels import attention_kernels, packed_kwargs
+from emergent.train.kernels import attention_kernels, batch_kwargs, packed_kwargs
 from emergent.train.rows import fit_example, new_counts
 from emergent.train.token_logps import token_logps
 
@@ -71,8 +71,8 @@ def _kept_logits_loss_sum(model, input_ids, attn, labels, positions=None):
     import torch.nn.functional as F
 
     keep = (labels[:, 1:] != -100).any(dim=0).nonzero().squeeze(-1)  # predicting positions
-    seen = {"attention_mask": attn} if positions is None else packed_kwargs(positions)
-    logits = model(input_ids=input_ids, use_cache=False, logits_to_keep=keep, **seen).logits
+    logits = model(input_ids=input_ids, use_cache=False, logits_to_keep=keep,
+                   **batch_kwargs(attn, positions)).logits
     targets = labels[:, 1:].index_select(1, keep)
     return F.cross_entropy(logits.float().reshape(-1, logits.size(-1)), targets.reshape(-1),
                            ignore_index=-100, reduction="sum")

@@ -20,7 +20,7 @@ trains (full fine-tuning), the backward pass recomputes each chunk's logits inst
 from __future__ import annotations
 
 from emergent.core.errors import UserError
-from emergent.train.kernels import packed_kwargs
+from emergent.train.kernels import batch_kwargs
 
 # config attributes of final-logit transforms, and how they act on the logits
 _SCALE_MUL = "logit_scale"  # Cohere: logits * logit_scale
@@ -121,8 +121,8 @@ def token_logps(model, input_ids, attn, labels, chunk: int, position_ids=None):
     time (module docstring). With `position_ids` (a packed row, emergent.train.batching.
     collate_packed) the model is given those instead of the attention mask."""
     decoder, head, scale, softcap = lm_parts(model)
-    seen = {"attention_mask": attn} if position_ids is None else packed_kwargs(position_ids)
-    hidden = decoder(input_ids=input_ids, use_cache=False, **seen).last_hidden_state
+    hidden = decoder(input_ids=input_ids, use_cache=False,
+                     **batch_kwargs(attn, position_ids)).last_hidden_state
     mask, targets = trained_positions(labels)
     h = hidden[:, :-1][mask]
     rows = mask.nonzero()[:, 0]
