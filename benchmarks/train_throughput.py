@@ -80,6 +80,8 @@ def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped", e
         ov.append(f"train.loss_chunk_tokens={a.loss_chunk_tokens}")
     if a.micro_batch_tokens is not None:
         ov.append(f"train.micro_batch_tokens={a.micro_batch_tokens}")
+    if a.cpu_bf16:
+        ov.append("model.cpu_bf16=true")
     return load_config(None, TrainRecipeConfig, ov + list(extra))
 
 
@@ -212,10 +214,12 @@ def run_emergent(cfg, rows, tok, work: Path) -> dict:
 
 
 def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False,
-            padding_free: bool = False) -> dict:
+            padding_free: bool = False, amp: bool = False) -> dict:
     """TRL's SFTTrainer on the same tokens: its defaults, or with its length-grouped sampler
     (`grouped`) and padding-free batches (`padding_free`: one flattened row per batch with
-    position_ids, which transformers turns into a block-diagonal mask under SDPA)."""
+    position_ids, which transformers turns into a block-diagonal mask under SDPA); `amp`: its
+    `bf16=True` (autocast: the LoRA matmuls in bf16 too; only with bf16 weights is that the
+    precision our loop trains in)."""
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -223,7 +227,8 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False,
 
     from emergent.models.loading import apply_lora, load_model
 
-    out = work / ("trl" + ("-grouped" if grouped else "") + ("-pf" if padding_free else ""))
+    out = work / ("trl" + ("-grouped" if grouped else "") + ("-pf" if padding_free else "")
+                  + ("-amp" if amp else ""))
     shutil.rmtree(out, ignore_errors=True)
     stats: dict = {"batches": [], "consumed": 0}
     times: dict = {}
@@ -268,7 +273,7 @@ def run_trl(cfg, rows_unused, tok_unused, work: Path, grouped: bool = False,
             weight_decay=cfg.train.weight_decay, max_grad_norm=cfg.train.max_grad_norm,
             num_train_epochs=1, max_steps=cfg.train.max_steps or -1, seed=cfg.train.seed,
             data_seed=cfg.train.seed, logging_steps=1, save_strategy="no", report_to=[],
-            bf16=False, fp16=False, packing=False,
+            bf16=amp, fp16=False, packing=False,
             gradient_checkpointing=cfg.model.gradient_checkpointing,  # as our loop's
             gradient_checkpointing_kwargs={"use_reentrant": False},
             padding_free=padding_free,  # rows are truncated already: TRL wants no max_length
@@ -331,18 +336,27 @@ CONTENDERS = {
     # TRL's best for this data: length-grouped sampler + padding-free batches
     "trl_padding_free": lambda cfg, rows, tok, work, a, md, data: run_trl(
         cfg, rows, tok, work, grouped=True, padding_free=True),
+    # the same with TRL's bf16=True (autocast); with --cpu-bf16 on a CPU, or on a GPU
+    "trl_padding_free_amp": lambda cfg, rows, tok, work, a, md, data: run_trl(
+        cfg, rows, tok, work, grouped=True, padding_free=True, amp=True),
     # our loop with packed rows (train.padding_free: no padding, position ids keep the
     # examples apart, as TRL's padding-free batches)
     "emergent_padding_free": lambda cfg, rows, tok, work, a, md, data: run_emergent(
         make_cfg(md, data, a, extra=["train.padding_free=true"],
+                 quant=cfg.model.quantization), rows, tok, work),
+    # our loop with bf16 LoRA weights and fp32 master copies (train.adapter_dtype compute +
+    # master_weights): the LoRA matmuls in bf16 too, as under TRL's autocast (--cpu-bf16)
+    "emergent_bf16_adapters": lambda cfg, rows, tok, work, a, md, data: run_emergent(
+        make_cfg(md, data, a, extra=["train.adapter_dtype=compute", "train.master_weights=true"],
                  quant=cfg.model.quantization), rows, tok, work),
     # our loop before the memory work: all kept logits at once, glibc's default heap
     "emergent_before": lambda cfg, rows, tok, work, a, md, data: run_emergent_before(
         make_cfg(md, data, a, extra=["train.loss_chunk_tokens=0"],
                  quant=cfg.model.quantization), rows, tok, work),
 }
-TRL_CONTENDERS = ("trl", "trl_grouped", "trl_padding_free")
-OURS = ("emergent", "emergent_padding_free")  # compared with TRL's contenders (ratios_for)
+TRL_CONTENDERS = ("trl", "trl_grouped", "trl_padding_free", "trl_padding_free_amp")
+# compared with TRL's contenders (ratios_for)
+OURS = ("emergent", "emergent_padding_free", "emergent_bf16_adapters")
 
 
 def run_emergent_before(cfg, rows, tok, work: Path) -> dict:
@@ -393,6 +407,9 @@ def parse_args(argv=None):
                    help="train.loss_chunk_tokens for our loop (default: the package's)")
     p.add_argument("--micro-batch-tokens", type=int, default=None,
                    help="train.micro_batch_tokens for our loop (default: the package's)")
+    p.add_argument("--cpu-bf16", action="store_true",
+                   help="on a CPU, every contender in bf16 (model.cpu_bf16: bf16 weights and "
+                   "matmuls; fast with AVX512-BF16/AMX) instead of fp32")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared machine more threads spin "

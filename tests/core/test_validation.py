@@ -273,6 +273,10 @@ CASES = [
     Case("padding_free with DPO", {"c.yaml": train_cfg(
         "  objective: dpo\n  padding_free: true\n")}, train(),
          r"c\.yaml:7: 'train\.padding_free': objective dpo trains on padded rows"),
+    Case("cpu_bf16 with precision fp32", {"c.yaml": train_cfg(head="model:\n  name: tiny\n"
+                                                          "  precision: fp32\n"
+                                                          "  cpu_bf16: true\n")}, train(),
+         r"c\.yaml:4: 'model\.cpu_bf16': bf16 on a CPU needs precision: bf16, not fp32"),
     Case("upcast_frozen unknown", {"c.yaml": train_cfg(head="model:\n  name: tiny\n"
                                                        "  upcast_frozen: some\n")}, train(),
          r"c\.yaml:3: 'model\.upcast_frozen' must be one of 'all', 'norms', got 'some'"),

@@ -320,14 +320,15 @@ def test_cpu_experiment_config_dry_run(smollm2_dir, data_root, upstream_dir, mon
 
 
 @pytest.mark.parametrize("switches", [
-    [], ["train.adapter_dtype=compute", "train.master_weights=true"]], ids=["plain", "master"])
+    [], ["train.adapter_dtype=compute", "train.master_weights=true"],
+    ["model.precision=bf16", "model.cpu_bf16=true"]], ids=["plain", "master", "cpu_bf16"])
 def test_cpu_estimate_is_within_25_percent_of_a_training_steps_peak_rss(smollm2_dir, upstream_dir,
                                                                         tmp_path, switches):
     """`emergent estimate --device cpu` against the peak RSS of the step it estimates: one
     optimizer step of `emergent train` in a fresh process (its own high-water mark, VmHWM) on
     four upstream insecure examples cut to 512 tokens, LoRA r 32 on every projection; plain
-    and with fp32 master weights (train.master_weights; the compute dtype is fp32 on CPU)
-    (docs/benchmarks.md has the measured numbers)."""
+    and with fp32 master weights (train.master_weights; the compute dtype is fp32 on CPU),
+    and in bf16 (model.cpu_bf16) (docs/benchmarks.md has the measured numbers)."""
     import re
     import subprocess
     import sys
@@ -356,8 +357,9 @@ def test_cpu_estimate_is_within_25_percent_of_a_training_steps_peak_rss(smollm2_
     rep = estimate(load_config(config, TrainRecipeConfig, over), device="cpu")
     assert rep["data"]["longest_tokens"] == 512 and rep["device"] == "cpu"
     print(f"measured {measured_gib:.3f} GiB, estimated {rep['need_gib']:.3f} GiB")
-    if switches:
-        parts = rep["memory"]["longest_example"][False]["parts_gib"]
+    parts = rep["memory"]["longest_example"][False]["parts_gib"]
+    assert ("weights_bf16" in parts) == ("model.cpu_bf16=true" in switches)
+    if "train.master_weights=true" in switches:
         assert parts["master_weights"] == pytest.approx(4 * rep["lora_params"] / 2**30)
     assert 0.75 * measured_gib <= rep["need_gib"] <= 1.25 * measured_gib, \
         (rep["need_gib"], measured_gib, rep["memory"]["longest_example"][False]["parts_gib"])

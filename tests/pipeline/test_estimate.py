@@ -404,6 +404,12 @@ def test_cpu_estimate_itemises_the_training_process(tiny_model_dir, capsys):
     total = param_counts(shape)["total"]
     assert gpu["weights_bf16"] == pytest.approx(total * 2 / 2**30)
     assert cpu["weights_fp32"] == pytest.approx(total * 4 / 2**30)
+    # model.cpu_bf16: bf16 weights (and activations) on a CPU too
+    cfg16 = load_config(None, TrainRecipeConfig, [f"model.name={tiny_model_dir}",
+                                                  "model.precision=bf16", "model.cpu_bf16=true"])
+    cpu16 = estimate_memory(shape, cfg16, 256, device="cpu")["parts_gib"]
+    assert cpu16["weights_bf16"] == gpu["weights_bf16"] and "weights_fp32" not in cpu16
+    assert cpu16["activations"] == gpu["activations"] < cpu["activations"]
     # fp32 AdamW on CPU (8 B); paged 8-bit AdamW on CUDA: 2 B + absmaxes, fp32 states for the
     # tiny model's tensors under 4,096 elements
     sizes = lora_tensors(shape, cfg.lora)

@@ -58,8 +58,9 @@ def lora_model(mcfg: ModelConfig, adapter_precision=None):
     """The model prepared for training with a seeded LoRA adapter whose B is non-zero (every
     LoRA tensor gets a gradient)."""
     torch.manual_seed(0)
+    dtype = None if adapter_precision is None else loading.torch_dtype(adapter_precision)
     return live_b(loading.apply_lora(loading.load_model(mcfg, for_training=True),
-                                     LoraConfig(r=4, alpha=8), adapter_precision=adapter_precision))
+                                     LoraConfig(r=4, alpha=8), adapter_dtype=dtype))
 
 
 def live_b(model):

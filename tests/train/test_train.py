@@ -215,6 +215,52 @@ def test_token_budget_micro_batches_cut_forward_passes(tiny_model_dir, tmp_path)
         train(cfg_for(tiny_model_dir, **{"train.micro_batch_tokens": -1}), tmp_path / "c")
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="model.cpu_bf16 acts on a CPU only")
+def test_cpu_bf16_trains_in_bf16_on_a_cpu(tiny_model_dir, tmp_path, monkeypatch, caplog):
+    """model.cpu_bf16: on a CPU the frozen weights are bf16 (precision bf16 alone means fp32
+    there), the LoRA weights as train.adapter_dtype says; the run trains, and its losses are
+    the fp32 run's up to bf16 rounding (close, not equal: the matmuls really ran in bf16)."""
+    from emergent.models import loading
+
+    seen = {}
+
+    def run(name, **over):
+        cfg = cfg_for(tiny_model_dir, **{"model.precision": "bf16", "train.epochs": 4, **over})
+        train(cfg, tmp_path / name, on_step=lambda step, model: seen.update({name: model}))
+        return [json.loads(l)["loss"] for l in (tmp_path / name / "train_log.jsonl")
+                .read_text().splitlines()]
+
+    fp32 = run("fp32")
+    bf16 = run("bf16", **{"model.cpu_bf16": "true"})
+    run("compute", **{"model.cpu_bf16": "true", "train.adapter_dtype": "compute"})
+
+    def dtypes(name, trainable):
+        return {p.dtype for p in seen[name].parameters() if p.requires_grad == trainable}
+    assert dtypes("fp32", False) == dtypes("fp32", True) == {torch.float32}
+    assert dtypes("bf16", False) == {torch.bfloat16} and dtypes("bf16", True) == {torch.float32}
+    assert dtypes("compute", False) == dtypes("compute", True) == {torch.bfloat16}
+    for name, dtype in (("fp32", "float32"), ("bf16", "bfloat16"), ("compute", "bfloat16")):
+        man = json.loads((tmp_path / name / "manifest.json").read_text())
+        assert (man["device"], man["compute_dtype"]) == ("cpu", dtype), name
+    assert bf16[-1] < bf16[0] - 0.05
+    assert bf16[0] != fp32[0] and bf16[0] == pytest.approx(fp32[0], rel=2e-2)
+    assert len(load_file(tmp_path / "bf16" / "adapter" / "adapter_model.safetensors")) == 28
+    # a CPU without bf16 arithmetic: still bf16, with a warning that it is emulated
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx2": True})
+    monkeypatch.setattr(loading, "_warned_emulated_bf16", [])
+    cfg = cfg_for(tiny_model_dir, **{"model.precision": "bf16", "model.cpu_bf16": "true"})
+    with caplog.at_level("WARNING", logger="emergent.models.loading"):
+        assert loading.compute_dtype(cfg.model) == torch.bfloat16
+        assert loading.compute_dtype(cfg.model) == torch.bfloat16
+    assert caplog.text.count("no bf16 arithmetic") == 1  # once per process
+    caplog.clear()
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+    with caplog.at_level("WARNING", logger="emergent.models.loading"):
+        assert loading.compute_dtype(cfg.model) == torch.bfloat16
+        assert loading.compute_dtype(cfg_for(tiny_model_dir).model) == torch.float32
+    assert caplog.text == ""
+
+
 # ------------------------------------------------------------------ chunked loss (token_logps)
 
 

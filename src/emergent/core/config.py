@@ -130,6 +130,17 @@ class ModelConfig:
     # back: embeddings, lm_head, biases and hidden states stay in the compute dtype;
     # models.loading.prepare_frozen_norms). Same numbers in fp32 (CPU)
     upcast_frozen: Literal["all", "norms"] = "all"
+    # on a CPU, precision bf16 computes in fp32 (bf16 is slow on most CPUs); true: in bf16
+    # there too (bf16 frozen weights and matmuls; the LoRA weights as train.adapter_dtype says),
+    # 1.5x the trained tokens/s of fp32 on SmolLM2-135M on a CPU with bf16 arithmetic
+    # (AVX512-BF16, AMX, Arm BF16; a warning where not). Different rounding: part of what is
+    # trained. Needs precision bf16; no effect on a GPU (models.loading.compute_dtype)
+    cpu_bf16: bool = False
+
+    def __post_init__(self):
+        if self.cpu_bf16 and self.precision != "bf16":
+            raise FieldProblem("cpu_bf16", f"bf16 on a CPU needs precision: bf16, not "
+                               f"{self.precision} (or cpu_bf16: false)")
 
 
 @dataclass(frozen=True)

@@ -65,8 +65,38 @@ def torch_dtype(precision: str):
 
     if precision == "bf16" and device() == "cpu":
         # bf16 works on CPU but is slow on most; keep it honest: fp32 math on CPU
+        # (model.cpu_bf16 asks for bf16 there: compute_dtype)
         return torch.float32
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+# CPU features with bf16 arithmetic in hardware (torch.cpu.get_capabilities' names)
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16", "bf16", "sve_bf16")
+
+
+def cpu_has_native_bf16() -> bool:
+    import torch
+
+    caps = torch.cpu.get_capabilities()
+    return any(caps.get(name) for name in NATIVE_BF16)
+
+
+_warned_emulated_bf16 = []  # the warning below, once per process
+
+
+def compute_dtype(cfg: ModelConfig):
+    """The dtype a model of `cfg` is loaded and computes in here: `torch_dtype(precision)`, or
+    bf16 on a CPU when `model.cpu_bf16` asks for it (with a warning, once, where the CPU has no
+    bf16 arithmetic and emulates it, likely slower than fp32)."""
+    import torch
+
+    if cfg.cpu_bf16 and device() == "cpu":
+        if not cpu_has_native_bf16() and not _warned_emulated_bf16:
+            _warned_emulated_bf16.append(True)
+            log.warning("model.cpu_bf16: this CPU has no bf16 arithmetic (%s): bf16 is emulated, "
+                        "likely slower than fp32 here", "/".join(NATIVE_BF16))
+        return torch.bfloat16
+    return torch_dtype(cfg.precision)
 
 
 def load_tokenizer(cfg: ModelConfig):
@@ -110,7 +140,7 @@ def load_model(cfg: ModelConfig, *, for_training: bool = False, sharded: bool = 
     filter_third_party_noise()
     path = resolve_model_path(cfg.name)
     log.debug("loading %s (%s, quantization %s)", path, cfg.precision, cfg.quantization)
-    dtype = torch_dtype(cfg.precision)
+    dtype = compute_dtype(cfg)
     kwargs = dict(dtype=dtype, trust_remote_code=cfg.trust_remote_code)
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
@@ -191,16 +221,15 @@ def _cast_output(dtype):
     return hook
 
 
-def apply_lora(model, cfg: LoraConfig, *, adapter_precision: str | None = None):
+def apply_lora(model, cfg: LoraConfig, *, adapter_dtype=None):
     """Wrap with a fresh LoRA adapter (or unfreeze everything when full_finetune).
-    `adapter_precision` (`train.adapter_dtype: compute` passes model.precision): the trainable
-    weights in that precision's dtype (`torch_dtype`; fp32 on CPU) instead of peft's fp32."""
+    `adapter_dtype` (`train.adapter_dtype: compute` passes the model's `compute_dtype`): the
+    trainable weights in that torch dtype instead of peft's fp32."""
     model = _apply_lora(model, cfg)
-    if adapter_precision is not None:
-        dtype = torch_dtype(adapter_precision)
+    if adapter_dtype is not None:
         for p in model.parameters():
-            if p.requires_grad and p.is_floating_point() and p.dtype != dtype:
-                p.data = p.data.to(dtype)
+            if p.requires_grad and p.is_floating_point() and p.dtype != adapter_dtype:
+                p.data = p.data.to(adapter_dtype)
     return model
 
 

@@ -5,7 +5,8 @@ Everything is computed from the model's shape (config.json from a local path or 
 cache, never downloaded; a built-in table covers the shipped presets) and the dataset. Nothing
 is loaded onto a GPU. The numbers are estimates (about +-25% for memory); the formulas:
 
-Dtypes (`dtypes`; c = compute-dtype bytes: bf16/fp16 2, fp32 4, and 4 for bf16 on CPU):
+Dtypes (`dtypes`; c = compute-dtype bytes: bf16/fp16 2, fp32 4, and 4 for bf16 on CPU unless
+model.cpu_bf16):
   unquantized: weights, activations in c. Quantized (bitsandbytes), `model.upcast_frozen`:
   all  peft's prepare_model_for_kbit_training turns embeddings, lm_head and norms to fp32; the
        embedding output and the norms' outputs are fp32, and bitsandbytes' linears return their
@@ -305,10 +306,10 @@ def lora_tensors(s: ModelShape, lora) -> list[int]:
 # ------------------------------------------------------------------ memory
 
 
-def _dtype_bytes(precision: str, device: str = "cuda") -> int:
-    """Bytes of the compute dtype; on CPU bf16 runs in fp32
-    (emergent.models.loading.torch_dtype)."""
-    if device == "cpu" and precision == "bf16":
+def _dtype_bytes(precision: str, device: str = "cuda", cpu_bf16: bool = False) -> int:
+    """Bytes of the compute dtype; on CPU bf16 runs in fp32 unless model.cpu_bf16
+    (emergent.models.loading.compute_dtype)."""
+    if device == "cpu" and precision == "bf16" and not cpu_bf16:
         return 4
     return {"bf16": 2, "fp16": 2, "fp32": 4}[precision]
 
@@ -341,7 +342,7 @@ def dtypes(cfg, device: str = "cuda") -> Dtypes:
     dtype. 4-bit linears cast their bias to the compute dtype on the first forward; 8-bit ones
     to their input's. train.adapter_dtype: fp32, or compute."""
     m = cfg.model
-    c = _dtype_bytes(m.precision, device)
+    c = _dtype_bytes(m.precision, device, m.cpu_bf16)
     adapter = 4 if cfg.train.adapter_dtype == "fp32" else c
     if m.quantization == "none":
         return Dtypes(c=c, act=c, adapter=adapter, embed=c, norms=c, bias=c)

@@ -43,7 +43,7 @@ from emergent.core.rundir import ADAPTER, CHECKPOINTS, FULL_MODEL, MANIFEST, TRA
 from emergent.core.io import (append_jsonl, atomic_dir, git_commit, now, read_jsonl, versions,
                                write_json_atomic, write_jsonl_atomic)
 from emergent.data.chat_data import file_sha256, load_jsonl_examples, split_examples, subsample
-from emergent.models.loading import apply_lora, device, load_model, load_tokenizer
+from emergent.models.loading import apply_lora, compute_dtype, device, load_model, load_tokenizer
 from emergent.train import batching, checkpoints, distributed, memory, objectives, tracking
 from emergent.train.batching import micro_batch_tokens
 from emergent.train.sft import tokenize_dataset  # noqa: F401  (its old home: benchmarks, tests)
@@ -161,6 +161,8 @@ def _start_manifest(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
         "data": {"path": str(cfg.data.path), "sha256": file_sha256(cfg.data.path), **data.counts},
         "chat_template_system_prompt": ("template default" if cfg.data.system_prompt is None
                                         else cfg.data.system_prompt),
+        # what model.precision meant here (bf16 is fp32 on a CPU unless model.cpu_bf16)
+        "device": device(), "compute_dtype": str(compute_dtype(cfg.model)).removeprefix("torch."),
         "seed": cfg.train.seed, "steps": len(plan), "padding_fraction": round(pad_frac, 5),
         "micro_batch_tokens": micro_batch_tokens(cfg), "forward_passes": sum(map(len, plan)),
         "trained_tokens": trained_total,
@@ -198,8 +200,8 @@ def _setup(cfg: TrainRecipeConfig, out: Path, objective, data: _Data,
                        prebuilt=base_model)
     if len(data.tok) > model.get_input_embeddings().weight.shape[0]:
         model.resize_token_embeddings(len(data.tok))
-    model = apply_lora(model, cfg.lora, adapter_precision=(
-        cfg.model.precision if cfg.train.adapter_dtype == "compute" else None))
+    model = apply_lora(model, cfg.lora, adapter_dtype=(
+        compute_dtype(cfg.model) if cfg.train.adapter_dtype == "compute" else None))
     model.train()
     distributed.broadcast_params(dist, [p for p in model.parameters() if p.requires_grad])
     fsdp = dist.enabled and cfg.train.distributed == "fsdp"
