@@ -64,7 +64,7 @@ def make_cfg(model_dir: Path, data: Path, a, batching: str = "length_grouped", e
     gc = "true" if a.gradient_checkpointing else "false"
     ov = [f"model.name={model_dir}", f"data.path={data}", "model.precision=bf16",
           f"model.quantization={quant}", f"model.gradient_checkpointing={gc}",
-          "model.attn_implementation=sdpa",
+          f"model.attn_implementation={a.attn}",
           f"lora.r={a.lora_r}", f"lora.alpha={2 * a.lora_r}", "lora.dropout=0.0",
           "lora.use_rslora=true",
           "lora.target_modules=[q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj]",
@@ -333,6 +333,8 @@ CONTENDERS = {
         work),
     "trl_grouped": lambda cfg, rows, tok, work, a, md, data: run_trl(cfg, rows, tok, work,
                                                                      grouped=True),
+    "trl_grouped_amp": lambda cfg, rows, tok, work, a, md, data: run_trl(
+        cfg, rows, tok, work, grouped=True, amp=True),
     # TRL's best for this data: length-grouped sampler + padding-free batches
     "trl_padding_free": lambda cfg, rows, tok, work, a, md, data: run_trl(
         cfg, rows, tok, work, grouped=True, padding_free=True),
@@ -354,7 +356,8 @@ CONTENDERS = {
         make_cfg(md, data, a, extra=["train.loss_chunk_tokens=0"],
                  quant=cfg.model.quantization), rows, tok, work),
 }
-TRL_CONTENDERS = ("trl", "trl_grouped", "trl_padding_free", "trl_padding_free_amp")
+TRL_CONTENDERS = ("trl", "trl_grouped", "trl_grouped_amp", "trl_padding_free",
+                  "trl_padding_free_amp")
 # compared with TRL's contenders (ratios_for)
 OURS = ("emergent", "emergent_padding_free", "emergent_bf16_adapters")
 
@@ -410,6 +413,8 @@ def parse_args(argv=None):
     p.add_argument("--cpu-bf16", action="store_true",
                    help="on a CPU, every contender in bf16 (model.cpu_bf16: bf16 weights and "
                    "matmuls; fast with AVX512-BF16/AMX) instead of fp32")
+    p.add_argument("--attn", default="sdpa", choices=("sdpa", "eager"),
+                   help="model.attn_implementation for every contender (default sdpa)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on a shared machine more threads spin "

@@ -101,3 +101,31 @@ def test_micro_batch_tokens_flag_sets_our_loops_budget(tmp_path):
     default = T.make_cfg(tmp_path, data, T.parse_args([]))
     assert given.train.micro_batch_tokens == 512
     assert default.train.micro_batch_tokens is None
+
+
+def test_bf16_and_attention_flags_reach_every_contender(tmp_path, monkeypatch):
+    """`--cpu-bf16` and `--attn` set model.cpu_bf16 and model.attn_implementation in the
+    config every contender is built from (TRL loads its model from the same config);
+    `emergent_bf16_adapters` adds bf16 LoRA weights with fp32 masters; the `_amp` TRL
+    contenders turn on TRL's bf16=True, the others do not."""
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"messages": [{"role": "user", "content": "a"}, '
+                    '{"role": "assistant", "content": "b"}]}\n')
+    a = T.parse_args(["--cpu-bf16", "--attn", "eager"])
+    cfg = T.make_cfg(tmp_path, data, a)
+    assert cfg.model.cpu_bf16 and cfg.model.precision == "bf16"
+    assert cfg.model.attn_implementation == "eager"
+    default = T.make_cfg(tmp_path, data, T.parse_args([]))
+    assert not default.model.cpu_bf16 and default.model.attn_implementation == "sdpa"
+    seen = {}
+    monkeypatch.setattr(T, "run_emergent", lambda c, *rest: seen.update(emergent=c))
+    monkeypatch.setattr(T, "run_trl", lambda c, *rest, **kw: seen.setdefault("trl", []).append(
+        (c, kw)))
+    T.CONTENDERS["emergent_bf16_adapters"](cfg, [], None, tmp_path, a, tmp_path, data)
+    t = seen["emergent"]
+    assert (t.train.adapter_dtype, t.train.master_weights, t.model.cpu_bf16,
+            t.model.attn_implementation) == ("compute", True, True, "eager")
+    for name in ("trl_padding_free_amp", "trl_grouped_amp", "trl_padding_free", "trl_grouped"):
+        T.CONTENDERS[name](cfg, [], None, tmp_path, a, tmp_path, data)
+    amps = [kw.get("amp", False) for _, kw in seen["trl"]]
+    assert amps == [True, True, False, False] and all(c is cfg for c, _ in seen["trl"])
