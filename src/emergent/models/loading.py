@@ -60,14 +60,22 @@ def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
+def compute_precision(precision: str, on: str, cpu_bf16: bool = False) -> str:
+    """What `model.precision` computes in on device `on` ("cuda" or "cpu"): itself, except
+    bf16 on a CPU, which is fp32 there (bf16 works on CPUs but is slow on most) unless
+    `model.cpu_bf16`. The one rule, for loading (`torch_dtype`, `compute_dtype`) and for
+    `emergent estimate`."""
+    if precision == "bf16" and on == "cpu" and not cpu_bf16:
+        return "fp32"
+    return precision
+
+
 def torch_dtype(precision: str):
+    """The torch dtype `precision` computes in here, `model.cpu_bf16` aside (`compute_dtype`)."""
     import torch
 
-    if precision == "bf16" and device() == "cpu":
-        # bf16 works on CPU but is slow on most; keep it honest: fp32 math on CPU
-        # (model.cpu_bf16 asks for bf16 there: compute_dtype)
-        return torch.float32
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+    return {"bf16": torch.bfloat16, "fp16": torch.float16,
+            "fp32": torch.float32}[compute_precision(precision, device())]
 
 
 # CPU features with bf16 arithmetic in hardware (torch.cpu.get_capabilities' names)

@@ -113,7 +113,7 @@ from emergent.core.config import (TrainRecipeConfig, load_config, read_yaml_with
 from emergent.core.errors import UserError
 from emergent.data.chat_data import load_jsonl_examples, split_examples, subsample
 from emergent.data.render import render_conversation, render_text
-from emergent.models.loading import ensure_pad_token, resolve_model_path
+from emergent.models.loading import compute_precision, ensure_pad_token, resolve_model_path
 from emergent.pipeline.experiment import arm_recipe, load_experiment
 from emergent.train.batching import micro_batch_tokens, optimizer_steps
 from emergent.train.distributed import BUCKET_NUMEL, check_fsdp
@@ -307,11 +307,9 @@ def lora_tensors(s: ModelShape, lora) -> list[int]:
 
 
 def _dtype_bytes(precision: str, device: str = "cuda", cpu_bf16: bool = False) -> int:
-    """Bytes of the compute dtype; on CPU bf16 runs in fp32 unless model.cpu_bf16
-    (emergent.models.loading.compute_dtype)."""
-    if device == "cpu" and precision == "bf16" and not cpu_bf16:
-        return 4
-    return {"bf16": 2, "fp16": 2, "fp32": 4}[precision]
+    """Bytes of the compute dtype on `device` (emergent.models.loading.compute_precision: bf16
+    runs in fp32 on a CPU unless model.cpu_bf16)."""
+    return {"bf16": 2, "fp16": 2, "fp32": 4}[compute_precision(precision, device, cpu_bf16)]
 
 
 def _dtype_name(nbytes: int, precision: str) -> str:
